@@ -1,0 +1,106 @@
+//! The one place where errors become HTTP answers.
+//!
+//! Every error is answered as JSON in the seed's shape, `{"detail": "..."}`,
+//! with a message that says what was wrong and, where it helps, what to do.
+
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request body is not JSON at all.
+    MalformedJson(String),
+    /// Well-formed, but a field is missing or has the wrong type or value.
+    Invalid(String),
+    KeyNotFound,
+    PayloadTooLarge { limit: usize },
+    NoRoute { method: String, path: String },
+    MethodNotAllowed { method: String, path: String },
+    Store(StoreError),
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::Invalid(message.into())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::KeyNotFound | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Store(e) => match e {
+                StoreError::InvalidNamespace { .. }
+                | StoreError::EmptyKey
+                | StoreError::KeyTooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                StoreError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::MalformedJson(e) => format!("request body is not valid JSON: {e}"),
+            ApiError::Invalid(message) => message.clone(),
+            // The seed's exact text: clients may compare it.
+            ApiError::KeyNotFound => "Key not found".into(),
+            ApiError::PayloadTooLarge { limit } => format!(
+                "request body is over the limit of {limit} bytes; send a smaller value \
+                 (the limit is set by --max-body-bytes)"
+            ),
+            ApiError::NoRoute { method, path } => {
+                format!("Not Found: no route for {method} {path}")
+            }
+            ApiError::MethodNotAllowed { method, path } => {
+                format!("Method Not Allowed: {path} does not accept {method}")
+            }
+            ApiError::Store(StoreError::EmptyKey) => "field `key`: must not be empty".into(),
+            ApiError::Store(e @ StoreError::KeyTooLong { .. }) => format!("field `key`: {e}"),
+            ApiError::Store(e @ StoreError::InvalidNamespace { .. }) => {
+                format!("field `namespace`: {e}")
+            }
+            ApiError::Store(e) => e.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Store(e)
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::invalid(format!("query string: {}", e.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::invalid(format!("path: {}", e.body_text()))
+    }
+}
+
+impl ApiError {
+    /// Maps a failure to read the body; `limit` is the configured maximum.
+    pub fn from_body(e: BytesRejection, limit: usize) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::MalformedJson(e.body_text())
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "detail": self.detail() });
+        (self.status(), axum::Json(body)).into_response()
+    }
+}

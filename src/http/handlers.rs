@@ -1,0 +1,208 @@
+//! Thin handlers: extract, call the backend, shape the answer. Errors go
+//! through [`ApiError`], the one place they become statuses.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::set_request::SetRequest;
+use crate::store::NamespaceStats;
+
+/// `?ns=`: the namespace named in the query string.
+#[derive(Debug, Default, Deserialize)]
+pub struct NsQuery {
+    pub ns: Option<String>,
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ns_of(query: Result<Query<NsQuery>, QueryRejection>) -> Result<Option<String>, ApiError> {
+    Ok(query?.0.ns)
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+pub async fn set(
+    State(state): State<AppState>,
+    query: Result<Query<NsQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let query_ns = ns_of(query)?;
+    let body = body.map_err(|e| ApiError::from_body(e, state.max_body_bytes))?;
+    let request = SetRequest::parse(&body)?;
+    // The body's namespace wins over the query's, as in PyKV.
+    let namespace = request.namespace.as_deref().or(query_ns.as_deref());
+    state
+        .backend
+        .set(namespace, &request.key, &request.value, request.ttl)?
+        .durable()
+        .await?;
+    Ok(axum::Json(json!({
+        "status": "success",
+        "key": request.key,
+        "namespace": namespace,
+    }))
+    .into_response())
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    key: Result<Path<String>, PathRejection>,
+    query: Result<Query<NsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Path(key) = key?;
+    let namespace = ns_of(query)?;
+    // The answer is written around the stored JSON text, which is copied in
+    // once and never parsed.
+    let mut body = Vec::with_capacity(64 + 2 * key.len());
+    body.extend_from_slice(b"{\"key\":");
+    write_json(&mut body, &key);
+    body.extend_from_slice(b",\"value\":");
+    if !state
+        .backend
+        .get_into(namespace.as_deref(), &key, &mut body)?
+    {
+        return Err(ApiError::KeyNotFound);
+    }
+    body.extend_from_slice(b",\"namespace\":");
+    write_json(&mut body, &namespace);
+    body.push(b'}');
+    Ok(json_response(body))
+}
+
+fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
+    serde_json::to_writer(out, value).expect("strings always serialize");
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    key: Result<Path<String>, PathRejection>,
+    query: Result<Query<NsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Path(key) = key?;
+    let namespace = ns_of(query)?;
+    let commit = state
+        .backend
+        .delete(namespace.as_deref(), &key)?
+        .ok_or(ApiError::KeyNotFound)?;
+    commit.durable().await?;
+    Ok(axum::Json(json!({
+        "status": "deleted",
+        "key": key,
+        "namespace": namespace,
+    }))
+    .into_response())
+}
+
+/// `/get/` and `/delete/` with nothing after the slash.
+pub async fn empty_key() -> ApiError {
+    ApiError::invalid("path: the key must not be empty; use /get/{key} with a non-empty key")
+}
+
+pub async fn list_namespaces(State(state): State<AppState>) -> ApiResult {
+    let namespaces = state.backend.namespaces();
+    Ok(axum::Json(json!({
+        "count": namespaces.len(),
+        "namespaces": namespaces,
+    }))
+    .into_response())
+}
+
+pub async fn namespace_keys(
+    State(state): State<AppState>,
+    namespace: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(namespace) = namespace?;
+    let stats = state.backend.namespace_stats(Some(&namespace))?;
+    Ok(axum::Json(json!({
+        "namespace": namespace,
+        "total_keys": stats.total_keys,
+    }))
+    .into_response())
+}
+
+pub async fn clear_namespace(
+    State(state): State<AppState>,
+    namespace: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(namespace) = namespace?;
+    let (deleted, commit) = state.backend.clear_namespace(&namespace)?;
+    commit.durable().await?;
+    Ok(axum::Json(json!({
+        "status": "cleared",
+        "namespace": namespace,
+        "keys_deleted": deleted,
+    }))
+    .into_response())
+}
+
+pub async fn stats(
+    State(state): State<AppState>,
+    query: Result<Query<NsQuery>, QueryRejection>,
+) -> ApiResult {
+    let namespace = ns_of(query)?;
+    // Validate the namespace before gathering anything.
+    let scoped = match &namespace {
+        Some(ns) => Some(state.backend.namespace_stats(Some(ns))?),
+        None => None,
+    };
+    let stats = state.backend.stats();
+    let mut body = json!({
+        "total_keys": stats.store.total_keys,
+        "cache_hits": stats.store.cache_hits,
+        "cache_misses": stats.store.cache_misses,
+        "evictions": stats.evictions,
+        "log_size": stats.log_size,
+        "last_compaction": stats.last_compaction,
+        "uptime_seconds": stats.uptime_seconds,
+        "namespaces": stats.store.namespaces,
+        "default_namespace": stats.store.default_namespace,
+    });
+    if let (Some(ns), Some(scoped)) = (namespace, scoped) {
+        body["namespace"] = Value::from(ns);
+        body["namespace_stats"] = namespace_stats_json(&scoped);
+        body["total_keys"] = Value::from(scoped.total_keys);
+    }
+    Ok(axum::Json(body).into_response())
+}
+
+fn namespace_stats_json(stats: &NamespaceStats) -> Value {
+    serde_json::to_value(stats).expect("plain counters serialize")
+}
+
+pub async fn health(
+    State(state): State<AppState>,
+    query: Result<Query<NsQuery>, QueryRejection>,
+) -> ApiResult {
+    let namespace = ns_of(query)?;
+    let body = match namespace {
+        Some(ns) => {
+            let size = state.backend.namespace_stats(Some(&ns))?.total_keys;
+            json!({ "status": "healthy", "store_size": size, "namespace": ns })
+        }
+        None => json!({ "status": "healthy", "store_size": state.backend.stats().store.total_keys }),
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+pub async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}

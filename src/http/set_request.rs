@@ -1,0 +1,191 @@
+//! Parsing and validation of the body of `POST /set`.
+//!
+//! Each field is first taken as raw JSON text and checked by hand, so that
+//! an error names the field at fault and says what it should be, and the
+//! value is kept as the exact JSON text the client sent, without building a
+//! tree of it.
+
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use super::error::ApiError;
+
+/// Longest TTL accepted: 100 years, far beyond any real use, and small
+/// enough that deadlines in milliseconds cannot overflow.
+pub const MAX_TTL_SECS: u64 = 100 * 365 * 24 * 3600;
+
+/// A validated `POST /set` body.
+#[derive(Debug)]
+pub struct SetRequest<'a> {
+    pub key: Cow<'a, str>,
+    /// JSON text of the value.
+    pub value: Cow<'a, str>,
+    pub ttl: Option<u64>,
+    /// `None` when absent or `null`: the query's `?ns=` then decides.
+    pub namespace: Option<Cow<'a, str>>,
+}
+
+/// Each field as raw JSON; `Some` even for an explicit `null`, so that a
+/// missing field and a `null` one can be told apart.
+#[derive(Deserialize)]
+struct RawSetBody<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    key: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    value: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    ttl: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    namespace: Option<&'a RawValue>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+impl<'a> SetRequest<'a> {
+    pub fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
+        let not_an_object = |e: serde_json::Error| {
+            ApiError::invalid(format!(
+                "body must be a JSON object such as {{\"key\": \"user:1\", \"value\": \"alice\"}}: {e}"
+            ))
+        };
+        // serde would also read a struct from an array: refuse anything but
+        // an object first.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(match serde_json::from_slice::<IgnoredAny>(body) {
+                Ok(_) => not_an_object(serde::de::Error::custom("got another JSON type")),
+                Err(e) => ApiError::MalformedJson(e.to_string()),
+            });
+        }
+        let raw: RawSetBody<'a> = serde_json::from_slice(body).map_err(|e| {
+            if e.is_data() {
+                not_an_object(e)
+            } else {
+                ApiError::MalformedJson(e.to_string())
+            }
+        })?;
+        Ok(SetRequest {
+            key: parse_key(raw.key)?,
+            value: parse_value(raw.value)?,
+            ttl: parse_ttl(raw.ttl)?,
+            namespace: parse_namespace(raw.namespace)?,
+        })
+    }
+}
+
+fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
+}
+
+fn parse_key(raw: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
+    let raw = raw.ok_or_else(|| ApiError::invalid("field `key`: missing; send a non-empty string"))?;
+    let key: Cow<str> = serde_json::from_str(raw.get()).map_err(|_| {
+        ApiError::invalid(format!("field `key`: must be a string, got {}", raw.get()))
+    })?;
+    if key.is_empty() {
+        return Err(ApiError::invalid("field `key`: must not be empty"));
+    }
+    Ok(key)
+}
+
+fn parse_value(raw: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
+    let raw = raw.ok_or_else(|| {
+        ApiError::invalid("field `value`: missing; send a string or any other JSON value")
+    })?;
+    let text = raw.get();
+    // Values are stored and logged on one line each: re-encode pretty-printed
+    // values compactly (the JSON is the same, only whitespace goes).
+    if text.contains(['\n', '\r']) {
+        let value: serde_json::Value =
+            serde_json::from_str(text).expect("RawValue holds valid JSON");
+        return Ok(Cow::Owned(value.to_string()));
+    }
+    Ok(Cow::Borrowed(text))
+}
+
+fn parse_ttl(raw: Option<&RawValue>) -> Result<Option<u64>, ApiError> {
+    let Some(raw) = raw.filter(|r| !is_null(r)) else {
+        return Ok(None);
+    };
+    match raw.get().parse::<u64>() {
+        Ok(ttl) if (1..=MAX_TTL_SECS).contains(&ttl) => Ok(Some(ttl)),
+        _ => Err(ApiError::invalid(format!(
+            "field `ttl`: must be a whole number of seconds from 1 to {MAX_TTL_SECS}, got {}; \
+             omit it (or send null) for a key that never expires",
+            raw.get()
+        ))),
+    }
+}
+
+fn parse_namespace(raw: Option<&RawValue>) -> Result<Option<Cow<'_, str>>, ApiError> {
+    let Some(raw) = raw.filter(|r| !is_null(r)) else {
+        return Ok(None);
+    };
+    serde_json::from_str(raw.get()).map(Some).map_err(|_| {
+        ApiError::invalid(format!(
+            "field `namespace`: must be a string or null, got {}",
+            raw.get()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(body: &str) -> String {
+        match SetRequest::parse(body.as_bytes()) {
+            Err(ApiError::Invalid(m)) | Err(ApiError::MalformedJson(m)) => m,
+            other => panic!("expected an error for {body}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_the_seed_body() {
+        let r = SetRequest::parse(br#"{"key":"user:123","value":"alice","namespace":"app1","ttl":3600}"#)
+            .unwrap();
+        assert_eq!(r.key, "user:123");
+        assert_eq!(r.value, "\"alice\"");
+        assert_eq!(r.ttl, Some(3600));
+        assert_eq!(r.namespace.as_deref(), Some("app1"));
+    }
+
+    #[test]
+    fn keeps_any_json_value_and_compacts_pretty_ones() {
+        let r = SetRequest::parse(br#"{"key":"k","value":{"a":[1,2.5,null]}}"#).unwrap();
+        assert_eq!(r.value, r#"{"a":[1,2.5,null]}"#);
+        let r = SetRequest::parse(b"{\"key\":\"k\",\"value\":{\n \"a\": 1\n}}").unwrap();
+        assert_eq!(r.value, r#"{"a":1}"#);
+        let r = SetRequest::parse(br#"{"key":"k","value":null}"#).unwrap();
+        assert_eq!(r.value, "null");
+    }
+
+    #[test]
+    fn null_ttl_and_namespace_mean_none() {
+        let r = SetRequest::parse(br#"{"key":"k","value":1,"ttl":null,"namespace":null}"#).unwrap();
+        assert_eq!(r.ttl, None);
+        assert!(r.namespace.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(matches!(
+            SetRequest::parse(b"not json"),
+            Err(ApiError::MalformedJson(_))
+        ));
+        assert!(detail("[1]").contains("JSON object"));
+        assert!(detail(r#"{"value":1}"#).contains("`key`"));
+        assert!(detail(r#"{"key":"k"}"#).contains("`value`"));
+        assert!(detail(r#"{"key":5,"value":1}"#).contains("`key`"));
+        assert!(detail(r#"{"key":"","value":1}"#).contains("`key`"));
+        for ttl in ["0", "-1", "1.5", "\"10\"", "true", "1e3", "99999999999999999999"] {
+            let body = format!(r#"{{"key":"k","value":1,"ttl":{ttl}}}"#);
+            assert!(detail(&body).contains("`ttl`"), "{ttl}");
+        }
+        assert!(detail(r#"{"key":"k","value":1,"namespace":7}"#).contains("`namespace`"));
+    }
+}

@@ -1,0 +1,19 @@
+//! PyKV: a multi-tenant key-value server spoken to over HTTP and JSON.
+//!
+//! Map of the modules:
+//! - [`store`]: the engine. Namespaces of keys holding JSON values, TTLs
+//!   with active expiry, per-namespace statistics. No HTTP and no files;
+//!   it hands every change to a journal.
+//! - [`backend`]: the interface the HTTP layer speaks to, so that another
+//!   storage backend can sit behind the same API later.
+//! - [`http`]: routes, request parsing, handlers, and the one place where
+//!   errors become HTTP statuses.
+//! - [`config`]: command-line flags and their environment variables.
+//! - [`server`]: binds the listener, runs the background tasks, shuts down
+//!   cleanly on SIGINT and SIGTERM.
+
+pub mod backend;
+pub mod config;
+pub mod http;
+pub mod server;
+pub mod store;

@@ -1,0 +1,209 @@
+//! Engine tests, through the public API only: no HTTP involved.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+fn val(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+#[test]
+fn set_get_delete_round_trip() {
+    let store = Store::in_memory();
+    store.set(None, "k", &val("v"), None).unwrap();
+    assert_eq!(store.get(None, "k").unwrap(), Some(val("v")));
+    assert!(store.delete(None, "k").unwrap().is_some());
+    assert_eq!(store.get(None, "k").unwrap(), None);
+    assert!(store.delete(None, "k").unwrap().is_none());
+}
+
+#[test]
+fn namespaces_are_isolated_from_prefixed_default_keys() {
+    let store = Store::in_memory();
+    store.set(None, "app1:user:123", &val("default"), None).unwrap();
+    store.set(Some("app1"), "user:123", &val("ns"), None).unwrap();
+    assert_eq!(store.get(None, "app1:user:123").unwrap(), Some(val("default")));
+    assert_eq!(store.get(Some("app1"), "user:123").unwrap(), Some(val("ns")));
+    assert_eq!(store.get(Some("app1"), "app1:user:123").unwrap(), None);
+
+    let (deleted, _) = store.clear_namespace("app1").unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(store.get(None, "app1:user:123").unwrap(), Some(val("default")));
+    assert_eq!(store.namespaces(), Vec::<String>::new());
+}
+
+#[test]
+fn namespace_listing_and_sizes() {
+    let store = Store::in_memory();
+    for (ns, n) in [("b", 3), ("a", 2)] {
+        for i in 0..n {
+            store.set(Some(ns), &format!("k{i}"), "1", None).unwrap();
+        }
+    }
+    store.set(None, "loose", "1", None).unwrap();
+    assert_eq!(store.namespaces(), vec!["a", "b"]);
+    assert_eq!(store.namespace_len(Some("b")).unwrap(), 3);
+    assert_eq!(store.namespace_len(None).unwrap(), 1);
+    assert_eq!(store.namespace_len(Some("nope")).unwrap(), 0);
+    assert_eq!(store.len(), 6);
+}
+
+#[test]
+fn hits_and_misses_are_counted_per_namespace() {
+    let store = Store::in_memory();
+    store.set(Some("a"), "k", "1", None).unwrap();
+    store.get(Some("a"), "k").unwrap();
+    store.get(Some("a"), "k").unwrap();
+    store.get(Some("a"), "missing").unwrap();
+    store.get(Some("never"), "k").unwrap();
+    store.get(None, "k").unwrap();
+    let stats = store.stats();
+    assert_eq!(stats.namespaces["a"].cache_hits, 2);
+    assert_eq!(stats.namespaces["a"].cache_misses, 1);
+    assert_eq!(stats.default_namespace.cache_misses, 1);
+    assert_eq!(stats.cache_hits, 2);
+    assert_eq!(stats.cache_misses, 3);
+    assert!(!stats.namespaces.contains_key("never"));
+}
+
+#[test]
+fn expired_keys_are_never_served_nor_counted() {
+    let store = Store::in_memory();
+    let past = now_ms() - 1;
+    store.set(Some("a"), "old", "1", Some(past)).unwrap();
+    store.set(Some("a"), "new", "1", Some(now_ms() + 60_000)).unwrap();
+    assert_eq!(store.get(Some("a"), "old").unwrap(), None);
+    assert_eq!(store.namespace_len(Some("a")).unwrap(), 1);
+    assert!(store.delete(Some("a"), "old").unwrap().is_none());
+
+    store.set(Some("b"), "gone", "1", Some(past)).unwrap();
+    assert_eq!(store.namespaces(), vec!["a"]);
+}
+
+#[test]
+fn expiry_cycle_frees_due_entries_only() {
+    let store = Store::in_memory();
+    let past = now_ms() - 1;
+    for i in 0..100 {
+        store.set(Some("t"), &format!("k{i}"), "1", Some(past)).unwrap();
+    }
+    store.set(Some("t"), "keep", "1", Some(now_ms() + 60_000)).unwrap();
+    assert_eq!(store.expire_cycle(1_000), 100);
+    assert_eq!(store.expire_cycle(1_000), 0);
+    assert_eq!(store.namespace_len(Some("t")).unwrap(), 1);
+}
+
+#[test]
+fn invalid_input_is_refused_and_changes_nothing() {
+    let store = Store::new(StoreConfig { max_key_bytes: 4 }, Box::new(NoJournal));
+    assert_eq!(store.set(None, "", "1", None), Err(StoreError::EmptyKey));
+    assert!(matches!(
+        store.set(None, "12345", "1", None),
+        Err(StoreError::KeyTooLong { len: 5, max: 4 })
+    ));
+    assert!(matches!(
+        store.set(Some("a b"), "k", "1", None),
+        Err(StoreError::InvalidNamespace { .. })
+    ));
+    assert!(store.get(Some(""), "k").is_err());
+    assert!(store.clear_namespace("a/b").is_err());
+    assert!(store.is_empty());
+}
+
+/// Records every mutation it is given.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Journal for Arc<Recorder> {
+    fn append(&self, m: &Mutation<'_>) -> Result<Lsn, StoreError> {
+        let mut log = self.0.lock().unwrap();
+        log.push(format!("{m:?}"));
+        Ok(log.len() as Lsn)
+    }
+}
+
+#[test]
+fn every_change_is_journaled_and_no_op_deletes_are_not() {
+    let recorder = Arc::new(Recorder::default());
+    let store = Store::new(StoreConfig::default(), Box::new(recorder.clone()));
+    assert_eq!(store.set(Some("a"), "k", "1", None).unwrap(), 1);
+    assert_eq!(store.delete(Some("a"), "k").unwrap(), Some(2));
+    assert_eq!(store.delete(Some("a"), "k").unwrap(), None);
+    store.set(Some("a"), "k", "1", None).unwrap();
+    assert_eq!(store.clear_namespace("a").unwrap(), (1, Some(4)));
+    assert_eq!(store.clear_namespace("a").unwrap(), (0, None));
+    assert_eq!(recorder.0.lock().unwrap().len(), 4);
+}
+
+struct FailingJournal;
+
+impl Journal for FailingJournal {
+    fn append(&self, _: &Mutation<'_>) -> Result<Lsn, StoreError> {
+        Err(StoreError::LogUnavailable("disk full".into()))
+    }
+}
+
+#[test]
+fn a_refused_journal_append_leaves_memory_unchanged() {
+    let store = Store::new(StoreConfig::default(), Box::new(FailingJournal));
+    store.apply(&Mutation::Set { namespace: None, key: "k", value: "1", expires_at: None }, false).unwrap();
+    assert!(store.set(None, "k", "2", None).is_err());
+    assert!(store.delete(None, "k").is_err());
+    assert_eq!(store.get(None, "k").unwrap().as_deref(), Some("1"));
+}
+
+#[test]
+fn concurrent_writers_lose_nothing() {
+    let store = Arc::new(Store::in_memory());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..1_000 {
+                    let ns = format!("ns{}", t % 4);
+                    store.set(Some(&ns), &format!("{t}-{i}"), "1", None).unwrap();
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(store.len(), 8_000);
+    assert_eq!(store.namespace_len(Some("ns0")).unwrap(), 2_000);
+}
+
+#[test]
+fn clearing_a_big_namespace_leaves_others_readable() {
+    let store = Arc::new(Store::in_memory());
+    for i in 0..200_000 {
+        store.set(Some("big"), &i.to_string(), "1", None).unwrap();
+    }
+    store.set(Some("small"), "k", "1", None).unwrap();
+    let reader = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let mut worst = std::time::Duration::ZERO;
+            for _ in 0..2_000 {
+                let t = std::time::Instant::now();
+                assert!(store.get(Some("small"), "k").unwrap().is_some());
+                worst = worst.max(t.elapsed());
+            }
+            worst
+        })
+    };
+    assert_eq!(store.clear_namespace("big").unwrap().0, 200_000);
+    reader.join().unwrap();
+    assert_eq!(store.namespace_len(Some("big")).unwrap(), 0);
+    assert_eq!(store.len(), 1);
+}
+
+#[test]
+fn for_each_live_visits_every_live_entry() {
+    let store = Store::in_memory();
+    store.set(None, "a", "1", None).unwrap();
+    store.set(Some("n"), "b", "2", Some(now_ms() + 10_000)).unwrap();
+    store.set(Some("n"), "c", "3", Some(now_ms() - 1)).unwrap();
+    let mut seen = Vec::new();
+    store.for_each_live(|m| seen.push(format!("{m:?}")));
+    assert_eq!(seen.len(), 2);
+}

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "pykv", version, about = "PyKV: a multi-tenant key-value server over HTTP and JSON")]
+#[command(
+    name = "pykv",
+    version,
+    about = "PyKV: a multi-tenant key-value server over HTTP and JSON"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -16,9 +16,17 @@ pub enum ApiError {
     /// Well-formed, but a field is missing or has the wrong type or value.
     Invalid(String),
     KeyNotFound,
-    PayloadTooLarge { limit: usize },
-    NoRoute { method: String, path: String },
-    MethodNotAllowed { method: String, path: String },
+    PayloadTooLarge {
+        limit: usize,
+    },
+    NoRoute {
+        method: String,
+        path: String,
+    },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+    },
     Store(StoreError),
 }
 

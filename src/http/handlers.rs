@@ -188,7 +188,9 @@ pub async fn health(
             let size = state.backend.namespace_stats(Some(&ns))?.total_keys;
             json!({ "status": "healthy", "store_size": size, "namespace": ns })
         }
-        None => json!({ "status": "healthy", "store_size": state.backend.stats().store.total_keys }),
+        None => {
+            json!({ "status": "healthy", "store_size": state.backend.stats().store.total_keys })
+        }
     };
     Ok(axum::Json(body).into_response())
 }

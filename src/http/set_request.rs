@@ -82,7 +82,8 @@ fn is_null(raw: &RawValue) -> bool {
 }
 
 fn parse_key(raw: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
-    let raw = raw.ok_or_else(|| ApiError::invalid("field `key`: missing; send a non-empty string"))?;
+    let raw =
+        raw.ok_or_else(|| ApiError::invalid("field `key`: missing; send a non-empty string"))?;
     let key: Cow<str> = serde_json::from_str(raw.get()).map_err(|_| {
         ApiError::invalid(format!("field `key`: must be a string, got {}", raw.get()))
     })?;
@@ -146,8 +147,10 @@ mod tests {
 
     #[test]
     fn parses_the_seed_body() {
-        let r = SetRequest::parse(br#"{"key":"user:123","value":"alice","namespace":"app1","ttl":3600}"#)
-            .unwrap();
+        let r = SetRequest::parse(
+            br#"{"key":"user:123","value":"alice","namespace":"app1","ttl":3600}"#,
+        )
+        .unwrap();
         assert_eq!(r.key, "user:123");
         assert_eq!(r.value, "\"alice\"");
         assert_eq!(r.ttl, Some(3600));
@@ -182,7 +185,15 @@ mod tests {
         assert!(detail(r#"{"key":"k"}"#).contains("`value`"));
         assert!(detail(r#"{"key":5,"value":1}"#).contains("`key`"));
         assert!(detail(r#"{"key":"","value":1}"#).contains("`key`"));
-        for ttl in ["0", "-1", "1.5", "\"10\"", "true", "1e3", "99999999999999999999"] {
+        for ttl in [
+            "0",
+            "-1",
+            "1.5",
+            "\"10\"",
+            "true",
+            "1e3",
+            "99999999999999999999",
+        ] {
             let body = format!(r#"{{"key":"k","value":1,"ttl":{ttl}}}"#);
             assert!(detail(&body).contains("`ttl`"), "{ttl}");
         }

@@ -14,6 +14,7 @@ mod expire;
 mod namespace;
 mod shard;
 mod stats;
+mod undo;
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
@@ -26,9 +27,11 @@ pub use clock::now_ms;
 pub use expire::spawn_expiry_cycle;
 pub use namespace::{MAX_NAMESPACE_LEN, validate_namespace};
 pub use stats::{NamespaceStats, StoreStats};
+pub use undo::Undo;
 
 use namespace::Namespace;
 use shard::Entry;
+use undo::UndoAction;
 
 /// Errors of the engine. The HTTP layer maps each to a status code in one
 /// place (`http::error`).
@@ -69,19 +72,22 @@ pub enum Mutation<'a> {
 
 /// Where the engine records its changes.
 ///
-/// `append` is called while the shard (or, for a clear, every shard of the
-/// namespace) is locked, so the journal sees the mutations of one key in
-/// exactly the order they are applied. An error refuses the mutation: the
-/// engine then leaves memory unchanged.
+/// `append` is called right after the mutation is applied in memory, while
+/// the shard (or, for a clear, every shard of the namespace) is still
+/// locked, so the journal sees the mutations of one key in exactly the order
+/// they are applied. An error refuses the mutation: the journal gives the
+/// undo back and the engine reverts at once. A journal that accepts a
+/// mutation but later fails to make it durable reverts it with the undo.
 pub trait Journal: Send + Sync {
-    fn append(&self, mutation: &Mutation<'_>) -> Result<Lsn, StoreError>;
+    fn append(&self, mutation: &Mutation<'_>, undo: Undo) -> Result<Lsn, (StoreError, Undo)>;
 }
 
 /// A journal that records nothing, for a store kept only in memory.
 pub struct NoJournal;
 
 impl Journal for NoJournal {
-    fn append(&self, _: &Mutation<'_>) -> Result<Lsn, StoreError> {
+    fn append(&self, _: &Mutation<'_>, undo: Undo) -> Result<Lsn, (StoreError, Undo)> {
+        undo.discard();
         Ok(0)
     }
 }
@@ -99,13 +105,9 @@ impl Default for StoreConfig {
     }
 }
 
-/// Namespaces larger than this are freed on a background thread when
-/// cleared, so the request that cleared them answers at once.
-const BACKGROUND_FREE_THRESHOLD: usize = 10_000;
-
 pub struct Store {
     config: StoreConfig,
-    default: Namespace,
+    default: Arc<Namespace>,
     /// Why a `RwLock` around a plain map: lookups vastly outnumber the
     /// creation of namespaces, and readers only hold it for a hash probe.
     named: RwLock<HashMap<Box<str>, Arc<Namespace>>>,
@@ -119,7 +121,7 @@ impl Store {
     pub fn new(config: StoreConfig, journal: Box<dyn Journal>) -> Self {
         Store {
             config,
-            default: Namespace::new(),
+            default: Arc::new(Namespace::new()),
             named: RwLock::default(),
             hasher: DefaultHashBuilder::default(),
             journal,
@@ -173,7 +175,8 @@ impl Store {
             found
         });
         if found.is_none() {
-            self.unknown_namespace_misses.fetch_add(1, Ordering::Relaxed);
+            self.unknown_namespace_misses
+                .fetch_add(1, Ordering::Relaxed);
         }
         Ok(found.unwrap_or(false))
     }
@@ -198,8 +201,8 @@ impl Store {
         self.clear(name, true)
     }
 
-    /// Applies a mutation, journaling it first when `journal` is true (it
-    /// is false while replaying the journal itself).
+    /// Applies a mutation, and journals it when `journal` is true (it is
+    /// false while replaying the journal itself).
     pub fn apply(&self, mutation: &Mutation<'_>, journal: bool) -> Result<Lsn, StoreError> {
         match *mutation {
             Mutation::Set {
@@ -214,10 +217,18 @@ impl Store {
                 };
                 let now = now_ms();
                 let space = self.namespace_or_create(namespace);
-                let mut shard = space.shard_for(&self.hasher, key);
-                let lsn = self.record(journal, mutation)?;
-                shard.insert(key, entry, now);
-                Ok(lsn)
+                let index = Namespace::shard_index(&self.hasher, key);
+                let mut shard = space.shard(index);
+                let old = shard.insert(key, entry, now);
+                if !journal {
+                    return Ok(0);
+                }
+                let undo = UndoAction::Restore {
+                    shard: index,
+                    key: key.into(),
+                    old,
+                };
+                self.journal_or_revert(mutation, &space, undo, &mut [shard])
             }
             Mutation::Delete { namespace, key } => {
                 Ok(self.remove(namespace, key, journal)?.unwrap_or(0))
@@ -228,11 +239,24 @@ impl Store {
         }
     }
 
-    fn record(&self, journal: bool, mutation: &Mutation<'_>) -> Result<Lsn, StoreError> {
-        if journal {
-            self.journal.append(mutation)
-        } else {
-            Ok(0)
+    /// Hands an applied mutation to the journal; if the journal refuses it,
+    /// reverts it on the shards still locked by the caller.
+    fn journal_or_revert<S: std::ops::DerefMut<Target = shard::Shard>>(
+        &self,
+        mutation: &Mutation<'_>,
+        space: &Arc<Namespace>,
+        undo: UndoAction,
+        locked: &mut [S],
+    ) -> Result<Lsn, StoreError> {
+        match self
+            .journal
+            .append(mutation, Undo::new(space.clone(), undo))
+        {
+            Ok(lsn) => Ok(lsn),
+            Err((error, undo)) => {
+                undo.into_action().revert_in(locked);
+                Err(error)
+            }
         }
     }
 
@@ -243,16 +267,25 @@ impl Store {
         journal: bool,
     ) -> Result<Option<Lsn>, StoreError> {
         let now = now_ms();
-        self.with_namespace(namespace, |space| {
-            let mut shard = space.shard_for(&self.hasher, key);
-            if shard.get(key, now).is_none() {
-                return Ok(None);
-            }
-            let lsn = self.record(journal, &Mutation::Delete { namespace, key })?;
-            shard.remove(key, now);
-            Ok(Some(lsn))
-        })
-        .unwrap_or(Ok(None))
+        let Some(space) = self.existing_namespace(namespace) else {
+            return Ok(None);
+        };
+        let index = Namespace::shard_index(&self.hasher, key);
+        let mut shard = space.shard(index);
+        let Some(old) = shard.remove(key, now) else {
+            return Ok(None);
+        };
+        if !journal {
+            return Ok(Some(0));
+        }
+        let undo = UndoAction::Restore {
+            shard: index,
+            key: key.into(),
+            old: Some(old),
+        };
+        let mutation = Mutation::Delete { namespace, key };
+        self.journal_or_revert(&mutation, &space, undo, &mut [shard])
+            .map(Some)
     }
 
     /// Every shard is locked for the swap so the clear is atomic with
@@ -268,12 +301,15 @@ impl Store {
         if deleted == 0 {
             return Ok((0, None));
         }
-        let lsn = self.record(journal, &Mutation::ClearNamespace { namespace: name })?;
         let taken: Vec<_> = guards.iter_mut().map(|s| s.take()).collect();
-        drop(guards);
-        if deleted > BACKGROUND_FREE_THRESHOLD {
-            std::thread::spawn(move || drop(taken));
+        if !journal {
+            return Ok((deleted, None));
         }
+        // The journal keeps the taken maps in the undo until the clear is
+        // durable, then frees them on its own thread.
+        let mutation = Mutation::ClearNamespace { namespace: name };
+        let undo = UndoAction::RestoreShards(taken);
+        let lsn = self.journal_or_revert(&mutation, &space, undo, &mut guards)?;
         Ok((deleted, Some(lsn)))
     }
 
@@ -415,18 +451,26 @@ impl Store {
         named.get(name).cloned()
     }
 
-    fn namespace_or_create(&self, namespace: Option<&str>) -> NamespaceRef<'_> {
+    /// An existing namespace, shared so it can go into an undo record.
+    fn existing_namespace(&self, namespace: Option<&str>) -> Option<Arc<Namespace>> {
+        match namespace {
+            None => Some(self.default.clone()),
+            Some(name) => self.named_namespace(name),
+        }
+    }
+
+    fn namespace_or_create(&self, namespace: Option<&str>) -> Arc<Namespace> {
         let Some(name) = namespace else {
-            return NamespaceRef::Default(&self.default);
+            return self.default.clone();
         };
         if let Some(space) = self.named_namespace(name) {
-            return NamespaceRef::Named(space);
+            return space;
         }
         let mut named = self.named.write().unwrap_or_else(|p| p.into_inner());
-        let space = named
+        named
             .entry(name.into())
-            .or_insert_with(|| Arc::new(Namespace::new()));
-        NamespaceRef::Named(space.clone())
+            .or_insert_with(|| Arc::new(Namespace::new()))
+            .clone()
     }
 
     /// The named namespaces, copied out so no lock is held while they are
@@ -437,22 +481,6 @@ impl Store {
             .iter()
             .map(|(name, space)| (name.to_string(), space.clone()))
             .collect()
-    }
-}
-
-/// A namespace found or created for a write.
-enum NamespaceRef<'a> {
-    Default(&'a Namespace),
-    Named(Arc<Namespace>),
-}
-
-impl std::ops::Deref for NamespaceRef<'_> {
-    type Target = Namespace;
-    fn deref(&self) -> &Namespace {
-        match self {
-            NamespaceRef::Default(space) => space,
-            NamespaceRef::Named(space) => space,
-        }
     }
 }
 

@@ -58,10 +58,19 @@ impl Namespace {
         }
     }
 
+    /// Index of the shard that owns `key`.
+    pub fn shard_index(hasher: &impl BuildHasher, key: &str) -> usize {
+        (hasher.hash_one(key) as usize) & (SHARDS - 1)
+    }
+
+    /// The locked shard at `index`.
+    pub fn shard(&self, index: usize) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[index])
+    }
+
     /// The locked shard that owns `key`.
     pub fn shard_for(&self, hasher: &impl BuildHasher, key: &str) -> MutexGuard<'_, Shard> {
-        let index = (hasher.hash_one(key) as usize) & (SHARDS - 1);
-        lock(&self.shards[index])
+        self.shard(Self::shard_index(hasher, key))
     }
 
     /// Locks every shard, in index order (the only order in which more than
@@ -89,7 +98,9 @@ impl Namespace {
 /// shard's invariants hold between any two of its method calls, so the data
 /// is still sound.
 pub(crate) fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

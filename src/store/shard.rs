@@ -97,7 +97,9 @@ impl Shard {
 
     /// Number of entries whose deadline has passed but that are still held.
     fn expired_count(&self, now_ms: u64) -> usize {
-        self.expiry.range(..(now_ms + 1, Box::<str>::from(""))).count()
+        self.expiry
+            .range(..(now_ms + 1, Box::<str>::from("")))
+            .count()
     }
 
     /// Number of live (unexpired) entries.

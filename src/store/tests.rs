@@ -21,15 +21,28 @@ fn set_get_delete_round_trip() {
 #[test]
 fn namespaces_are_isolated_from_prefixed_default_keys() {
     let store = Store::in_memory();
-    store.set(None, "app1:user:123", &val("default"), None).unwrap();
-    store.set(Some("app1"), "user:123", &val("ns"), None).unwrap();
-    assert_eq!(store.get(None, "app1:user:123").unwrap(), Some(val("default")));
-    assert_eq!(store.get(Some("app1"), "user:123").unwrap(), Some(val("ns")));
+    store
+        .set(None, "app1:user:123", &val("default"), None)
+        .unwrap();
+    store
+        .set(Some("app1"), "user:123", &val("ns"), None)
+        .unwrap();
+    assert_eq!(
+        store.get(None, "app1:user:123").unwrap(),
+        Some(val("default"))
+    );
+    assert_eq!(
+        store.get(Some("app1"), "user:123").unwrap(),
+        Some(val("ns"))
+    );
     assert_eq!(store.get(Some("app1"), "app1:user:123").unwrap(), None);
 
     let (deleted, _) = store.clear_namespace("app1").unwrap();
     assert_eq!(deleted, 1);
-    assert_eq!(store.get(None, "app1:user:123").unwrap(), Some(val("default")));
+    assert_eq!(
+        store.get(None, "app1:user:123").unwrap(),
+        Some(val("default"))
+    );
     assert_eq!(store.namespaces(), Vec::<String>::new());
 }
 
@@ -72,7 +85,9 @@ fn expired_keys_are_never_served_nor_counted() {
     let store = Store::in_memory();
     let past = now_ms() - 1;
     store.set(Some("a"), "old", "1", Some(past)).unwrap();
-    store.set(Some("a"), "new", "1", Some(now_ms() + 60_000)).unwrap();
+    store
+        .set(Some("a"), "new", "1", Some(now_ms() + 60_000))
+        .unwrap();
     assert_eq!(store.get(Some("a"), "old").unwrap(), None);
     assert_eq!(store.namespace_len(Some("a")).unwrap(), 1);
     assert!(store.delete(Some("a"), "old").unwrap().is_none());
@@ -86,9 +101,13 @@ fn expiry_cycle_frees_due_entries_only() {
     let store = Store::in_memory();
     let past = now_ms() - 1;
     for i in 0..100 {
-        store.set(Some("t"), &format!("k{i}"), "1", Some(past)).unwrap();
+        store
+            .set(Some("t"), &format!("k{i}"), "1", Some(past))
+            .unwrap();
     }
-    store.set(Some("t"), "keep", "1", Some(now_ms() + 60_000)).unwrap();
+    store
+        .set(Some("t"), "keep", "1", Some(now_ms() + 60_000))
+        .unwrap();
     assert_eq!(store.expire_cycle(1_000), 100);
     assert_eq!(store.expire_cycle(1_000), 0);
     assert_eq!(store.namespace_len(Some("t")).unwrap(), 1);
@@ -116,7 +135,7 @@ fn invalid_input_is_refused_and_changes_nothing() {
 struct Recorder(Mutex<Vec<String>>);
 
 impl Journal for Arc<Recorder> {
-    fn append(&self, m: &Mutation<'_>) -> Result<Lsn, StoreError> {
+    fn append(&self, m: &Mutation<'_>, _: Undo) -> Result<Lsn, (StoreError, Undo)> {
         let mut log = self.0.lock().unwrap();
         log.push(format!("{m:?}"));
         Ok(log.len() as Lsn)
@@ -139,18 +158,96 @@ fn every_change_is_journaled_and_no_op_deletes_are_not() {
 struct FailingJournal;
 
 impl Journal for FailingJournal {
-    fn append(&self, _: &Mutation<'_>) -> Result<Lsn, StoreError> {
-        Err(StoreError::LogUnavailable("disk full".into()))
+    fn append(&self, _: &Mutation<'_>, undo: Undo) -> Result<Lsn, (StoreError, Undo)> {
+        Err((StoreError::LogUnavailable("disk full".into()), undo))
     }
+}
+
+/// Accepts everything and keeps the undos, as a log does until a batch is
+/// durable.
+#[derive(Default)]
+struct HoldingJournal(Mutex<Vec<Undo>>);
+
+impl Journal for Arc<HoldingJournal> {
+    fn append(&self, _: &Mutation<'_>, undo: Undo) -> Result<Lsn, (StoreError, Undo)> {
+        self.0.lock().unwrap().push(undo);
+        Ok(0)
+    }
+}
+
+#[test]
+fn undos_reverted_newest_first_restore_the_earlier_state() {
+    let journal = Arc::new(HoldingJournal::default());
+    let store = Store::new(StoreConfig::default(), Box::new(journal.clone()));
+    store
+        .apply(
+            &Mutation::Set {
+                namespace: Some("a"),
+                key: "k",
+                value: "0",
+                expires_at: None,
+            },
+            false,
+        )
+        .unwrap();
+    store
+        .apply(
+            &Mutation::Set {
+                namespace: Some("a"),
+                key: "j",
+                value: "0",
+                expires_at: None,
+            },
+            false,
+        )
+        .unwrap();
+    store.set(Some("a"), "k", "1", None).unwrap();
+    store.delete(Some("a"), "j").unwrap();
+    store.set(Some("a"), "new", "1", None).unwrap();
+    store.clear_namespace("a").unwrap();
+    store.set(Some("a"), "k", "2", None).unwrap();
+    assert_eq!(store.get(Some("a"), "k").unwrap().as_deref(), Some("2"));
+
+    let undos = std::mem::take(&mut *journal.0.lock().unwrap());
+    undos.into_iter().rev().for_each(Undo::revert);
+    assert_eq!(store.get(Some("a"), "k").unwrap().as_deref(), Some("0"));
+    assert_eq!(store.get(Some("a"), "j").unwrap().as_deref(), Some("0"));
+    assert_eq!(store.get(Some("a"), "new").unwrap(), None);
+    assert_eq!(store.namespace_len(Some("a")).unwrap(), 2);
 }
 
 #[test]
 fn a_refused_journal_append_leaves_memory_unchanged() {
     let store = Store::new(StoreConfig::default(), Box::new(FailingJournal));
-    store.apply(&Mutation::Set { namespace: None, key: "k", value: "1", expires_at: None }, false).unwrap();
+    store
+        .apply(
+            &Mutation::Set {
+                namespace: None,
+                key: "k",
+                value: "1",
+                expires_at: None,
+            },
+            false,
+        )
+        .unwrap();
     assert!(store.set(None, "k", "2", None).is_err());
+    assert!(store.set(None, "other", "2", None).is_err());
     assert!(store.delete(None, "k").is_err());
     assert_eq!(store.get(None, "k").unwrap().as_deref(), Some("1"));
+    assert_eq!(store.get(None, "other").unwrap(), None);
+    store
+        .apply(
+            &Mutation::Set {
+                namespace: Some("n"),
+                key: "k",
+                value: "1",
+                expires_at: None,
+            },
+            false,
+        )
+        .unwrap();
+    assert!(store.clear_namespace("n").is_err());
+    assert_eq!(store.namespace_len(Some("n")).unwrap(), 1);
 }
 
 #[test]
@@ -162,7 +259,9 @@ fn concurrent_writers_lose_nothing() {
             std::thread::spawn(move || {
                 for i in 0..1_000 {
                     let ns = format!("ns{}", t % 4);
-                    store.set(Some(&ns), &format!("{t}-{i}"), "1", None).unwrap();
+                    store
+                        .set(Some(&ns), &format!("{t}-{i}"), "1", None)
+                        .unwrap();
                 }
             })
         })
@@ -201,7 +300,9 @@ fn clearing_a_big_namespace_leaves_others_readable() {
 fn for_each_live_visits_every_live_entry() {
     let store = Store::in_memory();
     store.set(None, "a", "1", None).unwrap();
-    store.set(Some("n"), "b", "2", Some(now_ms() + 10_000)).unwrap();
+    store
+        .set(Some("n"), "b", "2", Some(now_ms() + 10_000))
+        .unwrap();
     store.set(Some("n"), "c", "3", Some(now_ms() - 1)).unwrap();
     let mut seen = Vec::new();
     store.for_each_live(|m| seen.push(format!("{m:?}")));

@@ -1,0 +1,88 @@
+//! Undo records: how to take back a mutation already applied in memory.
+//!
+//! The engine applies a mutation, then hands it to the journal together
+//! with its undo. If the journal cannot make the record durable (a full
+//! disk), the undo puts memory back as it was, so a write that was refused
+//! leaves no trace. Undos are reverted newest first; the journal refuses
+//! new mutations from the moment of a failure, so nothing newer can sit on
+//! top of them.
+
+use std::ops::DerefMut;
+use std::sync::Arc;
+
+use super::namespace::Namespace;
+use super::shard::{Entry, Shard};
+
+pub struct Undo {
+    space: Arc<Namespace>,
+    action: UndoAction,
+}
+
+pub(crate) enum UndoAction {
+    /// Put `old` back under `key` (or remove the key when `None`).
+    Restore {
+        shard: usize,
+        key: Box<str>,
+        old: Option<Entry>,
+    },
+    /// Put back every shard a namespace clear took away.
+    RestoreShards(Vec<Shard>),
+}
+
+impl Undo {
+    pub(crate) fn new(space: Arc<Namespace>, action: UndoAction) -> Self {
+        Undo { space, action }
+    }
+
+    /// Takes the mutation back, locking what it needs.
+    pub fn revert(self) {
+        match self.action {
+            UndoAction::Restore { shard, .. } => {
+                let mut guard = self.space.shard(shard);
+                self.action.revert_in(&mut [&mut *guard]);
+            }
+            UndoAction::RestoreShards(_) => {
+                let mut guards = self.space.lock_all();
+                self.action.revert_in(&mut guards);
+            }
+        }
+    }
+
+    /// Drops the undo once its mutation is durable. A cleared namespace's
+    /// maps are freed on a thread of their own, so that freeing a million
+    /// entries never holds up the caller.
+    pub fn discard(self) {
+        if let UndoAction::RestoreShards(taken) = self.action {
+            std::thread::spawn(move || drop(taken));
+        }
+    }
+
+    pub(crate) fn into_action(self) -> UndoAction {
+        self.action
+    }
+}
+
+impl UndoAction {
+    /// Takes the mutation back on shards the caller has locked: the one
+    /// shard of the key, or every shard of the namespace for a clear.
+    pub fn revert_in<S: DerefMut<Target = Shard>>(self, shards: &mut [S]) {
+        match self {
+            UndoAction::Restore { key, old, .. } => {
+                let shard = &mut *shards[0];
+                match old {
+                    Some(entry) => {
+                        shard.insert(&key, entry, 0);
+                    }
+                    None => {
+                        shard.remove(&key, 0);
+                    }
+                }
+            }
+            UndoAction::RestoreShards(taken) => {
+                for (guard, old) in shards.iter_mut().zip(taken) {
+                    **guard = old;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Test harness: runs the real `pykv` binary on an ephemeral port and talks
+//! HTTP to it.
+//!
+//! ```ignore
+//! let server = Server::start();               // fresh temporary data dir
+//! server.set(Some("app1"), "user:1", json!("alice")).await;
+//! let r = server.get(&format!("/get/{}?ns=app1", enc("user:1"))).await;
+//! assert_eq!(r.status, 200);
+//! ```
+//!
+//! Durability tests can `kill()` (SIGKILL) or `terminate()` (SIGTERM) the
+//! process, check its exit status, and `restart()` it in the same data dir;
+//! or use `Server::start_in(dir, args)` with a directory they own.
+//!
+//! Starting, killing and waiting are blocking calls (they are short); HTTP
+//! helpers are async (reqwest), for `#[tokio::test]`.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long a server may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long `wait_exit` waits for the process to end.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+const LISTENING_PREFIX: &str = "PyKV listening on ";
+
+/// A running `pykv serve`. Dropping it kills the process (SIGKILL).
+pub struct Server {
+    child: Child,
+    base: String,
+    data_dir: PathBuf,
+    /// Owned temporary data dir (removed on drop), `None` with `start_in`.
+    _temp: Option<TempDir>,
+    args: Vec<String>,
+    stderr: Option<JoinHandle<String>>,
+    status: Option<ExitStatus>,
+    pub client: reqwest::Client,
+}
+
+/// One HTTP answer: status and body parsed as JSON (every PyKV answer is
+/// JSON; a body that is not fails the test).
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+    pub content_type: Option<String>,
+}
+
+impl Resp {
+    /// `body["detail"]` as a string; fails the test if it is missing or not a
+    /// string.
+    pub fn detail(&self) -> &str {
+        self.body["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string `detail` in {self:?}"))
+    }
+}
+
+impl Server {
+    /// Starts a server with default flags in a fresh temporary data dir.
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts a server with extra flags (e.g. `["--max-key-bytes", "16"]`) in
+    /// a fresh temporary data dir.
+    pub fn start_with(args: &[&str]) -> Server {
+        let temp = tempfile::Builder::new()
+            .prefix("pykv-test-")
+            .tempdir()
+            .expect("create temp data dir");
+        let mut server = Server::start_in(temp.path(), args);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts a server in `data_dir`, which the caller owns (and may reuse
+    /// for another server after this one has exited).
+    pub fn start_in(data_dir: &Path, args: &[&str]) -> Server {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (child, base, stderr) = spawn(data_dir, &args);
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("build HTTP client");
+        Server {
+            child,
+            base,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            args,
+            stderr: Some(stderr),
+            status: None,
+            client,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Full URL of `path`, which must start with `/` and be already encoded.
+    pub fn url(&self, path: &str) -> String {
+        assert!(path.starts_with('/'), "path must start with '/': {path}");
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, then reaps the process; returns its exit status.
+    pub fn kill(&mut self) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let _ = self.child.kill();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM (a graceful shutdown); use `wait_exit` to reap it.
+    pub fn terminate(&self) {
+        let ok = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run `kill -TERM`")
+            .success();
+        assert!(ok, "`kill -TERM {}` failed", self.child.id());
+    }
+
+    /// Waits (up to 20 s) for the process to exit and returns its status;
+    /// fails the test with the server's stderr if it does not exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.status = Some(status);
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stderr = self.take_stderr();
+                panic!(
+                    "pykv (pid {}) did not exit within {EXIT_TIMEOUT:?}; stderr:\n{stderr}",
+                    self.child.id()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.status.is_none() && self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Everything the server wrote to stderr; the process must have exited
+    /// (call `kill` or `wait_exit` first). Empty on a second call.
+    pub fn take_stderr(&mut self) -> String {
+        assert!(
+            self.child.try_wait().expect("try_wait").is_some(),
+            "take_stderr: the server is still running"
+        );
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Starts a new process with the same flags in the same data dir,
+    /// SIGKILLing the old one first if it is still running. The URL changes.
+    pub fn restart(&mut self) {
+        self.kill();
+        let (child, base, stderr) = spawn(&self.data_dir, &self.args);
+        self.child = child;
+        self.base = base;
+        self.stderr = Some(stderr);
+        self.status = None;
+    }
+
+    // ---- HTTP helpers -------------------------------------------------
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Resp {
+        let response = request.send().await.expect("HTTP request failed");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.expect("read HTTP body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("answer ({status}) is not JSON ({e}): {text:?}"));
+        Resp {
+            status,
+            body,
+            text,
+            content_type,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(self.client.delete(self.url(path))).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Resp {
+        self.send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    /// POST with a raw body, sent as `Content-Type: application/json`.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Resp {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
+    }
+
+    /// `POST /set` of `{"key","value"}` (namespace via `?ns=`); asserts 200.
+    pub async fn set(&self, ns: Option<&str>, key: &str, value: Value) -> Resp {
+        let body = serde_json::json!({ "key": key, "value": value });
+        let r = self.post_json(&format!("/set{}", ns_query(ns)), &body).await;
+        assert_eq!(r.status, 200, "set {ns:?}/{key:?}: {r:?}");
+        r
+    }
+
+    /// `GET /get/{key}?ns=`: `Some(value)` on 200, `None` on 404; anything
+    /// else fails the test.
+    pub async fn value(&self, ns: Option<&str>, key: &str) -> Option<Value> {
+        let r = self.get(&format!("/get/{}{}", enc(key), ns_query(ns))).await;
+        match r.status {
+            200 => Some(r.body["value"].clone()),
+            404 => {
+                assert_eq!(r.body, serde_json::json!({"detail": "Key not found"}));
+                None
+            }
+            _ => panic!("get {ns:?}/{key:?}: {r:?}"),
+        }
+    }
+
+    /// `GET /stats` (200 asserted), the JSON body.
+    pub async fn stats(&self) -> Value {
+        let r = self.get("/stats").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body
+    }
+
+    /// `stats.total_keys`.
+    pub async fn total_keys(&self) -> u64 {
+        self.stats().await["total_keys"]
+            .as_u64()
+            .expect("total_keys is an integer")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `?ns=NS` (encoded), or nothing for the default namespace.
+pub fn ns_query(ns: Option<&str>) -> String {
+    ns.map(|ns| format!("?ns={}", enc(ns))).unwrap_or_default()
+}
+
+/// Percent-encodes every byte outside the unreserved set `A-Za-z0-9-._~`.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Spawns `pykv serve` and waits for its listening line. Returns the child,
+/// the base URL, and the thread collecting stderr.
+fn spawn(data_dir: &Path, args: &[String]) -> (Child, String, JoinHandle<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pykv"))
+        .arg("serve")
+        .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the pykv binary");
+    let stderr = collect(child.stderr.take().expect("stderr pipe"));
+
+    // Read stdout on a thread so the wait can time out; keep draining it
+    // afterwards so the server never blocks on a full pipe.
+    let stdout = child.stdout.take().expect("stdout pipe");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.trim_end().strip_prefix(LISTENING_PREFIX) {
+                let _ = tx.send(Ok(url.to_owned()));
+                lines.for_each(drop);
+                return;
+            }
+            seen.push(line);
+        }
+        let _ = tx.send(Err(seen.join("\n")));
+    });
+
+    let failure = match rx.recv_timeout(START_TIMEOUT) {
+        Ok(Ok(url)) => {
+            assert!(
+                url.starts_with("http://127.0.0.1:") && url[17..].parse::<u16>().is_ok(),
+                "unexpected listening URL {url:?}"
+            );
+            return (child, url, stderr);
+        }
+        Ok(Err(stdout)) => format!("pykv closed stdout without a listening line; stdout:\n{stdout}"),
+        Err(_) => format!("no `{LISTENING_PREFIX}...` line on stdout within {START_TIMEOUT:?}"),
+    };
+    let _ = child.kill();
+    let status = child.wait().ok();
+    let stderr = stderr.join().unwrap_or_default();
+    panic!(
+        "starting pykv serve {args:?} in {}: {failure}\nexit status: {status:?}\nstderr:\n{stderr}",
+        data_dir.display()
+    );
+}
+
+/// Reads a pipe to its end on a thread, keeping at most the last 64 KiB.
+fn collect(mut pipe: ChildStderr) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        const KEEP: usize = 64 * 1024;
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            kept.extend_from_slice(&buf[..n]);
+            if kept.len() > 2 * KEEP {
+                kept.drain(..kept.len() - KEEP);
+            }
+        }
+        String::from_utf8_lossy(&kept).into_owned()
+    })
+}

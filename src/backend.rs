@@ -1,16 +1,13 @@
 //! The interface between the HTTP layer and whatever stores the data.
 //!
-//! Today one implementation exists, [`Db`]: the in-memory engine of
-//! [`crate::store`] (and its write-ahead log). Another backend (a remote
+//! Today one implementation exists, [`crate::db::Db`]: the in-memory engine
+//! of [`crate::store`] with its write-ahead log. Another backend (a remote
 //! shard, a disk-based engine) can sit behind the same HTTP API by
 //! implementing [`KvBackend`].
 
+use crate::store::{NamespaceStats, StoreError, StoreStats};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Instant;
-
-use crate::store::{NamespaceStats, Store, StoreError, StoreStats};
 
 /// A write's durability: awaiting it returns once the write is as durable
 /// as the server's policy promises.
@@ -82,71 +79,8 @@ pub trait KvBackend: Send + Sync + 'static {
     fn namespace_stats(&self, namespace: Option<&str>) -> Result<NamespaceStats, StoreError>;
 
     fn stats(&self) -> BackendStats;
-}
 
-/// The engine, kept in memory, behind [`KvBackend`].
-pub struct Db {
-    store: Arc<Store>,
-    started: Instant,
-}
-
-impl Db {
-    pub fn new(store: Arc<Store>) -> Self {
-        Db {
-            store,
-            started: Instant::now(),
-        }
-    }
-
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-}
-
-impl KvBackend for Db {
-    fn set(
-        &self,
-        namespace: Option<&str>,
-        key: &str,
-        value: &str,
-        ttl_secs: Option<u64>,
-    ) -> Result<Commit, StoreError> {
-        let expires_at = ttl_secs.map(|ttl| crate::store::now_ms() + ttl * 1000);
-        self.store.set(namespace, key, value, expires_at)?;
-        Ok(Commit::done())
-    }
-
-    fn get_into(
-        &self,
-        namespace: Option<&str>,
-        key: &str,
-        out: &mut Vec<u8>,
-    ) -> Result<bool, StoreError> {
-        self.store.get_into(namespace, key, out)
-    }
-
-    fn delete(&self, namespace: Option<&str>, key: &str) -> Result<Option<Commit>, StoreError> {
-        Ok(self.store.delete(namespace, key)?.map(|_| Commit::done()))
-    }
-
-    fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), StoreError> {
-        let (deleted, _) = self.store.clear_namespace(namespace)?;
-        Ok((deleted, Commit::done()))
-    }
-
-    fn namespaces(&self) -> Vec<String> {
-        self.store.namespaces()
-    }
-
-    fn namespace_stats(&self, namespace: Option<&str>) -> Result<NamespaceStats, StoreError> {
-        self.store.namespace_stats(namespace)
-    }
-
-    fn stats(&self) -> BackendStats {
-        BackendStats {
-            store: self.store.stats(),
-            uptime_seconds: self.started.elapsed().as_secs_f64(),
-            ..BackendStats::default()
-        }
-    }
+    /// Starts rewriting the persistent form down to the live data, in the
+    /// background; false when a rewrite is already running.
+    fn compact(&self) -> bool;
 }

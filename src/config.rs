@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::wal::FsyncPolicy;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pykv",
@@ -43,4 +45,24 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (larger ones get 413).
     #[arg(long, env = "PYKV_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// When the log is synced to disk: always (before each answer),
+    /// everysec (once a second), no (left to the OS). See the README for
+    /// what each promises.
+    #[arg(long, env = "PYKV_FSYNC", value_enum, default_value = "everysec")]
+    pub fsync: FsyncPolicy,
+
+    /// If the log is corrupt before its last record, keep a copy of it and
+    /// recover every record before the damage instead of refusing to start.
+    #[arg(long, env = "PYKV_REPAIR_LOG")]
+    pub repair_log: bool,
+
+    /// Never compact the log automatically while it is smaller than this.
+    #[arg(long, env = "PYKV_COMPACT_MIN_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub compact_min_bytes: u64,
+
+    /// Compact the log automatically once it is this many times its size
+    /// after the last compaction (or start).
+    #[arg(long, env = "PYKV_COMPACT_RATIO", default_value_t = 2.0)]
+    pub compact_ratio: f64,
 }

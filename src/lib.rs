@@ -4,6 +4,9 @@
 //! - [`store`]: the engine. Namespaces of keys holding JSON values, TTLs
 //!   with active expiry, per-namespace statistics. No HTTP and no files;
 //!   it hands every change to a journal.
+//! - [`wal`]: the write-ahead log. Group commit, fsync policies, replay
+//!   with torn-tail handling and repair, compaction while writes go on.
+//! - [`db`]: the engine and its log opened together from a data directory.
 //! - [`backend`]: the interface the HTTP layer speaks to, so that another
 //!   storage backend can sit behind the same API later.
 //! - [`http`]: routes, request parsing, handlers, and the one place where
@@ -14,6 +17,10 @@
 
 pub mod backend;
 pub mod config;
+pub mod db;
 pub mod http;
 pub mod server;
 pub mod store;
+pub mod wal;
+
+mod json;

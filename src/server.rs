@@ -1,26 +1,44 @@
-//! Starting and stopping the server: build the store, bind the listener,
-//! serve until SIGINT or SIGTERM, then drain the requests in flight.
+//! Starting and stopping the server: open the data directory, bind the
+//! listener, serve until SIGINT or SIGTERM, finish the requests in flight,
+//! then flush and sync the log.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::backend::Db;
 use crate::config::ServeArgs;
+use crate::db::{Db, DbOptions};
 use crate::http::{AppState, router};
-use crate::store::{NoJournal, Store, StoreConfig, spawn_expiry_cycle};
+use crate::store::StoreConfig;
+use crate::wal::{AutoCompaction, WalOptions};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let store = Arc::new(Store::new(
-        StoreConfig {
+    let options = DbOptions {
+        data_dir: args.data_dir.clone(),
+        store: StoreConfig {
             max_key_bytes: args.max_key_bytes,
         },
-        Box::new(NoJournal),
-    ));
-    spawn_expiry_cycle(&store);
+        wal: WalOptions { fsync: args.fsync },
+        repair: args.repair_log,
+        auto_compaction: AutoCompaction {
+            min_bytes: args.compact_min_bytes,
+            ratio: args.compact_ratio,
+        },
+    };
+    let (db, report) = tokio::task::block_in_place(|| Db::open(&options))?;
+    tracing::info!(
+        data_dir = %args.data_dir.display(),
+        records = report.applied,
+        expired = report.expired,
+        keys = db.store().len(),
+        log_bytes = report.log_size,
+        fsync = ?args.fsync,
+        "recovered the log"
+    );
+    let db = Arc::new(db);
     let state = AppState {
-        backend: Arc::new(Db::new(store)),
+        backend: db.clone(),
         max_body_bytes: args.max_body_bytes,
     };
 
@@ -37,7 +55,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
-    tracing::info!("shut down cleanly");
+    tokio::task::block_in_place(|| db.shutdown());
+    tracing::info!("log flushed and synced; shut down cleanly");
     Ok(())
 }
 

@@ -195,6 +195,16 @@ pub async fn health(
     Ok(axum::Json(body).into_response())
 }
 
+/// `POST /compact`: starts a rewrite of the log, as PyKV does.
+pub async fn compact(State(state): State<AppState>) -> ApiResult {
+    let status = if state.backend.compact() {
+        "compaction_started"
+    } else {
+        "compaction_already_running"
+    };
+    Ok(axum::Json(json!({ "status": status })).into_response())
+}
+
 pub async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::NoRoute {
         method: method.to_string(),

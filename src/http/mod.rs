@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/namespaces/{ns}", delete(handlers::clear_namespace))
         .route("/stats", get(handlers::stats))
         .route("/health", get(handlers::health))
+        .route("/compact", post(handlers::compact))
         .fallback(handlers::no_route)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(body_limit)

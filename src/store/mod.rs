@@ -19,7 +19,7 @@ mod undo;
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 
@@ -70,6 +70,13 @@ pub enum Mutation<'a> {
     },
 }
 
+/// What [`Store::visit_live`] shows its visitor.
+pub enum Visit<'m, 'a> {
+    Entry(&'m Mutation<'a>),
+    /// A shard has been visited and unlocked.
+    ShardDone,
+}
+
 /// Where the engine records its changes.
 ///
 /// `append` is called right after the mutation is applied in memory, while
@@ -80,6 +87,12 @@ pub enum Mutation<'a> {
 /// mutation but later fails to make it durable reverts it with the undo.
 pub trait Journal: Send + Sync {
     fn append(&self, mutation: &Mutation<'_>, undo: Undo) -> Result<Lsn, (StoreError, Undo)>;
+}
+
+impl<J: Journal + ?Sized> Journal for Arc<J> {
+    fn append(&self, mutation: &Mutation<'_>, undo: Undo) -> Result<Lsn, (StoreError, Undo)> {
+        (**self).append(mutation, undo)
+    }
 }
 
 /// A journal that records nothing, for a store kept only in memory.
@@ -112,26 +125,41 @@ pub struct Store {
     /// creation of namespaces, and readers only hold it for a hash probe.
     named: RwLock<HashMap<Box<str>, Arc<Namespace>>>,
     hasher: DefaultHashBuilder,
-    journal: Box<dyn Journal>,
+    /// Attached once, after the log has been replayed into the store.
+    journal: OnceLock<Box<dyn Journal>>,
     /// Misses on namespaces that do not exist; they count in the totals.
     unknown_namespace_misses: AtomicU64,
 }
 
 impl Store {
-    pub fn new(config: StoreConfig, journal: Box<dyn Journal>) -> Self {
+    /// A store that journals nothing until [`Store::attach_journal`].
+    pub fn new(config: StoreConfig) -> Self {
         Store {
             config,
             default: Arc::new(Namespace::new()),
             named: RwLock::default(),
             hasher: DefaultHashBuilder::default(),
-            journal,
+            journal: OnceLock::new(),
             unknown_namespace_misses: AtomicU64::new(0),
         }
     }
 
     /// A store in memory only.
     pub fn in_memory() -> Self {
-        Store::new(StoreConfig::default(), Box::new(NoJournal))
+        Store::new(StoreConfig::default())
+    }
+
+    pub fn with_journal(config: StoreConfig, journal: Box<dyn Journal>) -> Self {
+        let store = Store::new(config);
+        store.attach_journal(journal);
+        store
+    }
+
+    /// Starts journaling every mutation; done once, after replay.
+    pub fn attach_journal(&self, journal: Box<dyn Journal>) {
+        if self.journal.set(journal).is_err() {
+            panic!("a store's journal is attached once");
+        }
     }
 
     /// Stores `value` (JSON text) under `key`, replacing any previous value
@@ -248,10 +276,12 @@ impl Store {
         undo: UndoAction,
         locked: &mut [S],
     ) -> Result<Lsn, StoreError> {
-        match self
-            .journal
-            .append(mutation, Undo::new(space.clone(), undo))
-        {
+        let undo = Undo::new(space.clone(), undo);
+        let appended = match self.journal.get() {
+            Some(journal) => journal.append(mutation, undo),
+            None => NoJournal.append(mutation, undo),
+        };
+        match appended {
             Ok(lsn) => Ok(lsn),
             Err((error, undo)) => {
                 undo.into_action().revert_in(locked);
@@ -393,20 +423,24 @@ impl Store {
     }
 
     /// Calls `f` with a `Set` mutation for every live entry, one shard
-    /// locked at a time; used to write snapshots of the store.
-    pub fn for_each_live(&self, mut f: impl FnMut(&Mutation<'_>)) {
+    /// locked at a time, and with [`Visit::ShardDone`] after each shard, with
+    /// no lock held: snapshots encode under the lock and write between.
+    pub fn visit_live(&self, mut f: impl FnMut(Visit<'_, '_>)) {
         let now = now_ms();
         let mut visit = |namespace: Option<&str>, space: &Namespace| {
-            for _ in space.each_shard(|shard| {
+            for index in 0..namespace::SHARDS {
+                let shard = space.shard(index);
                 for (key, entry) in shard.live_entries(now) {
-                    f(&Mutation::Set {
+                    f(Visit::Entry(&Mutation::Set {
                         namespace,
                         key,
                         value: &entry.value,
                         expires_at: entry.expires_at.map(NonZeroU64::get),
-                    });
+                    }));
                 }
-            }) {}
+                drop(shard);
+                f(Visit::ShardDone);
+            }
         };
         visit(None, &self.default);
         for (name, space) in self.named_snapshot() {

@@ -115,7 +115,7 @@ fn expiry_cycle_frees_due_entries_only() {
 
 #[test]
 fn invalid_input_is_refused_and_changes_nothing() {
-    let store = Store::new(StoreConfig { max_key_bytes: 4 }, Box::new(NoJournal));
+    let store = Store::new(StoreConfig { max_key_bytes: 4 });
     assert_eq!(store.set(None, "", "1", None), Err(StoreError::EmptyKey));
     assert!(matches!(
         store.set(None, "12345", "1", None),
@@ -134,7 +134,7 @@ fn invalid_input_is_refused_and_changes_nothing() {
 #[derive(Default)]
 struct Recorder(Mutex<Vec<String>>);
 
-impl Journal for Arc<Recorder> {
+impl Journal for Recorder {
     fn append(&self, m: &Mutation<'_>, _: Undo) -> Result<Lsn, (StoreError, Undo)> {
         let mut log = self.0.lock().unwrap();
         log.push(format!("{m:?}"));
@@ -145,7 +145,7 @@ impl Journal for Arc<Recorder> {
 #[test]
 fn every_change_is_journaled_and_no_op_deletes_are_not() {
     let recorder = Arc::new(Recorder::default());
-    let store = Store::new(StoreConfig::default(), Box::new(recorder.clone()));
+    let store = Store::with_journal(StoreConfig::default(), Box::new(recorder.clone()));
     assert_eq!(store.set(Some("a"), "k", "1", None).unwrap(), 1);
     assert_eq!(store.delete(Some("a"), "k").unwrap(), Some(2));
     assert_eq!(store.delete(Some("a"), "k").unwrap(), None);
@@ -168,7 +168,7 @@ impl Journal for FailingJournal {
 #[derive(Default)]
 struct HoldingJournal(Mutex<Vec<Undo>>);
 
-impl Journal for Arc<HoldingJournal> {
+impl Journal for HoldingJournal {
     fn append(&self, _: &Mutation<'_>, undo: Undo) -> Result<Lsn, (StoreError, Undo)> {
         self.0.lock().unwrap().push(undo);
         Ok(0)
@@ -178,7 +178,7 @@ impl Journal for Arc<HoldingJournal> {
 #[test]
 fn undos_reverted_newest_first_restore_the_earlier_state() {
     let journal = Arc::new(HoldingJournal::default());
-    let store = Store::new(StoreConfig::default(), Box::new(journal.clone()));
+    let store = Store::with_journal(StoreConfig::default(), Box::new(journal.clone()));
     store
         .apply(
             &Mutation::Set {
@@ -218,7 +218,7 @@ fn undos_reverted_newest_first_restore_the_earlier_state() {
 
 #[test]
 fn a_refused_journal_append_leaves_memory_unchanged() {
-    let store = Store::new(StoreConfig::default(), Box::new(FailingJournal));
+    let store = Store::with_journal(StoreConfig::default(), Box::new(FailingJournal));
     store
         .apply(
             &Mutation::Set {
@@ -297,7 +297,7 @@ fn clearing_a_big_namespace_leaves_others_readable() {
 }
 
 #[test]
-fn for_each_live_visits_every_live_entry() {
+fn visit_live_visits_every_live_entry() {
     let store = Store::in_memory();
     store.set(None, "a", "1", None).unwrap();
     store
@@ -305,6 +305,11 @@ fn for_each_live_visits_every_live_entry() {
         .unwrap();
     store.set(Some("n"), "c", "3", Some(now_ms() - 1)).unwrap();
     let mut seen = Vec::new();
-    store.for_each_live(|m| seen.push(format!("{m:?}")));
+    let mut shards = 0;
+    store.visit_live(|visit| match visit {
+        Visit::Entry(m) => seen.push(format!("{m:?}")),
+        Visit::ShardDone => shards += 1,
+    });
+    assert!(shards >= 16);
     assert_eq!(seen.len(), 2);
 }

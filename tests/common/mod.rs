@@ -246,7 +246,9 @@ impl Server {
     /// `POST /set` of `{"key","value"}` (namespace via `?ns=`); asserts 200.
     pub async fn set(&self, ns: Option<&str>, key: &str, value: Value) -> Resp {
         let body = serde_json::json!({ "key": key, "value": value });
-        let r = self.post_json(&format!("/set{}", ns_query(ns)), &body).await;
+        let r = self
+            .post_json(&format!("/set{}", ns_query(ns)), &body)
+            .await;
         assert_eq!(r.status, 200, "set {ns:?}/{key:?}: {r:?}");
         r
     }
@@ -254,7 +256,9 @@ impl Server {
     /// `GET /get/{key}?ns=`: `Some(value)` on 200, `None` on 404; anything
     /// else fails the test.
     pub async fn value(&self, ns: Option<&str>, key: &str) -> Option<Value> {
-        let r = self.get(&format!("/get/{}{}", enc(key), ns_query(ns))).await;
+        let r = self
+            .get(&format!("/get/{}{}", enc(key), ns_query(ns)))
+            .await;
         match r.status {
             200 => Some(r.body["value"].clone()),
             404 => {
@@ -350,7 +354,9 @@ fn spawn(data_dir: &Path, args: &[String]) -> (Child, String, JoinHandle<String>
             );
             return (child, url, stderr);
         }
-        Ok(Err(stdout)) => format!("pykv closed stdout without a listening line; stdout:\n{stdout}"),
+        Ok(Err(stdout)) => {
+            format!("pykv closed stdout without a listening line; stdout:\n{stdout}")
+        }
         Err(_) => format!("no `{LISTENING_PREFIX}...` line on stdout within {START_TIMEOUT:?}"),
     };
     let _ = child.kill();

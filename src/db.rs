@@ -1,0 +1,162 @@
+//! The engine and its write-ahead log, opened together from a data
+//! directory: replay, then journal every change, wait for durability
+//! before acknowledging, and compact the log now and then.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::backend::{BackendStats, Commit, KvBackend};
+use crate::store::{Lsn, NamespaceStats, Store, StoreConfig, StoreError, now_ms};
+use crate::wal::{
+    AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
+    WalOptions, recovery,
+};
+
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub data_dir: PathBuf,
+    pub store: StoreConfig,
+    pub wal: WalOptions,
+    /// Recover what precedes a corruption instead of refusing to start.
+    pub repair: bool,
+    pub auto_compaction: AutoCompaction,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot use the data directory {path}: {source}. Choose another with --data-dir")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+}
+
+pub struct Db {
+    store: Arc<Store>,
+    wal: Arc<Wal>,
+    compactor: Arc<Compactor>,
+    started: Instant,
+}
+
+impl Db {
+    /// Opens the data directory, replays its log and starts journaling.
+    pub fn open(options: &DbOptions) -> Result<(Db, RecoveryReport), OpenError> {
+        let dir = &options.data_dir;
+        let dir_error = |source| OpenError::DataDir {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(dir_error)?;
+        remove_leftover_rewrite(dir).map_err(dir_error)?;
+        let path = dir.join(LOG_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(dir_error)?;
+
+        let store = Arc::new(Store::new(options.store.clone()));
+        let report = recovery::replay(&path, &file, &store, options.repair)?;
+        let wal = Wal::start(&path, file, report.log_size, &options.wal);
+        store.attach_journal(Box::new(wal.clone()));
+        let compactor = Compactor::new(wal.clone(), store.clone());
+        compactor.spawn_auto(options.auto_compaction);
+        crate::store::spawn_expiry_cycle(&store);
+        let db = Db {
+            store,
+            wal,
+            compactor,
+            started: Instant::now(),
+        };
+        Ok((db, report))
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Writes out and syncs what is buffered; later writes are refused.
+    pub fn shutdown(&self) {
+        self.wal.shutdown();
+    }
+
+    fn commit(&self, lsn: Lsn) -> Commit {
+        Commit::pending(self.wal.wait(lsn))
+    }
+}
+
+/// A rewrite left by a crash mid-compaction is incomplete: the log it was
+/// to replace is still whole.
+fn remove_leftover_rewrite(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(REWRITE_FILE)) {
+        Ok(()) => {
+            tracing::warn!("removed an unfinished compaction left by a crash");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+impl KvBackend for Db {
+    fn set(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        value: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<Commit, StoreError> {
+        let expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
+        let lsn = self.store.set(namespace, key, value, expires_at)?;
+        Ok(self.commit(lsn))
+    }
+
+    fn get_into(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        self.store.get_into(namespace, key, out)
+    }
+
+    fn delete(&self, namespace: Option<&str>, key: &str) -> Result<Option<Commit>, StoreError> {
+        Ok(self
+            .store
+            .delete(namespace, key)?
+            .map(|lsn| self.commit(lsn)))
+    }
+
+    fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), StoreError> {
+        let (deleted, lsn) = self.store.clear_namespace(namespace)?;
+        let commit = lsn.map_or_else(Commit::done, |lsn| self.commit(lsn));
+        Ok((deleted, commit))
+    }
+
+    fn namespaces(&self) -> Vec<String> {
+        self.store.namespaces()
+    }
+
+    fn namespace_stats(&self, namespace: Option<&str>) -> Result<NamespaceStats, StoreError> {
+        self.store.namespace_stats(namespace)
+    }
+
+    fn stats(&self) -> BackendStats {
+        BackendStats {
+            store: self.store.stats(),
+            evictions: 0,
+            log_size: self.wal.size(),
+            last_compaction: self.compactor.last_compaction(),
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn compact(&self) -> bool {
+        self.compactor.start()
+    }
+}

@@ -1,0 +1,215 @@
+//! Compaction: rewriting the log down to the live data, as Redis's AOF
+//! rewrite does, while writes keep flowing.
+//!
+//! 1. The writer starts copying every batch it writes into a capture
+//!    buffer, besides writing it to the old log as usual.
+//! 2. The live data is written to `wal.log.rewrite` as SET records, one
+//!    shard locked at a time, and synced.
+//! 3. Under the file lock (the writer waits only for this step), the
+//!    captured batches are appended, the file is synced, renamed over
+//!    `wal.log`, the directory is synced, and the writer switches to it.
+//!
+//! Replaying the captured records on top of the snapshot is correct even
+//! though the snapshot is not taken at one instant: every mutation is
+//! "last one wins" (SET, DEL) or absolute (CLEAR), and the capture holds,
+//! in order, every mutation made since before the snapshot began.
+//!
+//! A crash before the rename leaves the old log whole (the leftover
+//! `wal.log.rewrite` is removed at start); after it, the new log is whole
+//! and synced.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::writer::{Wal, lock};
+use super::{REWRITE_FILE, record};
+use crate::store::{Store, Visit, now_ms};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompactionError {
+    #[error("a compaction is already running")]
+    AlreadyRunning,
+    #[error("compaction of {path} failed: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("a write to the log failed during compaction; the old log is kept")]
+    WriteFailedMeanwhile,
+}
+
+/// What a finished compaction did.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactionReport {
+    pub before: u64,
+    pub after: u64,
+}
+
+/// Rewrites the log of `wal` from the live data of `store`. Runs on the
+/// calling thread; writes go on meanwhile.
+pub fn compact(wal: &Wal, store: &Store) -> Result<CompactionReport, CompactionError> {
+    let shared = wal.shared();
+    let dir = shared.path.parent().unwrap_or(Path::new("."));
+    let tmp_path = dir.join(REWRITE_FILE);
+    let io = |source| CompactionError::Io {
+        path: tmp_path.display().to_string(),
+        source,
+    };
+
+    {
+        let mut log = lock(&shared.file);
+        if log.capture.is_some() {
+            return Err(CompactionError::AlreadyRunning);
+        }
+        log.capture = Some(Vec::new());
+    }
+    let result = (|| {
+        let before = wal.size();
+        // Append mode, as the log it replaces: the writer relies on it.
+        let _ = std::fs::remove_file(&tmp_path);
+        let tmp = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&tmp_path)
+            .map_err(io)?;
+        write_snapshot(&tmp, store).map_err(io)?;
+        tmp.sync_data().map_err(io)?;
+
+        let mut log = lock(&shared.file);
+        let captured = log
+            .capture
+            .take()
+            .ok_or(CompactionError::WriteFailedMeanwhile)?;
+        (&tmp).write_all(&captured).map_err(io)?;
+        tmp.sync_data().map_err(io)?;
+        std::fs::rename(&tmp_path, &shared.path).map_err(io)?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        let after = tmp.metadata().map_err(io)?.len();
+        log.file = Arc::new(tmp);
+        log.len = after;
+        shared.log_size.store(after, Ordering::Relaxed);
+        Ok(CompactionReport { before, after })
+    })();
+    if result.is_err() {
+        lock(&shared.file).capture = None;
+        let _ = std::fs::remove_file(&tmp_path);
+    }
+    result
+}
+
+/// Writes a SET for every live entry: each shard is encoded in memory
+/// under its lock and written to the file after the lock is released.
+fn write_snapshot(file: &File, store: &Store) -> std::io::Result<()> {
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let now = now_ms();
+    let mut encoded = Vec::with_capacity(1 << 20);
+    let mut result = Ok(());
+    store.visit_live(|visit| match visit {
+        Visit::Entry(mutation) => record::encode(mutation, now, &mut encoded),
+        Visit::ShardDone => {
+            if result.is_ok() {
+                result = out.write_all(&encoded);
+            }
+            encoded.clear();
+        }
+    });
+    result?;
+    out.flush()
+}
+
+/// When the log is rewritten by itself: once it has grown past `ratio`
+/// times its size after the last rewrite (or start), and past `min_bytes`.
+#[derive(Debug, Clone, Copy)]
+pub struct AutoCompaction {
+    pub min_bytes: u64,
+    pub ratio: f64,
+}
+
+/// Runs compactions, one at a time, on a thread of their own, and keeps
+/// what `/stats` reports of them.
+pub struct Compactor {
+    wal: Arc<Wal>,
+    store: Arc<Store>,
+    running: AtomicBool,
+    /// Seconds since the epoch of the last finished compaction.
+    last: Mutex<Option<f64>>,
+    /// Log size after the last rewrite, the base of the growth ratio.
+    base: AtomicU64,
+}
+
+impl Compactor {
+    pub fn new(wal: Arc<Wal>, store: Arc<Store>) -> Arc<Self> {
+        let base = wal.size();
+        Arc::new(Compactor {
+            wal,
+            store,
+            running: AtomicBool::new(false),
+            last: Mutex::new(None),
+            base: AtomicU64::new(base),
+        })
+    }
+
+    /// Starts a compaction in the background; false when one is running.
+    pub fn start(self: &Arc<Self>) -> bool {
+        if self.running.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let this = self.clone();
+        std::thread::Builder::new()
+            .name("pykv-compaction".into())
+            .spawn(move || {
+                this.run();
+                this.running.store(false, Ordering::SeqCst);
+            })
+            .expect("spawning the compaction thread");
+        true
+    }
+
+    fn run(&self) {
+        tracing::info!(log_size = self.wal.size(), "compaction started");
+        match compact(&self.wal, &self.store) {
+            Ok(report) => {
+                self.base.store(report.after, Ordering::Relaxed);
+                *lock(&self.last) = Some(now_ms() as f64 / 1000.0);
+                tracing::info!(
+                    before = report.before,
+                    after = report.after,
+                    "compaction finished"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "compaction failed; the log is unchanged"),
+        }
+    }
+
+    pub fn last_compaction(&self) -> Option<f64> {
+        *lock(&self.last)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Checks the log's growth every second and compacts when due; stops
+    /// once the compactor is dropped.
+    pub fn spawn_auto(self: &Arc<Self>, policy: AutoCompaction) {
+        let this = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("pykv-auto-compact".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    let Some(this) = this.upgrade() else { return };
+                    let size = this.wal.size();
+                    let base = this.base.load(Ordering::Relaxed).max(1);
+                    if size >= policy.min_bytes && size as f64 >= policy.ratio * base as f64 {
+                        this.start();
+                    }
+                }
+            })
+            .expect("spawning the auto-compaction thread");
+    }
+}

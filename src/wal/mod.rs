@@ -1,0 +1,22 @@
+//! The write-ahead log: every mutation, one JSON line each, in
+//! `DATA_DIR/wal.log`.
+//!
+//! - [`record`]: the line format (the seed's, readable from PyKV's logs);
+//! - [`writer`]: group commit and the fsync policies;
+//! - [`recovery`]: replay at start, torn tails, corruption and repair;
+//! - [`compaction`]: rewriting the log down to the live data while writes
+//!   go on.
+
+pub mod compaction;
+pub mod record;
+pub mod recovery;
+mod writer;
+
+pub use compaction::{AutoCompaction, CompactionError, Compactor};
+pub use recovery::{RecoveryError, RecoveryReport};
+pub use writer::{FsyncPolicy, Wal, WalOptions};
+
+/// Name of the log inside the data directory.
+pub const LOG_FILE: &str = "wal.log";
+/// Name of the log being rewritten by a compaction, until it is renamed.
+pub const REWRITE_FILE: &str = "wal.log.rewrite";

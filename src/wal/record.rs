@@ -1,0 +1,239 @@
+//! The log's record format: the seed's JSON lines.
+//!
+//! ```json
+//! {"timestamp":1732550000.123,"action":"SET","key":"user:123","value":"alice","namespace":"app1","ttl":3600,"expires_at":1732553600123}
+//! ```
+//!
+//! `timestamp`, `action`, `key`, `value`, `namespace` and `ttl` are PyKV's
+//! own fields, so a log written by PyKV loads unchanged: its TTLs count
+//! from each record's `timestamp`. `expires_at` (milliseconds since the
+//! epoch) is ours: it keeps a deadline exact through compactions. A clear
+//! is one record, `{"action":"CLEAR","namespace":...}`.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::store::Mutation;
+
+/// Appends `mutation` as one JSON line to `out`.
+pub fn encode(mutation: &Mutation<'_>, now_ms: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"timestamp\":");
+    push_int(out, now_ms / 1000);
+    out.push(b'.');
+    let millis = now_ms % 1000;
+    out.extend_from_slice(&[
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+    ]);
+    match *mutation {
+        Mutation::Set {
+            namespace,
+            key,
+            value,
+            expires_at,
+        } => {
+            out.extend_from_slice(b",\"action\":\"SET\",\"key\":");
+            push_str(out, key);
+            out.extend_from_slice(b",\"value\":");
+            out.extend_from_slice(value.as_bytes());
+            push_namespace(out, namespace);
+            if let Some(at) = expires_at {
+                // Whole seconds left, rounded up, for readers that only know
+                // PyKV's `ttl`; ours read the exact `expires_at`.
+                out.extend_from_slice(b",\"ttl\":");
+                push_int(out, at.saturating_sub(now_ms).div_ceil(1000).max(1));
+                out.extend_from_slice(b",\"expires_at\":");
+                push_int(out, at);
+            }
+        }
+        Mutation::Delete { namespace, key } => {
+            out.extend_from_slice(b",\"action\":\"DEL\",\"key\":");
+            push_str(out, key);
+            push_namespace(out, namespace);
+        }
+        Mutation::ClearNamespace { namespace } => {
+            out.extend_from_slice(b",\"action\":\"CLEAR\"");
+            push_namespace(out, Some(namespace));
+        }
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+fn push_int(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("writing a string to a Vec cannot fail");
+}
+
+fn push_namespace(out: &mut Vec<u8>, namespace: Option<&str>) {
+    out.extend_from_slice(b",\"namespace\":");
+    match namespace {
+        Some(ns) => push_str(out, ns),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A record read back from the log, borrowing from the line it came from.
+#[derive(Debug, Deserialize)]
+pub struct Record<'a> {
+    #[serde(default)]
+    timestamp: Option<f64>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow, default)]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "crate::json::present")]
+    value: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(default)]
+    ttl: Option<f64>,
+    #[serde(default)]
+    expires_at: Option<u64>,
+}
+
+impl<'a> Record<'a> {
+    /// Parses one line (without its newline).
+    pub fn decode(line: &'a [u8]) -> Result<Self, String> {
+        let record: Record<'a> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        record.check()?;
+        Ok(record)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let needs = |field: &str, present: bool| {
+            if present {
+                Ok(())
+            } else {
+                Err(format!("{} record without `{field}`", self.action))
+            }
+        };
+        match &*self.action {
+            "SET" => {
+                needs("key", self.key.is_some())?;
+                needs("value", self.value.is_some())
+            }
+            "DEL" | "DELETE" => needs("key", self.key.is_some()),
+            "CLEAR" | "CLEAR_NAMESPACE" => needs("namespace", self.namespace.is_some()),
+            other => Err(format!("unknown action {other:?}")),
+        }
+    }
+
+    /// The deadline of a SET: ours is exact; PyKV's counts `ttl` from the
+    /// record's `timestamp`.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires_at.or_else(|| {
+            let ttl = self.ttl.filter(|t| *t > 0.0)?;
+            let since = self.timestamp.unwrap_or(0.0);
+            Some(((since + ttl) * 1000.0).round() as u64)
+        })
+    }
+
+    /// The mutation this record stands for.
+    pub fn mutation(&self) -> Mutation<'_> {
+        let namespace = self.namespace.as_deref();
+        let key = self.key.as_deref().unwrap_or_default();
+        match &*self.action {
+            "SET" => Mutation::Set {
+                namespace,
+                key,
+                value: self.value.map(RawValue::get).unwrap_or("null"),
+                expires_at: self.expires_at(),
+            },
+            "DEL" | "DELETE" => Mutation::Delete { namespace, key },
+            _ => Mutation::ClearNamespace {
+                namespace: namespace.unwrap_or_default(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(m: Mutation<'_>) {
+        let mut line = Vec::new();
+        encode(&m, 1_732_550_000_123, &mut line);
+        assert_eq!(line.last(), Some(&b'\n'));
+        let record = Record::decode(&line[..line.len() - 1]).unwrap();
+        assert_eq!(record.mutation(), m);
+    }
+
+    #[test]
+    fn every_mutation_round_trips() {
+        round_trip(Mutation::Set {
+            namespace: Some("app1"),
+            key: "user:123",
+            value: r#"{"a":[1,"x"]}"#,
+            expires_at: Some(1_732_553_600_123),
+        });
+        round_trip(Mutation::Set {
+            namespace: None,
+            key: "ключ \"q\"\n/?#%",
+            value: "null",
+            expires_at: None,
+        });
+        round_trip(Mutation::Delete {
+            namespace: None,
+            key: "a:b",
+        });
+        round_trip(Mutation::ClearNamespace { namespace: "app1" });
+    }
+
+    #[test]
+    fn writes_the_seed_fields() {
+        let mut line = Vec::new();
+        let m = Mutation::Set {
+            namespace: Some("app1"),
+            key: "user:123",
+            value: "\"alice\"",
+            expires_at: Some(1_732_553_600_123),
+        };
+        encode(&m, 1_732_550_000_123, &mut line);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["timestamp"], 1_732_550_000.123);
+        assert_eq!(v["action"], "SET");
+        assert_eq!(v["key"], "user:123");
+        assert_eq!(v["value"], "alice");
+        assert_eq!(v["namespace"], "app1");
+        assert_eq!(v["ttl"], 3600);
+        assert_eq!(v["expires_at"], 1_732_553_600_123u64);
+    }
+
+    #[test]
+    fn reads_pykv_records() {
+        let line = br#"{"timestamp": 1234567890.123, "action": "SET", "key": "user:123", "value": "alice", "namespace": "app1", "ttl": 3600}"#;
+        let record = Record::decode(line).unwrap();
+        assert_eq!(
+            record.mutation(),
+            Mutation::Set {
+                namespace: Some("app1"),
+                key: "user:123",
+                value: "\"alice\"",
+                expires_at: Some(1_234_571_490_123),
+            }
+        );
+        let line = br#"{"timestamp": 1.0, "action": "DEL", "key": "app1:x", "value": null, "namespace": null}"#;
+        assert_eq!(
+            Record::decode(line).unwrap().mutation(),
+            Mutation::Delete {
+                namespace: None,
+                key: "app1:x"
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_incomplete_records() {
+        assert!(Record::decode(br#"{"action":"SET","key":"k"}"#).is_err());
+        assert!(Record::decode(br#"{"action":"DEL"}"#).is_err());
+        assert!(Record::decode(br#"{"action":"NOPE","key":"k"}"#).is_err());
+        assert!(Record::decode(br#"{"action":"SET","key":"k","val"#).is_err());
+    }
+}

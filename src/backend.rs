@@ -16,7 +16,9 @@ use std::pin::Pin;
 /// decide what "durable" means (a local log sync, a replica's ack) without
 /// the HTTP layer knowing.
 #[must_use = "a write is only acknowledged once its commit resolves"]
-pub struct Commit(Option<Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>>);
+pub struct Commit(Option<DurabilityWait>);
+
+type DurabilityWait = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
 impl Commit {
     /// A write that is already as durable as it will get.

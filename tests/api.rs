@@ -472,7 +472,7 @@ async fn seed_use_cases() {
         })
     );
     assert_eq!(s.total_keys().await, 14);
-    // The keys are encoded here only to exercise the helper on plain keys.
+    // Colons may be sent encoded too.
     assert_eq!(
         s.get(&format!("/get/{}?ns=dev", enc("db:host"))).await.body["value"],
         json!("localhost")

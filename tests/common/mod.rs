@@ -20,7 +20,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -35,13 +35,13 @@ const LISTENING_PREFIX: &str = "PyKV listening on ";
 
 /// A running `pykv serve`. Dropping it kills the process (SIGKILL).
 pub struct Server {
-    child: Child,
+    child: Mutex<Child>,
     base: String,
     data_dir: PathBuf,
     /// Owned temporary data dir (removed on drop), `None` with `start_in`.
     _temp: Option<TempDir>,
     args: Vec<String>,
-    stderr: Option<JoinHandle<String>>,
+    stderr: Mutex<Option<JoinHandle<String>>>,
     status: Option<ExitStatus>,
     pub client: reqwest::Client,
 }
@@ -95,12 +95,12 @@ impl Server {
             .build()
             .expect("build HTTP client");
         Server {
-            child,
+            child: Mutex::new(child),
             base,
             data_dir: data_dir.to_path_buf(),
             _temp: None,
             args,
-            stderr: Some(stderr),
+            stderr: Mutex::new(Some(stderr)),
             status: None,
             client,
         }
@@ -122,7 +122,10 @@ impl Server {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .id()
     }
 
     /// SIGKILL, then reaps the process; returns its exit status.
@@ -130,7 +133,7 @@ impl Server {
         if let Some(status) = self.status {
             return status;
         }
-        let _ = self.child.kill();
+        let _ = self.child_mut().kill();
         self.wait_exit()
     }
 
@@ -138,11 +141,11 @@ impl Server {
     pub fn terminate(&self) {
         let ok = Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
+            .arg(self.pid().to_string())
             .status()
             .expect("run `kill -TERM`")
             .success();
-        assert!(ok, "`kill -TERM {}` failed", self.child.id());
+        assert!(ok, "`kill -TERM {}` failed", self.pid());
     }
 
     /// Waits (up to 20 s) for the process to exit and returns its status;
@@ -153,18 +156,17 @@ impl Server {
         }
         let deadline = Instant::now() + EXIT_TIMEOUT;
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
+            let child = self.child_mut();
+            if let Some(status) = child.try_wait().expect("try_wait") {
                 self.status = Some(status);
                 return status;
             }
             if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                let _ = child.kill();
+                let _ = child.wait();
+                let pid = child.id();
                 let stderr = self.take_stderr();
-                panic!(
-                    "pykv (pid {}) did not exit within {EXIT_TIMEOUT:?}; stderr:\n{stderr}",
-                    self.child.id()
-                );
+                panic!("pykv (pid {pid}) did not exit within {EXIT_TIMEOUT:?}; stderr:\n{stderr}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -172,17 +174,19 @@ impl Server {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.status.is_none() && self.child.try_wait().expect("try_wait").is_none()
+        self.status.is_none() && self.child_mut().try_wait().expect("try_wait").is_none()
     }
 
     /// Everything the server wrote to stderr; the process must have exited
     /// (call `kill` or `wait_exit` first). Empty on a second call.
     pub fn take_stderr(&mut self) -> String {
         assert!(
-            self.child.try_wait().expect("try_wait").is_some(),
+            self.child_mut().try_wait().expect("try_wait").is_some(),
             "take_stderr: the server is still running"
         );
         self.stderr
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
             .take()
             .map(|h| h.join().unwrap_or_default())
             .unwrap_or_default()
@@ -193,16 +197,45 @@ impl Server {
     pub fn restart(&mut self) {
         self.kill();
         let (child, base, stderr) = spawn(&self.data_dir, &self.args);
-        self.child = child;
+        self.child = Mutex::new(child);
         self.base = base;
-        self.stderr = Some(stderr);
+        self.stderr = Mutex::new(Some(stderr));
         self.status = None;
+    }
+
+    fn child_mut(&mut self) -> &mut Child {
+        self.child.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// For failure messages: whether the process is still running and, if
+    /// it has died, its exit status and stderr.
+    fn post_mortem(&self) -> String {
+        let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        match child.try_wait() {
+            Ok(None) => format!("pykv (pid {}) is still running", child.id()),
+            Ok(Some(status)) => {
+                let stderr = self
+                    .stderr
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                let stderr = stderr.map(|h| h.join().unwrap_or_default());
+                format!(
+                    "pykv exited with {status}; stderr:\n{}",
+                    stderr.unwrap_or_default()
+                )
+            }
+            Err(e) => format!("pykv: try_wait failed: {e}"),
+        }
     }
 
     // ---- HTTP helpers -------------------------------------------------
 
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Resp {
-        let response = request.send().await.expect("HTTP request failed");
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => panic!("HTTP request failed: {e:?}\n{}", self.post_mortem()),
+        };
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -287,8 +320,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if self.status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            let child = self.child_mut();
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

@@ -42,7 +42,9 @@ impl Commit {
 #[derive(Debug, Clone, Default)]
 pub struct BackendStats {
     pub store: StoreStats,
-    pub evictions: u64,
+    /// The store's bounds (`None`: unlimited).
+    pub max_bytes: Option<u64>,
+    pub max_keys: Option<u64>,
     /// Bytes in the write-ahead log.
     pub log_size: u64,
     /// When the log was last compacted, seconds since the Unix epoch.

@@ -1,5 +1,8 @@
 //! Command-line flags of `pykv`, each also readable from an environment
 //! variable (`PYKV_*`); a flag given on the command line wins.
+//!
+//! `pykv serve` runs the server; every other subcommand is the client
+//! ([`crate::cli`]), which finds the server through `--url` / `PYKV_URL`.
 
 use std::path::PathBuf;
 
@@ -22,6 +25,126 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Set a key (VALUE is sent as a JSON string unless --json-value).
+    Set(SetArgs),
+    /// Print a key's value (exit 1 if it does not exist).
+    Get(KeyArgs),
+    /// Delete a key (exit 1 if it does not exist).
+    Del(KeyArgs),
+    /// List, measure or clear namespaces.
+    Ns(NsArgs),
+    /// Print the server's statistics.
+    Stats(NsOptionArgs),
+    /// Check that the server answers.
+    Health(NsOptionArgs),
+    /// Rewrite the server's log down to the live data (in the background).
+    Compact(ClientArgs),
+    /// Interactive prompt (reads commands from stdin when it is not a terminal).
+    Shell(ShellArgs),
+}
+
+/// How the client reaches the server and prints answers; accepted after
+/// any client subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// URL of the PyKV server.
+    #[arg(
+        long,
+        env = "PYKV_URL",
+        default_value = crate::client::DEFAULT_URL,
+        global = true
+    )]
+    pub url: String,
+
+    /// Print the server's JSON answer instead of readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Seconds to wait for each answer.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = crate::client::DEFAULT_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SetArgs {
+    pub key: String,
+
+    /// The value: a string, or any JSON with --json-value.
+    #[arg(allow_hyphen_values = true)]
+    pub value: String,
+
+    /// Namespace (default: the default namespace).
+    #[arg(long)]
+    pub ns: Option<String>,
+
+    /// Expire the key after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub ttl: Option<u64>,
+
+    /// Parse VALUE as JSON (`42`, `true`, `[1,2]`, `{"a":1}`, `"text"`).
+    #[arg(long)]
+    pub json_value: bool,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    pub key: String,
+
+    /// Namespace (default: the default namespace).
+    #[arg(long)]
+    pub ns: Option<String>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `stats` and `health`: the whole server, or one namespace.
+#[derive(Debug, Clone, Args)]
+pub struct NsOptionArgs {
+    /// Only this namespace's figures (default: the whole server).
+    #[arg(long)]
+    pub ns: Option<String>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShellArgs {
+    /// Namespace to start in, as after `use NS`.
+    #[arg(long)]
+    pub ns: Option<String>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NsArgs {
+    #[command(subcommand)]
+    pub command: NsCommand,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum NsCommand {
+    /// List the namespaces that hold keys, with their counters.
+    List,
+    /// Print how many keys a namespace holds.
+    Size { ns: String },
+    /// Delete every key of a namespace (no confirmation).
+    Clear { ns: String },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -65,4 +188,7 @@ pub struct ServeArgs {
     /// after the last compaction (or start).
     #[arg(long, env = "PYKV_COMPACT_RATIO", default_value_t = 2.0)]
     pub compact_ratio: f64,
+
+    #[command(flatten)]
+    pub limits: crate::quotas::LimitArgs,
 }

@@ -64,6 +64,8 @@ impl Db {
         let report = recovery::replay(&path, &file, &store, options.repair)?;
         let wal = Wal::start(&path, file, report.log_size, &options.wal);
         store.attach_journal(Box::new(wal.clone()));
+        // Limits may be lower than when the log was written.
+        store.enforce_limits();
         let compactor = Compactor::new(wal.clone(), store.clone());
         compactor.spawn_auto(options.auto_compaction);
         crate::store::spawn_expiry_cycle(&store);
@@ -149,7 +151,8 @@ impl KvBackend for Db {
     fn stats(&self) -> BackendStats {
         BackendStats {
             store: self.store.stats(),
-            evictions: 0,
+            max_bytes: self.store.limits().global.max_bytes,
+            max_keys: self.store.limits().global.max_keys,
             log_size: self.wal.size(),
             last_compaction: self.compactor.last_compaction(),
             uptime_seconds: self.started.elapsed().as_secs_f64(),

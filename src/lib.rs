@@ -11,14 +11,22 @@
 //!   storage backend can sit behind the same API later.
 //! - [`http`]: routes, request parsing, handlers, and the one place where
 //!   errors become HTTP statuses.
-//! - [`config`]: command-line flags and their environment variables.
+//! - [`config`]: command-line flags and their environment variables;
+//!   [`quotas`]: the memory bounds and the quota file.
 //! - [`server`]: binds the listener, runs the background tasks, shuts down
 //!   cleanly on SIGINT and SIGTERM.
+//! - [`client`]: a small blocking HTTP client for the API, for Rust
+//!   programs; also the namespace demo ([`client::demo`]).
+//! - [`cli`]: the command-line client (`pykv get|set|del|ns|stats|...`,
+//!   `pykv shell`): commands, output formatting, exit codes.
 
 pub mod backend;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod quotas;
 pub mod server;
 pub mod store;
 pub mod wal;

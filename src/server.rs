@@ -18,6 +18,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         store: StoreConfig {
             max_key_bytes: args.max_key_bytes,
+            limits: args.limits.limits().map_err(anyhow::Error::msg)?,
         },
         wal: WalOptions { fsync: args.fsync },
         repair: args.repair_log,

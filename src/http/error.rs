@@ -46,6 +46,9 @@ impl ApiError {
                 StoreError::InvalidNamespace { .. }
                 | StoreError::EmptyKey
                 | StoreError::KeyTooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                StoreError::LimitReached { .. } | StoreError::TooLarge { .. } => {
+                    StatusCode::INSUFFICIENT_STORAGE
+                }
                 StoreError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
         }

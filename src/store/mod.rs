@@ -10,26 +10,29 @@
 //! - [`stats`]: the counters reported by `/stats`.
 
 mod clock;
+mod entry;
+mod evict;
 mod expire;
 mod namespace;
 mod shard;
 mod stats;
 mod undo;
 
-use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 
+use clock::access_clock;
 pub use clock::now_ms;
+pub use evict::{EvictionPolicy, Limit, Limits};
 pub use expire::spawn_expiry_cycle;
 pub use namespace::{MAX_NAMESPACE_LEN, validate_namespace};
 pub use stats::{NamespaceStats, StoreStats};
 pub use undo::Undo;
 
-use namespace::Namespace;
+use namespace::{Namespace, Usage};
 use shard::Entry;
 use undo::UndoAction;
 
@@ -43,6 +46,13 @@ pub enum StoreError {
     EmptyKey,
     #[error("key is {len} bytes, over the limit of {max} bytes")]
     KeyTooLong { len: usize, max: usize },
+    #[error(
+        "{scope} is at its limit of {limit}; delete keys, raise the limit, \
+         or run with --eviction lru to evict the least recently used keys"
+    )]
+    LimitReached { scope: String, limit: String },
+    #[error("the entry takes {size} bytes, more than the {max} bytes {scope} may hold in all")]
+    TooLarge { scope: String, size: u64, max: u64 },
     #[error("the write-ahead log cannot be written ({0}); the write was not applied, retry later")]
     LogUnavailable(String),
 }
@@ -62,6 +72,11 @@ pub enum Mutation<'a> {
         expires_at: Option<u64>,
     },
     Delete {
+        namespace: Option<&'a str>,
+        key: &'a str,
+    },
+    /// A delete made to keep a memory limit.
+    Evict {
         namespace: Option<&'a str>,
         key: &'a str,
     },
@@ -108,12 +123,14 @@ impl Journal for NoJournal {
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub max_key_bytes: usize,
+    pub limits: Limits,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             max_key_bytes: 1024,
+            limits: Limits::default(),
         }
     }
 }
@@ -125,18 +142,30 @@ pub struct Store {
     /// creation of namespaces, and readers only hold it for a hash probe.
     named: RwLock<HashMap<Box<str>, Arc<Namespace>>>,
     hasher: DefaultHashBuilder,
+    /// Bytes and entries of the whole store.
+    global: Arc<Usage>,
     /// Attached once, after the log has been replayed into the store.
     journal: OnceLock<Box<dyn Journal>>,
     /// Misses on namespaces that do not exist; they count in the totals.
     unknown_namespace_misses: AtomicU64,
+    /// Whether any limit is set: without one, writes skip every check.
+    limits_enabled: bool,
+    /// Serializes writes under `noeviction` with limits, so a limit is
+    /// checked and filled in one step.
+    admission: Mutex<()>,
 }
 
 impl Store {
     /// A store that journals nothing until [`Store::attach_journal`].
     pub fn new(config: StoreConfig) -> Self {
+        let global = Arc::new(Usage::default());
+        let default_quota = config.limits.quota_of(None);
         Store {
+            limits_enabled: evict::limits_enabled(&config.limits),
+            admission: Mutex::new(()),
+            default: Arc::new(Namespace::new(None, default_quota, global.clone())),
             config,
-            default: Arc::new(Namespace::new()),
+            global,
             named: RwLock::default(),
             hasher: DefaultHashBuilder::default(),
             journal: OnceLock::new(),
@@ -190,11 +219,11 @@ impl Store {
         out: &mut Vec<u8>,
     ) -> Result<bool, StoreError> {
         self.check_namespace(namespace)?;
-        let now = now_ms();
+        let (now, access) = (now_ms(), access_clock());
         let found = self.with_namespace(namespace, |space| {
-            let found = match space.shard_for(&self.hasher, key).get(key, now) {
+            let found = match space.shard_for(&self.hasher, key).get(key, now, access) {
                 Some(entry) => {
-                    out.extend_from_slice(entry.value.as_bytes());
+                    out.extend_from_slice(entry.value().as_bytes());
                     true
                 }
                 None => false,
@@ -239,15 +268,22 @@ impl Store {
                 value,
                 expires_at,
             } => {
-                let entry = Entry {
-                    value: value.into(),
-                    expires_at: expires_at.and_then(NonZeroU64::new),
-                };
+                let deadline = expires_at.and_then(NonZeroU64::new);
+                let entry = Entry::new(key, value, deadline, access_clock());
                 let now = now_ms();
                 let space = self.namespace_or_create(namespace);
                 let index = Namespace::shard_index(&self.hasher, key);
+                // Under `noeviction`, checking a limit and filling it must
+                // be one step, or concurrent writers could all pass it.
+                let _admission = (self.limited()
+                    && self.config.limits.policy == EvictionPolicy::Noeviction)
+                    .then(|| self.admission.lock().unwrap_or_else(|p| p.into_inner()));
                 let mut shard = space.shard(index);
-                let old = shard.insert(key, entry, now);
+                if self.limited() && journal {
+                    let old_size = shard.peek(key).map(Entry::size);
+                    self.admit(&space, entry.size(), old_size)?;
+                }
+                let old = shard.insert(entry, now);
                 if !journal {
                     return Ok(0);
                 }
@@ -256,10 +292,20 @@ impl Store {
                     key: key.into(),
                     old,
                 };
-                self.journal_or_revert(mutation, &space, undo, &mut [shard])
+                let lsn = self.journal_or_revert(mutation, &space, undo, &mut [shard])?;
+                if self.limited() {
+                    self.make_room(&space);
+                }
+                Ok(lsn)
             }
-            Mutation::Delete { namespace, key } => {
-                Ok(self.remove(namespace, key, journal)?.unwrap_or(0))
+            Mutation::Delete { namespace, key } | Mutation::Evict { namespace, key } => {
+                let Some(space) = self.existing_namespace(namespace) else {
+                    return Ok(0);
+                };
+                let index = Namespace::shard_index(&self.hasher, key);
+                Ok(self
+                    .remove_in(&space, index, mutation, journal)?
+                    .unwrap_or(0))
             }
             Mutation::ClearNamespace { namespace } => {
                 Ok(self.clear(namespace, journal)?.1.unwrap_or(0))
@@ -296,13 +342,27 @@ impl Store {
         key: &str,
         journal: bool,
     ) -> Result<Option<Lsn>, StoreError> {
-        let now = now_ms();
         let Some(space) = self.existing_namespace(namespace) else {
             return Ok(None);
         };
         let index = Namespace::shard_index(&self.hasher, key);
+        self.remove_in(&space, index, &Mutation::Delete { namespace, key }, journal)
+    }
+
+    /// Removes the key of `mutation` (a delete or an eviction) from shard
+    /// `index` of `space`; `None` when it was not there.
+    fn remove_in(
+        &self,
+        space: &Arc<Namespace>,
+        index: usize,
+        mutation: &Mutation<'_>,
+        journal: bool,
+    ) -> Result<Option<Lsn>, StoreError> {
+        let (Mutation::Delete { key, .. } | Mutation::Evict { key, .. }) = *mutation else {
+            unreachable!("remove_in takes deletes and evictions")
+        };
         let mut shard = space.shard(index);
-        let Some(old) = shard.remove(key, now) else {
+        let Some(old) = shard.remove(key, now_ms()) else {
             return Ok(None);
         };
         if !journal {
@@ -313,8 +373,7 @@ impl Store {
             key: key.into(),
             old: Some(old),
         };
-        let mutation = Mutation::Delete { namespace, key };
-        self.journal_or_revert(&mutation, &space, undo, &mut [shard])
+        self.journal_or_revert(mutation, space, undo, &mut [shard])
             .map(Some)
     }
 
@@ -383,23 +442,31 @@ impl Store {
         let now = now_ms();
         let default_namespace = stats_of(&self.default, now);
         let mut stats = StoreStats {
-            total_keys: default_namespace.total_keys,
-            cache_hits: default_namespace.cache_hits,
-            cache_misses: default_namespace.cache_misses
-                + self.unknown_namespace_misses.load(Ordering::Relaxed),
+            cache_misses: self.unknown_namespace_misses.load(Ordering::Relaxed),
+            used_bytes: self.global.bytes(),
             default_namespace,
-            namespaces: BTreeMap::new(),
+            ..StoreStats::default()
         };
-        for (name, space) in self.named_snapshot() {
-            let ns = stats_of(&space, now);
+        let add = |stats: &mut StoreStats, ns: &NamespaceStats| {
             stats.total_keys += ns.total_keys;
             stats.cache_hits += ns.cache_hits;
             stats.cache_misses += ns.cache_misses;
+            stats.evictions += ns.evictions;
+        };
+        add(&mut stats, &default_namespace);
+        for (name, space) in self.named_snapshot() {
+            let ns = stats_of(&space, now);
+            add(&mut stats, &ns);
             if ns.total_keys > 0 {
                 stats.namespaces.insert(name, ns);
             }
         }
         stats
+    }
+
+    /// The limits the store keeps.
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
     }
 
     /// One pass of active expiry: frees up to `budget_per_shard` expired
@@ -408,10 +475,11 @@ impl Store {
     pub fn expire_cycle(&self, budget_per_shard: usize) -> usize {
         let now = now_ms();
         let purge = |space: &Namespace| -> usize {
-            space
-                .each_shard(|s| {
-                    if s.has_ttl_keys() {
-                        s.purge_expired(now, budget_per_shard)
+            (0..namespace::SHARDS)
+                .map(|i| {
+                    let mut shard = space.shard(i);
+                    if shard.has_ttl_keys() {
+                        shard.purge_expired(now, budget_per_shard)
                     } else {
                         0
                     }
@@ -430,12 +498,12 @@ impl Store {
         let mut visit = |namespace: Option<&str>, space: &Namespace| {
             for index in 0..namespace::SHARDS {
                 let shard = space.shard(index);
-                for (key, entry) in shard.live_entries(now) {
+                for entry in shard.live_entries(now) {
                     f(Visit::Entry(&Mutation::Set {
                         namespace,
-                        key,
-                        value: &entry.value,
-                        expires_at: entry.expires_at.map(NonZeroU64::get),
+                        key: entry.key(),
+                        value: entry.value(),
+                        expires_at: entry.expires_at().map(NonZeroU64::get),
                     }));
                 }
                 drop(shard);
@@ -503,8 +571,20 @@ impl Store {
         let mut named = self.named.write().unwrap_or_else(|p| p.into_inner());
         named
             .entry(name.into())
-            .or_insert_with(|| Arc::new(Namespace::new()))
+            .or_insert_with(|| {
+                let quota = self.config.limits.quota_of(Some(name));
+                Arc::new(Namespace::new(Some(name), quota, self.global.clone()))
+            })
             .clone()
+    }
+
+    /// Every namespace, the default one first, shared out so no lock is
+    /// held while they are examined.
+    fn all_namespaces(&self) -> Vec<Arc<Namespace>> {
+        let named = self.named.read().unwrap_or_else(|p| p.into_inner());
+        std::iter::once(self.default.clone())
+            .chain(named.values().cloned())
+            .collect()
     }
 
     /// The named namespaces, copied out so no lock is held while they are
@@ -523,6 +603,8 @@ fn stats_of(space: &Namespace, now: u64) -> NamespaceStats {
         cache_hits: space.hits.load(Ordering::Relaxed),
         cache_misses: space.misses.load(Ordering::Relaxed),
         total_keys: space.live_len(now),
+        used_bytes: space.usage.bytes(),
+        evictions: space.evictions.load(Ordering::Relaxed),
     }
 }
 

@@ -1,16 +1,18 @@
 //! Namespaces: the rules for their names, and the sharded key space each one
-//! owns.
+//! owns, with the bytes and keys it holds.
 //!
 //! Why every namespace owns its own shards (rather than all namespaces
 //! sharing one map of `(namespace, key)`): clearing a namespace is then a
-//! swap of its shard maps, O(shards) under the locks whatever its size, and
-//! a tenant's traffic never contends on another tenant's locks.
+//! swap of its shard tables, O(shards) under the locks whatever its size,
+//! and a tenant's traffic never contends on another tenant's locks.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::StoreError;
+use super::evict::Limit;
 use super::shard::Shard;
 
 /// Longest namespace name accepted.
@@ -43,49 +45,125 @@ pub fn validate_namespace(name: &str) -> Result<(), StoreError> {
 /// rarely meet, few enough that thousands of small namespaces stay cheap.
 pub(crate) const SHARDS: usize = 16;
 
+/// Bytes and entries held, kept as atomics so that limits are checked
+/// without locking every shard. Signed, because a shard's changes are
+/// added as deltas that may briefly run ahead of each other.
+#[derive(Default)]
+pub(crate) struct Usage {
+    bytes: AtomicI64,
+    keys: AtomicI64,
+}
+
+impl Usage {
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    pub fn keys(&self) -> u64 {
+        self.keys.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    fn add(&self, bytes: i64, keys: i64) {
+        if bytes != 0 {
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        if keys != 0 {
+            self.keys.fetch_add(keys, Ordering::Relaxed);
+        }
+    }
+}
+
 pub(crate) struct Namespace {
+    /// `None` for the default namespace.
+    pub name: Option<Box<str>>,
+    pub quota: Limit,
     shards: Box<[Mutex<Shard>]>,
+    pub usage: Usage,
+    /// The whole store's usage, updated alongside.
+    global: Arc<Usage>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
+    pub evictions: AtomicU64,
+}
+
+/// A locked shard. Whatever is done through it is accounted to the
+/// namespace's and the store's usage when it is released, so no mutation
+/// path can forget the accounting.
+pub(crate) struct ShardGuard<'a> {
+    guard: MutexGuard<'a, Shard>,
+    space: &'a Namespace,
+    bytes: usize,
+    len: usize,
+}
+
+impl Deref for ShardGuard<'_> {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        &self.guard
+    }
+}
+
+impl DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.guard
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        let bytes = self.guard.bytes() as i64 - self.bytes as i64;
+        let keys = self.guard.len() as i64 - self.len as i64;
+        if bytes != 0 || keys != 0 {
+            self.space.usage.add(bytes, keys);
+            self.space.global.add(bytes, keys);
+        }
+    }
 }
 
 impl Namespace {
-    pub fn new() -> Self {
+    pub fn new(name: Option<&str>, quota: Limit, global: Arc<Usage>) -> Self {
         Namespace {
+            name: name.map(Into::into),
+            quota,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            usage: Usage::default(),
+            global,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
         }
     }
 
-    /// Index of the shard that owns `key`.
+    /// Index of the shard that owns `key`. Bits 40 and up: the shard's own
+    /// table uses the low bits and the top seven of the same hash.
     pub fn shard_index(hasher: &impl BuildHasher, key: &str) -> usize {
-        (hasher.hash_one(key) as usize) & (SHARDS - 1)
+        ((hasher.hash_one(key.as_bytes()) >> 40) as usize) & (SHARDS - 1)
     }
 
     /// The locked shard at `index`.
-    pub fn shard(&self, index: usize) -> MutexGuard<'_, Shard> {
-        lock(&self.shards[index])
+    pub fn shard(&self, index: usize) -> ShardGuard<'_> {
+        let guard = lock(&self.shards[index]);
+        ShardGuard {
+            bytes: guard.bytes(),
+            len: guard.len(),
+            guard,
+            space: self,
+        }
     }
 
     /// The locked shard that owns `key`.
-    pub fn shard_for(&self, hasher: &impl BuildHasher, key: &str) -> MutexGuard<'_, Shard> {
+    pub fn shard_for(&self, hasher: &impl BuildHasher, key: &str) -> ShardGuard<'_> {
         self.shard(Self::shard_index(hasher, key))
     }
 
     /// Locks every shard, in index order (the only order in which more than
     /// one shard is ever held, so it cannot deadlock).
-    pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
-        self.shards.iter().map(lock).collect()
-    }
-
-    /// Applies `f` to each shard in turn, holding one lock at a time.
-    pub fn each_shard<R>(&self, mut f: impl FnMut(&mut Shard) -> R) -> impl Iterator<Item = R> {
-        self.shards.iter().map(move |s| f(&mut lock(s)))
+    pub fn lock_all(&self) -> Vec<ShardGuard<'_>> {
+        (0..SHARDS).map(|i| self.shard(i)).collect()
     }
 
     pub fn live_len(&self, now_ms: u64) -> usize {
-        self.each_shard(|s| s.live_len(now_ms)).sum()
+        (0..SHARDS).map(|i| self.shard(i).live_len(now_ms)).sum()
     }
 
     pub fn record_lookup(&self, hit: bool) {
@@ -97,7 +175,7 @@ impl Namespace {
 /// Locks a shard, recovering it if a panicking thread poisoned the lock: a
 /// shard's invariants hold between any two of its method calls, so the data
 /// is still sound.
-pub(crate) fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

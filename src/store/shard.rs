@@ -1,81 +1,118 @@
-//! One shard of a namespace: a hash map of entries plus the index of their
-//! expiry deadlines.
+//! One shard of a namespace: a hash table of packed entries, the index of
+//! their expiry deadlines, and the bytes they take.
 //!
-//! Why a `BTreeSet<(deadline, key)>` beside the map: the active expiry cycle
-//! must find the keys that are due without walking the whole map, so the
-//! cost of a tick is proportional to what expires, not to what is stored.
-//! Only keys with a TTL pay for a copy of their name in the index.
+//! Why a `BTreeSet<(deadline, key)>` beside the table: the active expiry
+//! cycle must find the keys that are due without walking the whole table,
+//! so the cost of a tick is proportional to what expires, not to what is
+//! stored. Only keys with a TTL pay for a copy of their name in the index.
+//!
+//! Why hashbrown's `HashTable` rather than a `HashMap`: the key lives inside
+//! the entry's single allocation, and the table's bucket API lets eviction
+//! pick random entries in O(1), as Redis's sampled LRU does.
 
 use std::collections::BTreeSet;
-use std::num::NonZeroU64;
+use std::hash::BuildHasher;
 
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
-/// A stored value: the JSON text the client sent, kept verbatim so that it
-/// is given back unchanged without being parsed again.
-pub(crate) type JsonText = Box<str>;
-
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub value: JsonText,
-    /// Absolute deadline in milliseconds since the Unix epoch.
-    pub expires_at: Option<NonZeroU64>,
-}
-
-impl Entry {
-    pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at.is_some_and(|at| at.get() <= now_ms)
-    }
-}
+pub(crate) use super::entry::Entry;
 
 #[derive(Default)]
 pub(crate) struct Shard {
-    map: HashMap<Box<str>, Entry>,
+    table: HashTable<Entry>,
     expiry: BTreeSet<(u64, Box<str>)>,
+    hasher: DefaultHashBuilder,
+    /// Bytes accounted to the entries held, expired ones included until
+    /// they are freed.
+    bytes: usize,
+}
+
+/// A candidate for eviction: how long ago it was used, and its key.
+pub(crate) struct Sample {
+    pub idle: u32,
+    pub key: Box<str>,
 }
 
 impl Shard {
-    /// The live entry under `key`; an expired one is removed on the way.
-    pub fn get(&mut self, key: &str, now_ms: u64) -> Option<&Entry> {
-        if self.map.get(key)?.is_expired(now_ms) {
+    pub fn with_hasher(hasher: DefaultHashBuilder) -> Self {
+        Shard {
+            hasher,
+            ..Shard::default()
+        }
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The live entry under `key`, marked as used at `access`; an expired
+    /// one is removed on the way.
+    pub fn get(&mut self, key: &str, now_ms: u64, access: u32) -> Option<&Entry> {
+        let hash = self.hash(key.as_bytes());
+        let entry = self.table.find(hash, |e| e.key_bytes() == key.as_bytes())?;
+        if entry.is_expired(now_ms) {
             self.remove(key, now_ms);
             return None;
         }
-        self.map.get(key)
+        let entry = self
+            .table
+            .find_mut(hash, |e| e.key_bytes() == key.as_bytes())?;
+        entry.touch(access);
+        Some(entry)
+    }
+
+    /// The entry under `key`, live or not, without marking it used.
+    pub fn peek(&self, key: &str) -> Option<&Entry> {
+        let hash = self.hash(key.as_bytes());
+        self.table.find(hash, |e| e.key_bytes() == key.as_bytes())
     }
 
     /// Stores `entry`, returning the live entry it replaced.
-    pub fn insert(&mut self, key: &str, entry: Entry, now_ms: u64) -> Option<Entry> {
-        if let Some(at) = entry.expires_at {
-            self.expiry.insert((at.get(), key.into()));
+    pub fn insert(&mut self, entry: Entry, now_ms: u64) -> Option<Entry> {
+        if let Some(at) = entry.expires_at() {
+            self.expiry.insert((at.get(), entry.key().into()));
         }
-        let old = match self.map.get_mut(key) {
-            Some(slot) => Some(std::mem::replace(slot, entry)),
-            None => {
-                self.map.insert(key.into(), entry);
+        self.bytes += entry.size();
+        let hash = self.hash(entry.key_bytes());
+        let hasher = &self.hasher;
+        let old = match self.table.entry(
+            hash,
+            |e| e.key_bytes() == entry.key_bytes(),
+            |e| hasher.hash_one(e.key_bytes()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut slot) => {
+                Some(std::mem::replace(slot.get_mut(), entry))
+            }
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(entry);
                 None
             }
-        };
-        let old = old?;
-        if let Some(at) = old.expires_at {
-            self.unindex(at.get(), key);
-        }
+        }?;
+        self.forget(&old);
         (!old.is_expired(now_ms)).then_some(old)
     }
 
     /// Removes `key`, returning its entry if it was live.
     pub fn remove(&mut self, key: &str, now_ms: u64) -> Option<Entry> {
-        let old = self.map.remove(key)?;
-        if let Some(at) = old.expires_at {
-            self.unindex(at.get(), key);
-        }
+        let hash = self.hash(key.as_bytes());
+        let old = self
+            .table
+            .find_entry(hash, |e| e.key_bytes() == key.as_bytes())
+            .ok()?
+            .remove()
+            .0;
+        self.forget(&old);
         (!old.is_expired(now_ms)).then_some(old)
     }
 
-    fn unindex(&mut self, deadline: u64, key: &str) {
-        // BTreeSet needs an owned tuple to look up; this only runs for keys
-        // that carry a TTL.
-        self.expiry.remove(&(deadline, Box::<str>::from(key)));
+    /// Drops what the shard keeps about an entry that left the table.
+    fn forget(&mut self, old: &Entry) {
+        self.bytes -= old.size();
+        if let Some(at) = old.expires_at() {
+            // BTreeSet needs an owned tuple to look up; only keys with a TTL
+            // pay for it.
+            self.expiry.remove(&(at.get(), Box::<str>::from(old.key())));
+        }
     }
 
     /// Removes up to `budget` entries whose deadline has passed; returns how
@@ -86,7 +123,14 @@ impl Shard {
             match self.expiry.first() {
                 Some((deadline, _)) if *deadline <= now_ms => {
                     let (_, key) = self.expiry.pop_first().expect("first() was Some");
-                    self.map.remove(&key);
+                    let hash = self.hash(key.as_bytes());
+                    if let Ok(slot) = self
+                        .table
+                        .find_entry(hash, |e| e.key_bytes() == key.as_bytes())
+                    {
+                        self.bytes -= slot.get().size();
+                        slot.remove();
+                    }
                     removed += 1;
                 }
                 _ => break,
@@ -104,7 +148,16 @@ impl Shard {
 
     /// Number of live (unexpired) entries.
     pub fn live_len(&self, now_ms: u64) -> usize {
-        self.map.len() - self.expired_count(now_ms)
+        self.table.len() - self.expired_count(now_ms)
+    }
+
+    /// Entries held, expired ones included until they are freed.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn has_ttl_keys(&self) -> bool {
@@ -112,51 +165,69 @@ impl Shard {
     }
 
     /// Iterates the live entries, for snapshots and listings.
-    pub fn live_entries(&self, now_ms: u64) -> impl Iterator<Item = (&str, &Entry)> {
-        self.map
-            .iter()
-            .filter(move |(_, e)| !e.is_expired(now_ms))
-            .map(|(k, e)| (&**k, e))
+    pub fn live_entries(&self, now_ms: u64) -> impl Iterator<Item = &Entry> {
+        self.table.iter().filter(move |e| !e.is_expired(now_ms))
+    }
+
+    /// A random entry, for sampled eviction: a random bucket, then the next
+    /// occupied one. Expired entries are the best candidates of all.
+    pub fn sample(&self, rng: &mut fastrand::Rng, access: u32, now_ms: u64) -> Option<Sample> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let buckets = self.table.num_buckets();
+        let start = rng.usize(..buckets);
+        (0..buckets)
+            .map(|i| (start + i) % buckets)
+            .find_map(|i| self.table.get_bucket(i))
+            .map(|entry| Sample {
+                idle: if entry.is_expired(now_ms) {
+                    u32::MAX
+                } else {
+                    access.wrapping_sub(entry.last_access())
+                },
+                key: entry.key().into(),
+            })
     }
 
     /// Empties the shard in O(1), handing back the old contents so that the
     /// caller can free them outside the lock.
     pub fn take(&mut self) -> Shard {
-        std::mem::take(self)
+        let empty = Shard::with_hasher(self.hasher.clone());
+        std::mem::replace(self, empty)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU64;
+
     use super::*;
 
-    fn entry(v: &str, at: Option<u64>) -> Entry {
-        Entry {
-            value: v.into(),
-            expires_at: at.and_then(NonZeroU64::new),
-        }
+    fn entry(k: &str, v: &str, at: Option<u64>) -> Entry {
+        Entry::new(k, v, at.and_then(NonZeroU64::new), 0)
     }
 
     #[test]
     fn insert_replaces_and_reindexes_deadline() {
         let mut s = Shard::default();
-        assert!(s.insert("k", entry("1", Some(100)), 0).is_none());
-        let old = s.insert("k", entry("2", None), 0).unwrap();
-        assert_eq!(&*old.value, "1");
+        assert!(s.insert(entry("k", "1", Some(100)), 0).is_none());
+        let old = s.insert(entry("k", "2", None), 0).unwrap();
+        assert_eq!(old.value(), "1");
         assert!(!s.has_ttl_keys(), "old deadline must leave the index");
         assert_eq!(s.purge_expired(1_000, 10), 0);
-        assert_eq!(&*s.get("k", 1_000).unwrap().value, "2");
+        assert_eq!(s.get("k", 1_000, 1).unwrap().value(), "2");
     }
 
     #[test]
     fn expired_entries_are_invisible_and_purged() {
         let mut s = Shard::default();
-        s.insert("a", entry("1", Some(100)), 0);
-        s.insert("b", entry("2", Some(200)), 0);
-        s.insert("c", entry("3", None), 0);
+        s.insert(entry("a", "1", Some(100)), 0);
+        s.insert(entry("b", "2", Some(200)), 0);
+        s.insert(entry("c", "3", None), 0);
         assert_eq!(s.live_len(50), 3);
         assert_eq!(s.live_len(100), 2);
-        assert!(s.get("a", 100).is_none());
+        assert!(s.get("a", 100, 0).is_none());
         assert_eq!(s.purge_expired(250, 10), 1);
         assert_eq!(s.live_len(250), 1);
         assert!(!s.has_ttl_keys());
@@ -166,18 +237,46 @@ mod tests {
     fn purge_respects_budget() {
         let mut s = Shard::default();
         for i in 0..10 {
-            s.insert(&format!("k{i}"), entry("v", Some(10)), 0);
+            s.insert(entry(&format!("k{i}"), "v", Some(10)), 0);
         }
         assert_eq!(s.purge_expired(20, 4), 4);
         assert_eq!(s.purge_expired(20, 100), 6);
         assert_eq!(s.live_len(20), 0);
+        assert_eq!(s.bytes(), 0);
+    }
+
+    #[test]
+    fn bytes_follow_every_change() {
+        let mut s = Shard::default();
+        s.insert(entry("a", "1", None), 0);
+        let one = s.bytes();
+        assert_eq!(one, entry("a", "1", None).size());
+        s.insert(entry("b", "22", Some(5)), 0);
+        s.insert(entry("a", "333", None), 0);
+        assert_eq!(
+            s.bytes(),
+            entry("b", "22", Some(5)).size() + entry("a", "333", None).size()
+        );
+        s.remove("a", 0);
+        s.purge_expired(10, 10);
+        assert_eq!(s.bytes(), 0);
     }
 
     #[test]
     fn remove_of_expired_entry_reports_nothing() {
         let mut s = Shard::default();
-        s.insert("a", entry("1", Some(10)), 0);
+        s.insert(entry("a", "1", Some(10)), 0);
         assert!(s.remove("a", 20).is_none());
         assert_eq!(s.live_len(0), 0);
+    }
+
+    #[test]
+    fn sampling_finds_entries_and_their_idleness() {
+        let mut s = Shard::default();
+        let mut rng = fastrand::Rng::with_seed(7);
+        assert!(s.sample(&mut rng, 0, 0).is_none());
+        s.insert(Entry::new("old", "1", None, 10), 0);
+        let sample = s.sample(&mut rng, 100, 0).unwrap();
+        assert_eq!((&*sample.key, sample.idle), ("old", 90));
     }
 }

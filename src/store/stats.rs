@@ -9,6 +9,9 @@ pub struct NamespaceStats {
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub total_keys: usize,
+    /// Bytes accounted to the namespace's entries (see `ENTRY_OVERHEAD`).
+    pub used_bytes: u64,
+    pub evictions: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +20,8 @@ pub struct StoreStats {
     pub total_keys: usize,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    pub used_bytes: u64,
+    pub evictions: u64,
     pub default_namespace: NamespaceStats,
     /// Named namespaces holding at least one live key.
     pub namespaces: BTreeMap<String, NamespaceStats>,

@@ -115,7 +115,10 @@ fn expiry_cycle_frees_due_entries_only() {
 
 #[test]
 fn invalid_input_is_refused_and_changes_nothing() {
-    let store = Store::new(StoreConfig { max_key_bytes: 4 });
+    let store = Store::new(StoreConfig {
+        max_key_bytes: 4,
+        ..StoreConfig::default()
+    });
     assert_eq!(store.set(None, "", "1", None), Err(StoreError::EmptyKey));
     assert!(matches!(
         store.set(None, "12345", "1", None),
@@ -312,4 +315,179 @@ fn visit_live_visits_every_live_entry() {
     });
     assert!(shards >= 16);
     assert_eq!(seen.len(), 2);
+}
+
+fn limited(limits: Limits) -> Store {
+    Store::new(StoreConfig {
+        limits,
+        ..StoreConfig::default()
+    })
+}
+
+fn keys_limit(n: u64) -> Limit {
+    Limit {
+        max_keys: Some(n),
+        max_bytes: None,
+    }
+}
+
+#[test]
+fn lru_keeps_the_store_within_max_keys() {
+    let store = limited(Limits {
+        global: keys_limit(100),
+        ..Limits::default()
+    });
+    for i in 0..1_000 {
+        store
+            .set(Some(&format!("n{}", i % 7)), &i.to_string(), "1", None)
+            .unwrap();
+        assert!(store.len() <= 100);
+    }
+    assert_eq!(store.len(), 100);
+    assert_eq!(store.stats().evictions, 900);
+}
+
+#[test]
+fn lru_keeps_the_store_within_max_bytes() {
+    let store = limited(Limits {
+        global: Limit {
+            max_bytes: Some(20_000),
+            max_keys: None,
+        },
+        ..Limits::default()
+    });
+    for i in 0..2_000 {
+        store
+            .set(None, &format!("key{i}"), "\"some value\"", None)
+            .unwrap();
+        assert!(store.stats().used_bytes <= 20_000);
+    }
+    assert!(
+        store.stats().used_bytes > 15_000,
+        "evicts only what it must"
+    );
+}
+
+#[test]
+fn lru_spares_recently_used_keys() {
+    let store = limited(Limits {
+        global: keys_limit(200),
+        ..Limits::default()
+    });
+    for i in 0..50 {
+        store.set(None, &format!("hot{i}"), "1", None).unwrap();
+    }
+    for i in 0..2_000 {
+        if i % 10 == 0 {
+            // Touch the hot set now and then, as a real working set would.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            for h in 0..50 {
+                store.get(None, &format!("hot{h}")).unwrap();
+            }
+        }
+        store.set(None, &format!("cold{i}"), "1", None).unwrap();
+    }
+    let kept = (0..50)
+        .filter(|h| store.get(None, &format!("hot{h}")).unwrap().is_some())
+        .count();
+    assert!(kept >= 45, "only {kept} of 50 hot keys survived");
+}
+
+#[test]
+fn a_namespace_at_its_quota_evicts_only_its_own_keys() {
+    let mut quotas = std::collections::HashMap::new();
+    quotas.insert("noisy".to_string(), keys_limit(10));
+    let store = limited(Limits {
+        quotas,
+        ..Limits::default()
+    });
+    for i in 0..20 {
+        store.set(Some("quiet"), &i.to_string(), "1", None).unwrap();
+    }
+    for i in 0..100 {
+        store.set(Some("noisy"), &i.to_string(), "1", None).unwrap();
+    }
+    assert_eq!(store.namespace_len(Some("noisy")).unwrap(), 10);
+    assert_eq!(store.namespace_len(Some("quiet")).unwrap(), 20);
+    let stats = store.stats();
+    assert_eq!(stats.namespaces["noisy"].evictions, 90);
+    assert_eq!(stats.namespaces["quiet"].evictions, 0);
+}
+
+#[test]
+fn noeviction_refuses_and_changes_nothing() {
+    let store = limited(Limits {
+        default_quota: keys_limit(3),
+        policy: EvictionPolicy::Noeviction,
+        ..Limits::default()
+    });
+    for k in ["a", "b", "c"] {
+        store.set(Some("t"), k, "1", None).unwrap();
+    }
+    let err = store.set(Some("t"), "d", "1", None).unwrap_err();
+    assert!(matches!(err, StoreError::LimitReached { .. }), "{err}");
+    assert!(err.to_string().contains("namespace \"t\""), "{err}");
+    // Overwriting an existing key adds no key: allowed.
+    store.set(Some("t"), "a", "2", None).unwrap();
+    assert_eq!(store.namespace_len(Some("t")).unwrap(), 3);
+    assert_eq!(store.get(Some("t"), "d").unwrap(), None);
+    assert_eq!(store.stats().evictions, 0);
+}
+
+#[test]
+fn an_entry_larger_than_a_byte_limit_is_refused_under_any_policy() {
+    let store = limited(Limits {
+        global: Limit {
+            max_bytes: Some(100),
+            max_keys: None,
+        },
+        ..Limits::default()
+    });
+    store.set(None, "small", "1", None).unwrap();
+    let err = store.set(None, "big", &"1".repeat(200), None).unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    assert_eq!(store.len(), 1, "the store was not emptied for nothing");
+}
+
+#[test]
+fn evictions_are_journaled_as_deletes() {
+    let recorder = Arc::new(Recorder::default());
+    let store = Store::with_journal(
+        StoreConfig {
+            limits: Limits {
+                global: keys_limit(1),
+                ..Limits::default()
+            },
+            ..StoreConfig::default()
+        },
+        Box::new(recorder.clone()),
+    );
+    store.set(None, "a", "1", None).unwrap();
+    store.set(None, "b", "1", None).unwrap();
+    let log = recorder.0.lock().unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(log[2].starts_with("Evict"), "{log:?}");
+}
+
+#[test]
+fn concurrent_writers_stay_within_the_limit() {
+    let store = Arc::new(limited(Limits {
+        global: keys_limit(500),
+        ..Limits::default()
+    }));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..2_000 {
+                    store
+                        .set(Some(&format!("n{t}")), &i.to_string(), "1", None)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert!(store.len() <= 500, "{}", store.len());
+    assert!(store.len() >= 490);
 }

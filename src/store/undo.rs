@@ -71,7 +71,7 @@ impl UndoAction {
                 let shard = &mut *shards[0];
                 match old {
                     Some(entry) => {
-                        shard.insert(&key, entry, 0);
+                        shard.insert(entry, 0);
                     }
                     None => {
                         shard.remove(&key, 0);

@@ -54,6 +54,13 @@ pub fn encode(mutation: &Mutation<'_>, now_ms: u64, out: &mut Vec<u8>) {
             push_str(out, key);
             push_namespace(out, namespace);
         }
+        Mutation::Evict { namespace, key } => {
+            // A DEL to every reader, PyKV's included; the mark is for people.
+            out.extend_from_slice(b",\"action\":\"DEL\",\"key\":");
+            push_str(out, key);
+            push_namespace(out, namespace);
+            out.extend_from_slice(b",\"evicted\":true");
+        }
         Mutation::ClearNamespace { namespace } => {
             out.extend_from_slice(b",\"action\":\"CLEAR\"");
             push_namespace(out, Some(namespace));

@@ -1,0 +1,179 @@
+//! Configuration of memory bounds: the `--max-memory`, `--max-keys` and
+//! `--eviction` flags, and the quota file (`--quotas FILE`).
+//!
+//! The quota file is TOML:
+//!
+//! ```toml
+//! # Every namespace without a section of its own, the default one included.
+//! [default]
+//! max_keys = 10000
+//! max_bytes = "64mb"
+//!
+//! [namespace.tenant_acme]
+//! max_keys = 1000000
+//! max_bytes = "1gb"
+//! ```
+//!
+//! Sizes are bytes, or a number with `kb`, `mb`, `gb` (powers of 1024, as in
+//! Redis's configuration).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::store::{EvictionPolicy, Limit, Limits, validate_namespace};
+
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Memory bound of the whole store, e.g. 512mb or 2gb (unlimited when
+    /// unset).
+    #[arg(long, env = "PYKV_MAX_MEMORY", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+
+    /// Most keys the whole store holds (unlimited when unset).
+    #[arg(long, env = "PYKV_MAX_KEYS")]
+    pub max_keys: Option<u64>,
+
+    /// What happens at a limit: lru evicts the least recently used keys,
+    /// noeviction refuses the write with 507.
+    #[arg(long, env = "PYKV_EVICTION", value_enum, default_value = "lru")]
+    pub eviction: EvictionPolicy,
+
+    /// TOML file of per-namespace quotas (see the README).
+    #[arg(long, env = "PYKV_QUOTAS")]
+    pub quotas: Option<PathBuf>,
+}
+
+impl LimitArgs {
+    /// The limits these flags and the quota file describe.
+    pub fn limits(&self) -> Result<Limits, String> {
+        let mut limits = Limits {
+            global: Limit {
+                max_bytes: self.max_memory,
+                max_keys: self.max_keys,
+            },
+            policy: self.eviction,
+            ..Limits::default()
+        };
+        if let Some(path) = &self.quotas {
+            let file = QuotaFile::load(path)?;
+            limits.default_quota = file.default.into();
+            limits.quotas = file
+                .namespace
+                .into_iter()
+                .map(|(name, quota)| (name, quota.into()))
+                .collect();
+        }
+        Ok(limits)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaFile {
+    #[serde(default)]
+    default: QuotaSpec,
+    #[serde(default)]
+    namespace: HashMap<String, QuotaSpec>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaSpec {
+    max_keys: Option<u64>,
+    max_bytes: Option<Size>,
+}
+
+impl From<QuotaSpec> for Limit {
+    fn from(spec: QuotaSpec) -> Limit {
+        Limit {
+            max_keys: spec.max_keys,
+            max_bytes: spec.max_bytes.map(|s| s.0),
+        }
+    }
+}
+
+/// A size in the file: a number of bytes, or a string such as "64mb".
+#[derive(Debug, Clone, Copy)]
+struct Size(u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(Size(n)),
+            Raw::Text(s) => parse_size(&s).map(Size).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl QuotaFile {
+    fn load(path: &Path) -> Result<QuotaFile, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the quota file {}: {e}", path.display()))?;
+        let file: QuotaFile = toml::from_str(&text)
+            .map_err(|e| format!("the quota file {} is not valid: {e}", path.display()))?;
+        for name in file.namespace.keys() {
+            validate_namespace(name)
+                .map_err(|e| format!("the quota file {}: {e}", path.display()))?;
+        }
+        Ok(file)
+    }
+}
+
+/// Parses `512mb`, `2gb`, `64kb`, `100b` or a plain number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = match &lower[digits.len()..] {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?}; use kb, mb or gb"
+            ));
+        }
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write it like 512mb or 2gb"))?;
+    n.checked_mul(unit)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_redis_does() {
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert_eq!(parse_size("64kb").unwrap(), 64 * 1024);
+        assert_eq!(parse_size("512MB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("mb").is_err());
+    }
+
+    #[test]
+    fn quota_file_reads_default_and_namespaces() {
+        let file: QuotaFile = toml::from_str(
+            "[default]\nmax_keys = 10\n[namespace.a]\nmax_bytes = \"1kb\"\nmax_keys = 5\n",
+        )
+        .unwrap();
+        assert_eq!(Limit::from(file.default).max_keys, Some(10));
+        let a = Limit::from(file.namespace["a"]);
+        assert_eq!((a.max_bytes, a.max_keys), (Some(1024), Some(5)));
+        assert!(toml::from_str::<QuotaFile>("[default]\nmax_kees = 1\n").is_err());
+    }
+}

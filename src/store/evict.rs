@@ -1,0 +1,254 @@
+//! Bounded memory: a global limit and per-namespace quotas, kept by
+//! evicting least recently used keys (`lru`) or by refusing writes
+//! (`noeviction`).
+//!
+//! LRU is approximated as Redis does it: each eviction samples
+//! [`SAMPLES`] random entries and evicts the one idle longest. Exact LRU
+//! would need a linked list through every entry (16 more bytes a key);
+//! docs/BENCHMARKS.md measures the sampled hit rate against exact LRU on a
+//! skewed workload.
+//!
+//! A namespace at its quota evicts only its own keys, so a noisy tenant
+//! cannot push out another's. The global limit evicts across namespaces,
+//! picking each sample's namespace in proportion to the bytes it holds.
+//!
+//! Evictions are journaled (as `DEL` records marked `"evicted":true`), so a
+//! restart does not bring an evicted key back.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::namespace::{Namespace, SHARDS, Usage};
+use super::{Mutation, Store, StoreError, access_clock, now_ms};
+
+/// Entries sampled per eviction.
+pub const SAMPLES: usize = 16;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvictionPolicy {
+    /// Evict the least recently used keys (sampled) to make room.
+    #[default]
+    Lru,
+    /// Refuse a write that would pass a limit (HTTP 507); evict nothing.
+    Noeviction,
+}
+
+/// A bound on bytes and keys; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limit {
+    pub max_bytes: Option<u64>,
+    pub max_keys: Option<u64>,
+}
+
+impl Limit {
+    pub fn is_unlimited(&self) -> bool {
+        self.max_bytes.is_none() && self.max_keys.is_none()
+    }
+
+    fn exceeded_by(&self, usage: &Usage) -> bool {
+        self.would_exceed(usage, 0, 0)
+    }
+
+    /// Whether `usage` grown by `bytes` and `keys` would pass the limit.
+    fn would_exceed(&self, usage: &Usage, bytes: i64, keys: i64) -> bool {
+        let over = |max: Option<u64>, used: u64, delta: i64| {
+            max.is_some_and(|max| used as i64 + delta > max as i64)
+        };
+        over(self.max_bytes, usage.bytes(), bytes) || over(self.max_keys, usage.keys(), keys)
+    }
+
+    fn describe(&self) -> String {
+        match (self.max_bytes, self.max_keys) {
+            (Some(b), Some(k)) => format!("{b} bytes and {k} keys"),
+            (Some(b), None) => format!("{b} bytes"),
+            (None, Some(k)) => format!("{k} keys"),
+            (None, None) => "no limit".into(),
+        }
+    }
+}
+
+/// Every bound the store keeps.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// The whole store (`--max-memory`, `--max-keys`).
+    pub global: Limit,
+    /// Namespaces without a quota of their own, the default one included.
+    pub default_quota: Limit,
+    /// Quotas of named namespaces.
+    pub quotas: std::collections::HashMap<String, Limit>,
+    pub policy: EvictionPolicy,
+}
+
+impl Limits {
+    pub fn quota_of(&self, namespace: Option<&str>) -> Limit {
+        namespace
+            .and_then(|name| self.quotas.get(name))
+            .copied()
+            .unwrap_or(self.default_quota)
+    }
+
+    fn any(&self) -> bool {
+        !self.global.is_unlimited()
+            || !self.default_quota.is_unlimited()
+            || self.quotas.values().any(|q| !q.is_unlimited())
+    }
+}
+
+impl Store {
+    /// Whether limits are set at all; without them writes skip every check.
+    pub(super) fn limited(&self) -> bool {
+        self.limits_enabled
+    }
+
+    /// Under `noeviction`, refuses a write that would pass a limit. Also,
+    /// under any policy, refuses an entry that could never fit.
+    pub(super) fn admit(
+        &self,
+        space: &Namespace,
+        entry_size: usize,
+        old_size: Option<usize>,
+    ) -> Result<(), StoreError> {
+        let limits = &self.config.limits;
+        let size = entry_size as u64;
+        for (limit, scope) in [
+            (&space.quota, space.describe()),
+            (&limits.global, "the store".into()),
+        ] {
+            if limit.max_bytes.is_some_and(|max| size > max) {
+                return Err(StoreError::TooLarge {
+                    scope,
+                    size,
+                    max: limit.max_bytes.unwrap_or_default(),
+                });
+            }
+        }
+        if limits.policy != EvictionPolicy::Noeviction {
+            return Ok(());
+        }
+        let bytes = entry_size as i64 - old_size.unwrap_or(0) as i64;
+        let keys = i64::from(old_size.is_none());
+        if space.quota.would_exceed(&space.usage, bytes, keys) {
+            return Err(StoreError::LimitReached {
+                scope: space.describe(),
+                limit: space.quota.describe(),
+            });
+        }
+        if limits.global.would_exceed(&self.global, bytes, keys) {
+            return Err(StoreError::LimitReached {
+                scope: "the store".into(),
+                limit: limits.global.describe(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Under `lru`, evicts until `space` is within its quota and the store
+    /// within its limit.
+    pub(super) fn make_room(&self, space: &Arc<Namespace>) {
+        if self.config.limits.policy != EvictionPolicy::Lru {
+            return;
+        }
+        // Bounded: an eviction that found nothing to take stops the loop.
+        while space.quota.exceeded_by(&space.usage) {
+            if !self.evict_from(space) {
+                break;
+            }
+        }
+        while self.config.limits.global.exceeded_by(&self.global) {
+            if !self.evict_global() {
+                break;
+            }
+        }
+    }
+
+    /// After replay (limits may have shrunk since the log was written):
+    /// evicts until every namespace and the store are within bounds.
+    pub fn enforce_limits(&self) {
+        if !self.limited() {
+            return;
+        }
+        let mut spaces = self.all_namespaces();
+        spaces.retain(|space| !space.quota.is_unlimited());
+        for space in spaces {
+            self.make_room(&space);
+        }
+        self.make_room(&self.default);
+    }
+
+    /// Evicts the stalest of a sample of `space`'s entries.
+    fn evict_from(&self, space: &Arc<Namespace>) -> bool {
+        let mut rng = fastrand::Rng::new();
+        let (access, now) = (access_clock(), now_ms());
+        let victim = (0..SAMPLES)
+            .filter_map(|_| {
+                let shard = rng.usize(..SHARDS);
+                let sample = space.shard(shard).sample(&mut rng, access, now)?;
+                Some((sample, shard))
+            })
+            .max_by_key(|(sample, _)| sample.idle);
+        let Some((sample, shard)) = victim else {
+            return false;
+        };
+        self.evict(space, shard, &sample.key);
+        true
+    }
+
+    /// Evicts across namespaces: picks a namespace in proportion to the
+    /// bytes it holds, then evicts the stalest of a sample of its entries.
+    fn evict_global(&self) -> bool {
+        let spaces = self.all_namespaces();
+        let mut cumulative = Vec::with_capacity(spaces.len());
+        let mut total = 0u64;
+        for space in &spaces {
+            total += space.usage.bytes();
+            cumulative.push(total);
+        }
+        if total == 0 {
+            return false;
+        }
+        let mut rng = fastrand::Rng::new();
+        let (access, now) = (access_clock(), now_ms());
+        let victim = (0..SAMPLES)
+            .filter_map(|_| {
+                let at = rng.u64(..total);
+                let space = &spaces[cumulative.partition_point(|&c| c <= at)];
+                let shard = rng.usize(..SHARDS);
+                let sample = space.shard(shard).sample(&mut rng, access, now)?;
+                Some((sample, space, shard))
+            })
+            .max_by_key(|(sample, _, _)| sample.idle);
+        let Some((sample, space, shard)) = victim else {
+            return false;
+        };
+        self.evict(space, shard, &sample.key);
+        true
+    }
+
+    /// Removes one key for room, journaled so that it stays evicted.
+    fn evict(&self, space: &Arc<Namespace>, shard: usize, key: &str) {
+        let mutation = Mutation::Evict {
+            namespace: space.name.as_deref(),
+            key,
+        };
+        // Someone may have deleted it since it was sampled: then the room
+        // is made already, and nothing is counted.
+        if let Ok(Some(_)) = self.remove_in(space, shard, &mutation, true) {
+            space.evictions.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(namespace = ?space.name, key, "evicted");
+        }
+    }
+}
+
+impl Namespace {
+    /// How errors name this namespace.
+    fn describe(&self) -> String {
+        match &self.name {
+            Some(name) => format!("namespace {name:?}"),
+            None => "the default namespace".into(),
+        }
+    }
+}
+
+pub(super) fn limits_enabled(limits: &Limits) -> bool {
+    limits.any()
+}

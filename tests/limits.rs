@@ -1,0 +1,155 @@
+//! Bounded memory through the real server: limits, LRU, quotas from a
+//! file, `noeviction`'s 507, and evictions that survive a restart.
+
+mod common;
+
+use common::Server;
+use serde_json::json;
+
+fn quota_file(dir: &std::path::Path, toml: &str) -> String {
+    let path = dir.join("quotas.toml");
+    std::fs::write(&path, toml).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn concurrent_writers_keep_the_store_within_max_keys() {
+    let server = std::sync::Arc::new(Server::start_with(&["--max-keys", "300"]));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                for i in 0..150 {
+                    let r = server.set(Some(&format!("w{w}")), &format!("k{i}"), json!(i)).await;
+                    assert_eq!(r.status, 200);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let stats = server.stats().await;
+    assert!(stats["total_keys"].as_u64().unwrap() <= 300, "{stats}");
+    assert_eq!(stats["evictions"], 1200 - stats["total_keys"].as_u64().unwrap());
+    assert_eq!(stats["max_keys"], 300);
+}
+
+#[tokio::test]
+async fn max_memory_bounds_used_bytes_and_stats_report_them() {
+    let server = Server::start_with(&["--max-memory", "64kb"]);
+    let value = "v".repeat(500);
+    for i in 0..1_000 {
+        server.set(Some("a"), &format!("k{i}"), json!(value)).await;
+    }
+    let stats = server.stats().await;
+    let used = stats["used_bytes"].as_u64().unwrap();
+    assert!(used <= 64 * 1024, "{stats}");
+    assert!(used > 48 * 1024, "evicts only what it must: {stats}");
+    assert_eq!(stats["max_bytes"], 64 * 1024);
+    assert_eq!(stats["namespaces"]["a"]["used_bytes"], used);
+    assert!(stats["namespaces"]["a"]["evictions"].as_u64().unwrap() > 800);
+}
+
+#[tokio::test]
+async fn lru_keeps_a_hot_working_set() {
+    let server = Server::start_with(&["--max-keys", "200"]);
+    for h in 0..40 {
+        server.set(None, &format!("hot{h}"), json!(h)).await;
+    }
+    for round in 0..20 {
+        for h in 0..40 {
+            assert!(server.value(None, &format!("hot{h}")).await.is_some(), "hot{h} evicted in round {round}");
+        }
+        for c in 0..50 {
+            server.set(None, &format!("cold{round}-{c}"), json!(c)).await;
+        }
+    }
+    assert!(server.total_keys().await <= 200);
+}
+
+#[tokio::test]
+async fn a_tenant_writing_ten_times_its_quota_never_evicts_another_tenants_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let quotas = quota_file(
+        dir.path(),
+        "[default]\nmax_keys = 1000\n\n[namespace.noisy]\nmax_keys = 50\n",
+    );
+    let server = Server::start_with(&["--quotas", &quotas]);
+    for i in 0..100 {
+        server.set(Some("quiet"), &format!("k{i}"), json!(i)).await;
+    }
+    for i in 0..500 {
+        server.set(Some("noisy"), &format!("k{i}"), json!(i)).await;
+    }
+    for i in 0..100 {
+        assert_eq!(server.value(Some("quiet"), &format!("k{i}")).await, Some(json!(i)));
+    }
+    let stats = server.stats().await;
+    assert_eq!(stats["namespaces"]["noisy"]["total_keys"], 50);
+    assert_eq!(stats["namespaces"]["noisy"]["evictions"], 450);
+    assert_eq!(stats["namespaces"]["quiet"]["evictions"], 0);
+}
+
+#[tokio::test]
+async fn noeviction_answers_507_and_changes_nothing() {
+    let server = Server::start_with(&["--max-keys", "3", "--eviction", "noeviction"]);
+    for k in ["a", "b", "c"] {
+        server.set(Some("t"), k, json!(k)).await;
+    }
+    let before = server.stats().await;
+    let r = server
+        .post_json("/set?ns=t", &json!({"key": "d", "value": "d"}))
+        .await;
+    assert_eq!(r.status, 507, "{r:?}");
+    assert!(r.detail().contains("limit"), "{}", r.detail());
+    assert!(r.detail().contains("--eviction lru"), "says what to do: {}", r.detail());
+    assert_eq!(server.get("/get/d?ns=t").await.status, 404);
+    let after = server.stats().await;
+    assert_eq!(after["total_keys"], before["total_keys"]);
+    assert_eq!(after["used_bytes"], before["used_bytes"]);
+    assert_eq!(after["evictions"], 0);
+    // Overwrites and deletes still work at the limit.
+    assert_eq!(server.set(Some("t"), "a", json!("A")).await.status, 200);
+    assert_eq!(server.delete("/delete/b?ns=t").await.status, 200);
+    assert_eq!(server.set(Some("t"), "d", json!("d")).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_eviction_survives_a_restart() {
+    let mut server = Server::start_with(&["--max-keys", "10"]);
+    for i in 0..30 {
+        server.set(None, &format!("k{i}"), json!(i)).await;
+    }
+    let mut present = Vec::new();
+    for i in 0..30 {
+        present.push(server.value(None, &format!("k{i}")).await.is_some());
+    }
+    assert_eq!(present.iter().filter(|p| **p).count(), 10);
+    let log = std::fs::read_to_string(server.data_dir().join("wal.log")).unwrap();
+    assert_eq!(log.matches("\"evicted\":true").count(), 20);
+
+    server.terminate();
+    assert!(server.wait_exit().success());
+    server.restart();
+    for (i, was_present) in present.iter().enumerate() {
+        let now_present = server.value(None, &format!("k{i}")).await.is_some();
+        assert_eq!(now_present, *was_present, "key k{i} after restart");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_quota_file_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let quotas = quota_file(dir.path(), "[namespace.\"a b\"]\nmax_keys = 1\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pykv"))
+        .args(["serve", "--port", "0", "--quotas", &quotas, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("quota file"), "{stderr}");
+    assert!(stderr.contains("a b"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

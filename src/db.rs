@@ -26,10 +26,12 @@ pub struct DbOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot use the data directory {path}: {source}. Choose another with --data-dir")]
+    // `cause` rather than `source`: the message already says it, and a
+    // source would be printed a second time as "Caused by".
+    #[error("cannot use the data directory {path}: {cause}. Choose another with --data-dir")]
     DataDir {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
@@ -46,9 +48,9 @@ impl Db {
     /// Opens the data directory, replays its log and starts journaling.
     pub fn open(options: &DbOptions) -> Result<(Db, RecoveryReport), OpenError> {
         let dir = &options.data_dir;
-        let dir_error = |source| OpenError::DataDir {
+        let dir_error = |cause| OpenError::DataDir {
             path: dir.clone(),
-            source,
+            cause,
         };
         std::fs::create_dir_all(dir).map_err(dir_error)?;
         remove_leftover_rewrite(dir).map_err(dir_error)?;

@@ -5,8 +5,9 @@
 //! ```
 //!
 //! `timestamp`, `action`, `key`, `value`, `namespace` and `ttl` are PyKV's
-//! own fields, so a log written by PyKV loads unchanged: its TTLs count
-//! from each record's `timestamp`. `expires_at` (milliseconds since the
+//! own fields, written in every record (`null` when empty) as PyKV writes
+//! them, so a log written by PyKV loads unchanged (its TTLs count from each
+//! record's `timestamp`), and one written here reads as PyKV's. `expires_at` (milliseconds since the
 //! epoch) is ours: it keeps a deadline exact through compactions. A clear
 //! is one record, `{"action":"CLEAR","namespace":...}`.
 
@@ -40,30 +41,37 @@ pub fn encode(mutation: &Mutation<'_>, now_ms: u64, out: &mut Vec<u8>) {
             out.extend_from_slice(b",\"value\":");
             out.extend_from_slice(value.as_bytes());
             push_namespace(out, namespace);
-            if let Some(at) = expires_at {
-                // Whole seconds left, rounded up, for readers that only know
-                // PyKV's `ttl`; ours read the exact `expires_at`.
-                out.extend_from_slice(b",\"ttl\":");
-                push_int(out, at.saturating_sub(now_ms).div_ceil(1000).max(1));
-                out.extend_from_slice(b",\"expires_at\":");
-                push_int(out, at);
+            out.extend_from_slice(b",\"ttl\":");
+            match expires_at {
+                Some(at) => {
+                    // Whole seconds left, rounded up, for readers that only
+                    // know PyKV's `ttl`; ours read the exact `expires_at`.
+                    push_int(out, at.saturating_sub(now_ms).div_ceil(1000).max(1));
+                    out.extend_from_slice(b",\"expires_at\":");
+                    push_int(out, at);
+                }
+                None => out.extend_from_slice(b"null"),
             }
         }
         Mutation::Delete { namespace, key } => {
             out.extend_from_slice(b",\"action\":\"DEL\",\"key\":");
             push_str(out, key);
+            out.extend_from_slice(b",\"value\":null");
             push_namespace(out, namespace);
+            out.extend_from_slice(b",\"ttl\":null");
         }
         Mutation::Evict { namespace, key } => {
             // A DEL to every reader, PyKV's included; the mark is for people.
             out.extend_from_slice(b",\"action\":\"DEL\",\"key\":");
             push_str(out, key);
+            out.extend_from_slice(b",\"value\":null");
             push_namespace(out, namespace);
-            out.extend_from_slice(b",\"evicted\":true");
+            out.extend_from_slice(b",\"ttl\":null,\"evicted\":true");
         }
         Mutation::ClearNamespace { namespace } => {
-            out.extend_from_slice(b",\"action\":\"CLEAR\"");
+            out.extend_from_slice(b",\"action\":\"CLEAR\",\"key\":null,\"value\":null");
             push_namespace(out, Some(namespace));
+            out.extend_from_slice(b",\"ttl\":null");
         }
     }
     out.extend_from_slice(b"}\n");
@@ -191,6 +199,23 @@ mod tests {
             key: "a:b",
         });
         round_trip(Mutation::ClearNamespace { namespace: "app1" });
+        let mut line = Vec::new();
+        encode(
+            &Mutation::Evict {
+                namespace: None,
+                key: "k",
+            },
+            0,
+            &mut line,
+        );
+        let record = Record::decode(&line[..line.len() - 1]).unwrap();
+        assert_eq!(
+            record.mutation(),
+            Mutation::Delete {
+                namespace: None,
+                key: "k"
+            }
+        );
     }
 
     #[test]
@@ -211,6 +236,26 @@ mod tests {
         assert_eq!(v["namespace"], "app1");
         assert_eq!(v["ttl"], 3600);
         assert_eq!(v["expires_at"], 1_732_553_600_123u64);
+        for m in [
+            Mutation::Set {
+                namespace: None,
+                key: "k",
+                value: "1",
+                expires_at: None,
+            },
+            Mutation::Delete {
+                namespace: None,
+                key: "k",
+            },
+            Mutation::ClearNamespace { namespace: "n" },
+        ] {
+            line.clear();
+            encode(&m, 0, &mut line);
+            let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            for field in ["timestamp", "action", "key", "value", "namespace", "ttl"] {
+                assert!(v.get(field).is_some(), "{field} missing in {v}");
+            }
+        }
     }
 
     #[test]

@@ -28,10 +28,10 @@ pub enum RecoveryError {
         offset: u64,
         reason: String,
     },
-    #[error("cannot read or repair the log {path}: {source}")]
+    #[error("cannot read or repair the log {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -56,9 +56,9 @@ pub fn replay(
     store: &Store,
     repair: bool,
 ) -> Result<RecoveryReport, RecoveryError> {
-    let io = |source| RecoveryError::Io {
+    let io = |cause| RecoveryError::Io {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let data = std::fs::read(path).map_err(io)?;
     let now = now_ms();

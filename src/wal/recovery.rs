@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
 
 use super::record::Record;
 use crate::store::{Mutation, Store, now_ms};
@@ -63,62 +64,46 @@ pub fn replay(
     let data = std::fs::read(path).map_err(io)?;
     let now = now_ms();
     let mut report = RecoveryReport::default();
-    let mut lines = Lines::new(&data);
-    while let Some((line_no, offset, line)) = lines.next() {
-        if line.trim_ascii().is_empty() {
-            continue;
+    // Parsing and applying overlap: a second thread decodes lines into
+    // batches of records while this one applies them, in log order.
+    let stopped_at = std::thread::scope(|scope| {
+        let (batches, parsed) = std::sync::mpsc::sync_channel(4);
+        scope.spawn(|| parse_lines(&data, batches));
+        for batch in parsed {
+            for line in batch {
+                let record = match line.record {
+                    Ok(record) => record,
+                    Err(reason) => return Some((line.number, line.offset, line.end, reason)),
+                };
+                apply(store, &record, now, &mut report);
+            }
         }
-        let record = match Record::decode(line) {
-            Ok(record) => record,
-            Err(reason) if lines.rest_is_blank() => {
-                tracing::warn!(path = %path.display(), line = line_no, offset, %reason,
-                    "dropping a torn last record (a crash in the middle of a write)");
-                report.torn_bytes = data.len() as u64 - offset as u64;
-                file.set_len(offset as u64).map_err(io)?;
-                report.log_size = offset as u64;
-                return Ok(report);
-            }
-            Err(reason) if repair => {
-                let copy = keep_damaged_copy(path, &data).map_err(io)?;
-                let lost = data.len() as u64 - offset as u64;
-                tracing::warn!(path = %path.display(), line = line_no, offset, %reason,
-                    copy = %copy.display(), lost_bytes = lost,
-                    "repairing the log: kept a copy, recovered every record before the damage");
-                file.set_len(offset as u64).map_err(io)?;
-                report.repaired = Some((copy, lost));
-                report.log_size = offset as u64;
-                return Ok(report);
-            }
-            Err(reason) => {
-                return Err(RecoveryError::Corrupt {
-                    path: path.to_owned(),
-                    line: line_no,
-                    offset: offset as u64,
-                    reason,
-                });
-            }
-        };
-        let mutation = record.mutation();
-        if let Mutation::Set {
-            expires_at: Some(at),
-            ..
-        } = mutation
-            && at <= now
-        {
-            // Still applied as a delete: it must erase an older value.
-            let Mutation::Set { namespace, key, .. } = mutation else {
-                unreachable!()
-            };
-            store
-                .apply(&Mutation::Delete { namespace, key }, false)
-                .expect("replay does not journal");
-            report.expired += 1;
-            continue;
+        None
+    });
+    if let Some((number, offset, end, reason)) = stopped_at {
+        let offset = offset as u64;
+        let lost = data.len() as u64 - offset;
+        if data[end..].trim_ascii().is_empty() {
+            tracing::warn!(path = %path.display(), line = number, offset, %reason,
+                "dropping a torn last record (a crash in the middle of a write)");
+            report.torn_bytes = lost;
+        } else if repair {
+            let copy = keep_damaged_copy(path, &data).map_err(io)?;
+            tracing::warn!(path = %path.display(), line = number, offset, %reason,
+                copy = %copy.display(), lost_bytes = lost,
+                "repairing the log: kept a copy, recovered every record before the damage");
+            report.repaired = Some((copy, lost));
+        } else {
+            return Err(RecoveryError::Corrupt {
+                path: path.to_owned(),
+                line: number,
+                offset,
+                reason,
+            });
         }
-        store
-            .apply(&mutation, false)
-            .expect("replay does not journal");
-        report.applied += 1;
+        file.set_len(offset).map_err(io)?;
+        report.log_size = offset;
+        return Ok(report);
     }
     report.log_size = data.len() as u64;
     // A whole last record without its newline: add it, or the next append
@@ -128,6 +113,71 @@ pub fn replay(
         report.log_size += 1;
     }
     Ok(report)
+}
+
+/// Applies one record; a SET whose deadline has passed is applied as a
+/// delete, since it must still erase an older value.
+fn apply(store: &Store, record: &Record<'_>, now: u64, report: &mut RecoveryReport) {
+    let mutation = match record.mutation() {
+        Mutation::Set {
+            namespace,
+            key,
+            expires_at: Some(at),
+            ..
+        } if at <= now => {
+            report.expired += 1;
+            Mutation::Delete { namespace, key }
+        }
+        mutation => {
+            report.applied += 1;
+            mutation
+        }
+    };
+    store
+        .apply(&mutation, false)
+        .expect("replay does not journal");
+}
+
+/// A decoded line of the log, or why it could not be decoded.
+struct ParsedLine<'a> {
+    number: usize,
+    offset: usize,
+    /// Offset just past the line and its newline.
+    end: usize,
+    record: Result<Record<'a>, String>,
+}
+
+const BATCH: usize = 4096;
+
+/// Decodes every non-blank line, sending them in batches; stops at the
+/// first bad line (sent last) or when the receiver has gone.
+fn parse_lines<'a>(data: &'a [u8], batches: SyncSender<Vec<ParsedLine<'a>>>) {
+    let mut lines = Lines::new(data);
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some((number, offset, line)) = lines.next() {
+        if line.trim_ascii().is_empty() {
+            continue;
+        }
+        let record = Record::decode(line);
+        let bad = record.is_err();
+        batch.push(ParsedLine {
+            number,
+            offset,
+            end: lines.pos.min(data.len()),
+            record,
+        });
+        if (bad || batch.len() == BATCH)
+            && batches
+                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                .is_err()
+        {
+            return;
+        }
+        if bad {
+            return;
+        }
+    }
+    let _ = batches.send(batch);
 }
 
 fn keep_damaged_copy(path: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
@@ -161,11 +211,5 @@ impl<'a> Lines<'a> {
         self.pos = end + 1;
         self.line += 1;
         Some((self.line, start, &self.data[start..end]))
-    }
-
-    fn rest_is_blank(&self) -> bool {
-        self.data
-            .get(self.pos..)
-            .is_none_or(|rest| rest.trim_ascii().is_empty())
     }
 }

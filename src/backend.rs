@@ -5,7 +5,7 @@
 //! shard, a disk-based engine) can sit behind the same HTTP API by
 //! implementing [`KvBackend`].
 
-use crate::store::{NamespaceStats, StoreError, StoreStats};
+use crate::store::{KeyPage, NamespaceStats, StoreError, StoreStats};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -81,6 +81,15 @@ pub trait KvBackend: Send + Sync + 'static {
     fn namespaces(&self) -> Vec<String>;
 
     fn namespace_stats(&self, namespace: Option<&str>) -> Result<NamespaceStats, StoreError>;
+
+    /// A page of a namespace's keys, in order, after `cursor`.
+    fn list_keys(
+        &self,
+        namespace: Option<&str>,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage, StoreError>;
 
     fn stats(&self) -> BackendStats;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::{BackendStats, Commit, KvBackend};
-use crate::store::{Lsn, NamespaceStats, Store, StoreConfig, StoreError, now_ms};
+use crate::store::{KeyPage, Lsn, NamespaceStats, Store, StoreConfig, StoreError, now_ms};
 use crate::wal::{
     AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
     WalOptions, recovery,
@@ -148,6 +148,16 @@ impl KvBackend for Db {
 
     fn namespace_stats(&self, namespace: Option<&str>) -> Result<NamespaceStats, StoreError> {
         self.store.namespace_stats(namespace)
+    }
+
+    fn list_keys(
+        &self,
+        namespace: Option<&str>,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage, StoreError> {
+        self.store.list_keys(namespace, prefix, cursor, limit)
     }
 
     fn stats(&self) -> BackendStats {

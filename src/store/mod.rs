@@ -5,8 +5,12 @@
 //!
 //! Layout:
 //! - [`namespace`]: name rules and the sharded key space of one namespace;
-//! - [`shard`]: one shard's map and its expiry index;
+//! - [`shard`]: one shard's table and its expiry index;
+//! - [`entry`]: an entry packed into one allocation;
+//! - [`undo`]: taking back a mutation the journal could not keep;
 //! - [`expire`]: the active expiry cycle;
+//! - [`evict`]: memory limits, quotas and sampled-LRU eviction;
+//! - [`scan`]: listing a namespace's keys page by page;
 //! - [`stats`]: the counters reported by `/stats`.
 
 mod clock;
@@ -14,6 +18,7 @@ mod entry;
 mod evict;
 mod expire;
 mod namespace;
+mod scan;
 mod shard;
 mod stats;
 mod undo;
@@ -29,6 +34,7 @@ pub use clock::now_ms;
 pub use evict::{EvictionPolicy, Limit, Limits};
 pub use expire::spawn_expiry_cycle;
 pub use namespace::{MAX_NAMESPACE_LEN, validate_namespace};
+pub use scan::{KeyPage, MAX_PAGE};
 pub use stats::{NamespaceStats, StoreStats};
 pub use undo::Undo;
 

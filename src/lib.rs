@@ -9,6 +9,7 @@
 //! - [`db`]: the engine and its log opened together from a data directory.
 //! - [`backend`]: the interface the HTTP layer speaks to, so that another
 //!   storage backend can sit behind the same API later.
+//! - [`auth`]: API tokens scoped to namespaces, and what each grants.
 //! - [`http`]: routes, request parsing, handlers, and the one place where
 //!   errors become HTTP statuses.
 //! - [`config`]: command-line flags and their environment variables;
@@ -19,8 +20,12 @@
 //!   programs; also the namespace demo ([`client::demo`]).
 //! - [`cli`]: the command-line client (`pykv get|set|del|ns|stats|...`,
 //!   `pykv shell`): commands, output formatting, exit codes.
+//! - [`bench`]: `pykv bench`, the load generator (throughput, latency
+//!   percentiles), and the do-nothing "ceiling" server it is compared to.
 
+pub mod auth;
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

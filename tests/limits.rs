@@ -20,7 +20,9 @@ async fn concurrent_writers_keep_the_store_within_max_keys() {
             let server = server.clone();
             tokio::spawn(async move {
                 for i in 0..150 {
-                    let r = server.set(Some(&format!("w{w}")), &format!("k{i}"), json!(i)).await;
+                    let r = server
+                        .set(Some(&format!("w{w}")), &format!("k{i}"), json!(i))
+                        .await;
                     assert_eq!(r.status, 200);
                 }
             })
@@ -31,7 +33,10 @@ async fn concurrent_writers_keep_the_store_within_max_keys() {
     }
     let stats = server.stats().await;
     assert!(stats["total_keys"].as_u64().unwrap() <= 300, "{stats}");
-    assert_eq!(stats["evictions"], 1200 - stats["total_keys"].as_u64().unwrap());
+    assert_eq!(
+        stats["evictions"],
+        1200 - stats["total_keys"].as_u64().unwrap()
+    );
     assert_eq!(stats["max_keys"], 300);
 }
 
@@ -59,10 +64,15 @@ async fn lru_keeps_a_hot_working_set() {
     }
     for round in 0..20 {
         for h in 0..40 {
-            assert!(server.value(None, &format!("hot{h}")).await.is_some(), "hot{h} evicted in round {round}");
+            assert!(
+                server.value(None, &format!("hot{h}")).await.is_some(),
+                "hot{h} evicted in round {round}"
+            );
         }
         for c in 0..50 {
-            server.set(None, &format!("cold{round}-{c}"), json!(c)).await;
+            server
+                .set(None, &format!("cold{round}-{c}"), json!(c))
+                .await;
         }
     }
     assert!(server.total_keys().await <= 200);
@@ -83,7 +93,10 @@ async fn a_tenant_writing_ten_times_its_quota_never_evicts_another_tenants_key()
         server.set(Some("noisy"), &format!("k{i}"), json!(i)).await;
     }
     for i in 0..100 {
-        assert_eq!(server.value(Some("quiet"), &format!("k{i}")).await, Some(json!(i)));
+        assert_eq!(
+            server.value(Some("quiet"), &format!("k{i}")).await,
+            Some(json!(i))
+        );
     }
     let stats = server.stats().await;
     assert_eq!(stats["namespaces"]["noisy"]["total_keys"], 50);
@@ -103,7 +116,11 @@ async fn noeviction_answers_507_and_changes_nothing() {
         .await;
     assert_eq!(r.status, 507, "{r:?}");
     assert!(r.detail().contains("limit"), "{}", r.detail());
-    assert!(r.detail().contains("--eviction lru"), "says what to do: {}", r.detail());
+    assert!(
+        r.detail().contains("--eviction lru"),
+        "says what to do: {}",
+        r.detail()
+    );
     assert_eq!(server.get("/get/d?ns=t").await.status, 404);
     let after = server.stats().await;
     assert_eq!(after["total_keys"], before["total_keys"]);

@@ -1,0 +1,186 @@
+//! The client's commands: what each asks the server ([`Action`]), and the
+//! text it prints. `pykv get ...` and the shell's `get ...` both end here.
+
+use serde_json::Value;
+
+use super::output;
+use crate::client::{Client, Error};
+use crate::config::{ClientArgs, Command, NsCommand};
+
+/// One request to the server, as the user asked for it. `ns: None` is the
+/// default namespace (or, for `Stats` and `Health`, the whole server).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Set {
+        ns: Option<String>,
+        key: String,
+        value: Value,
+        ttl: Option<u64>,
+    },
+    Get {
+        ns: Option<String>,
+        key: String,
+    },
+    Del {
+        ns: Option<String>,
+        key: String,
+    },
+    NsList,
+    NsSize {
+        ns: String,
+    },
+    NsClear {
+        ns: String,
+    },
+    Stats {
+        ns: Option<String>,
+    },
+    Health {
+        ns: Option<String>,
+    },
+    Compact,
+}
+
+/// How answers are printed: readable, or the server's JSON for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// The action of a one-shot subcommand, and how to reach the server.
+/// `Serve` and `Shell` are not one-shot: they never get here.
+pub fn from_command(command: Command) -> Result<(Action, ClientArgs), Error> {
+    Ok(match command {
+        Command::Set(a) => {
+            let value = parse_value(&a.value, a.json_value)?;
+            let action = Action::Set {
+                ns: a.ns,
+                key: a.key,
+                value,
+                ttl: a.ttl,
+            };
+            (action, a.client)
+        }
+        Command::Get(a) => (
+            Action::Get {
+                ns: a.ns,
+                key: a.key,
+            },
+            a.client,
+        ),
+        Command::Del(a) => (
+            Action::Del {
+                ns: a.ns,
+                key: a.key,
+            },
+            a.client,
+        ),
+        Command::Ns(a) => (ns_action(a.command), a.client),
+        Command::Stats(a) => (Action::Stats { ns: a.ns }, a.client),
+        Command::Health(a) => (Action::Health { ns: a.ns }, a.client),
+        Command::Compact(client) => (Action::Compact, client),
+        Command::Serve(_) | Command::Shell(_) => unreachable!("not a one-shot client command"),
+    })
+}
+
+fn ns_action(command: NsCommand) -> Action {
+    match command {
+        NsCommand::List => Action::NsList,
+        NsCommand::Size { ns } => Action::NsSize { ns },
+        NsCommand::Clear { ns } => Action::NsClear { ns },
+    }
+}
+
+/// VALUE as sent: a JSON string by default, so that `pykv set k 42`
+/// stores the text the user typed (as the seed, whose values are
+/// strings); parsed as JSON only with `--json-value`.
+pub fn parse_value(text: &str, as_json: bool) -> Result<Value, Error> {
+    if !as_json {
+        return Ok(Value::String(text.to_owned()));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        Error::Usage(format!(
+            "VALUE is not valid JSON ({e}); quote strings as '\"text\"', or drop --json-value"
+        ))
+    })
+}
+
+/// Sends the action and returns the text to print.
+pub fn execute(kv: &Client, action: &Action, format: Format) -> Result<String, Error> {
+    let json = format == Format::Json;
+    Ok(match action {
+        Action::Set {
+            ns,
+            key,
+            value,
+            ttl,
+        } => {
+            let answer = kv.set(ns.as_deref(), key, value, *ttl)?;
+            pick(json, answer.json(), || "OK".into())
+        }
+        Action::Get { ns, key } => {
+            let answer = kv.get(ns.as_deref(), key)?;
+            pick(json, answer.json(), || output::value_text(&answer.value))
+        }
+        Action::Del { ns, key } => {
+            let answer = kv.delete(ns.as_deref(), key)?;
+            pick(json, answer.json(), || "deleted".into())
+        }
+        Action::NsList => list_namespaces(kv, json)?,
+        Action::NsSize { ns } => {
+            let answer = kv.namespace_size(ns)?;
+            pick(json, answer.json(), || answer.total_keys.to_string())
+        }
+        Action::NsClear { ns } => {
+            let answer = kv.clear_namespace(ns)?;
+            pick(json, answer.json(), || output::cleared(&answer))
+        }
+        Action::Stats { ns } => {
+            let answer = kv.stats(ns.as_deref())?;
+            pick(json, answer.json(), || output::stats(&answer))
+        }
+        Action::Health { ns } => {
+            let answer = kv.health(ns.as_deref())?;
+            pick(json, answer.json(), || output::health(&answer))
+        }
+        Action::Compact => {
+            let answer = kv.compact()?;
+            pick(json, answer.json(), || answer.status.replace('_', " "))
+        }
+    })
+}
+
+/// `GET /namespaces`; the readable form adds each one's counters from
+/// `GET /stats`, which lists the same namespaces.
+fn list_namespaces(kv: &Client, json: bool) -> Result<String, Error> {
+    let list = kv.namespaces()?;
+    if json {
+        return Ok(list.json().to_owned());
+    }
+    let stats = kv.stats(None)?;
+    Ok(output::namespaces(&list.namespaces, &stats))
+}
+
+fn pick(json: bool, raw: &str, text: impl FnOnce() -> String) -> String {
+    if json { raw.to_owned() } else { text() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_strings_unless_json() {
+        assert_eq!(parse_value("42", false).unwrap(), Value::from("42"));
+        assert_eq!(parse_value("42", true).unwrap(), Value::from(42));
+        assert_eq!(
+            parse_value(r#"{"a":[1]}"#, true).unwrap(),
+            serde_json::json!({"a": [1]})
+        );
+        assert!(matches!(
+            parse_value("not json", true),
+            Err(Error::Usage(_))
+        ));
+    }
+}

@@ -1,0 +1,64 @@
+//! The command-line client: every `pykv` subcommand but `serve`.
+//!
+//! - [`commands`]: what each command asks the server (an [`Action`]) and
+//!   the text it prints;
+//! - [`output`]: how answers read: plain values, aligned tables;
+//! - [`exit`]: exit codes, and the one-line message of each error;
+//! - [`shell`]: `pykv shell`, the interactive prompt, with [`input`] (the
+//!   terminal or a pipe) and [`words`] (splitting a line, with quotes).
+//!
+//! The HTTP side is [`crate::client`]; this module only turns arguments
+//! into requests and answers into text.
+
+mod commands;
+mod exit;
+mod input;
+mod output;
+mod shell;
+mod words;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub use commands::{Action, Format};
+pub use exit::{NOT_FOUND, SERVER_ERROR, USAGE};
+
+use crate::client::{Client, Error};
+use crate::config::{ClientArgs, Command};
+
+/// Runs one client subcommand (anything but `serve`) and returns its exit
+/// status: 0 success, 1 key not found, 2 usage error, 3 server or
+/// connection error.
+pub fn run(command: Command) -> ExitCode {
+    let status = match command {
+        Command::Shell(args) => {
+            connect(&args.client).map(|kv| shell::run(&kv, args.ns, format(&args.client)))
+        }
+        other => run_once(other),
+    };
+    match status {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => exit::report(&e),
+    }
+}
+
+/// A one-shot command: one action, its text on stdout.
+fn run_once(command: Command) -> Result<u8, Error> {
+    let (action, args) = commands::from_command(command)?;
+    let kv = connect(&args)?;
+    let text = commands::execute(&kv, &action, format(&args))?;
+    output::print(&text);
+    Ok(0)
+}
+
+fn connect(args: &ClientArgs) -> Result<Client, Error> {
+    Client::with_timeout(&args.url, Duration::from_secs(args.timeout))
+}
+
+fn format(args: &ClientArgs) -> Format {
+    if args.json {
+        Format::Json
+    } else {
+        Format::Text
+    }
+}

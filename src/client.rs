@@ -1,0 +1,530 @@
+//! A small blocking client for the PyKV HTTP API, for Rust programs and for
+//! the `pykv` command-line client ([`crate::cli`]).
+//!
+//! ```no_run
+//! use pykv::client::Client;
+//!
+//! let kv = Client::new("http://127.0.0.1:8000")?;
+//! kv.set(Some("app1"), "user:123", &"alice".into(), Some(3600))?;
+//! assert_eq!(kv.value(Some("app1"), "user:123")?, Some("alice".into()));
+//! # Ok::<(), pykv::client::Error>(())
+//! ```
+//!
+//! Every method sends one request and waits for its answer. Keys and
+//! namespace names are percent-encoded here, so any key works (`/`, spaces,
+//! `?`, `#`, `%`, any Unicode). Answers come back typed, and keep the
+//! server's JSON text for callers that pass it through (`pykv --json`).
+//! Errors say which of the API's outcomes happened ([`Error`]), so callers
+//! can tell "no such key" from "bad request" from "server down".
+//!
+//! It is blocking (reqwest's blocking client): do not call it from inside
+//! an async runtime.
+
+pub mod demo;
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::blocking::RequestBuilder;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Where `pykv serve` listens by default.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8000";
+
+/// How long a request may take before [`Error::Timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything but the unreserved characters `A-Za-z0-9-._~` is encoded, so
+/// a key is always one path segment and a name one query value.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The longest part of a non-JSON error body quoted in an [`Error`].
+const QUOTE_LIMIT: usize = 200;
+
+/// The outcome of a request that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request cannot be sent as given (a bad URL, an empty key...);
+    /// nothing was sent.
+    #[error("{0}")]
+    Usage(String),
+    /// 404 `{"detail": "Key not found"}`: the key does not exist (or has
+    /// expired) in that namespace.
+    #[error("key not found: {key:?} in {}", in_namespace(.namespace.as_deref()))]
+    NotFound {
+        key: String,
+        namespace: Option<String>,
+    },
+    /// Any other 4xx: the server refused the request as invalid; `detail`
+    /// says what to fix.
+    #[error("{detail} (HTTP {status})")]
+    Rejected { status: u16, detail: String },
+    /// 5xx: the server could not do it (e.g. 503, its disk is full).
+    #[error("server error (HTTP {status}): {detail}")]
+    Server { status: u16, detail: String },
+    /// No connection could be made (refused, unknown host...).
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    /// The connection broke, or the answer could not be read.
+    #[error("request to {url} failed: {reason}")]
+    Transport { url: String, reason: String },
+    /// No answer within the client's timeout.
+    #[error("no answer from {url} within {} s", .timeout.as_secs_f64())]
+    Timeout { url: String, timeout: Duration },
+    /// A success status with a body that is not the expected JSON: the URL
+    /// probably points at something other than PyKV.
+    #[error("unexpected answer from {url} (HTTP {status}): {reason}")]
+    BadAnswer {
+        url: String,
+        status: u16,
+        reason: String,
+    },
+}
+
+/// A typed answer that keeps the server's JSON text. Derefs to the typed
+/// body.
+#[derive(Debug, Clone)]
+pub struct Answer<T> {
+    body: T,
+    json: String,
+}
+
+impl<T> Answer<T> {
+    /// The answer's JSON exactly as the server sent it.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    pub fn into_inner(self) -> T {
+        self.body
+    }
+}
+
+impl<T> Deref for Answer<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.body
+    }
+}
+
+/// `POST /set`: `{"status": "success", "key", "namespace"}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SetAnswer {
+    pub status: String,
+    pub key: String,
+    pub namespace: Option<String>,
+}
+
+/// `GET /get/{key}`: `{"key", "value", "namespace"}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct GetAnswer {
+    pub key: String,
+    pub value: Value,
+    pub namespace: Option<String>,
+}
+
+/// `DELETE /delete/{key}`: `{"status": "deleted", "key", "namespace"}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DeleteAnswer {
+    pub status: String,
+    pub key: String,
+    pub namespace: Option<String>,
+}
+
+/// `GET /namespaces`: the named namespaces holding at least one live key.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NamespaceList {
+    pub namespaces: Vec<String>,
+    pub count: u64,
+}
+
+/// `GET /namespaces/{ns}/keys`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NamespaceSize {
+    pub namespace: String,
+    pub total_keys: u64,
+}
+
+/// `DELETE /namespaces/{ns}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Cleared {
+    pub status: String,
+    pub namespace: String,
+    pub keys_deleted: u64,
+}
+
+/// One namespace's counters in `GET /stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct NamespaceStats {
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub total_keys: u64,
+}
+
+/// `GET /stats`. The fields this server adds to the seed's are optional,
+/// so the client also reads the Python PyKV's answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Stats {
+    /// Every namespace's keys, or only the asked namespace's with `?ns=`.
+    pub total_keys: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub evictions: Option<u64>,
+    pub log_size: Option<u64>,
+    /// Unix time in seconds, `None` if the log was never compacted.
+    pub last_compaction: Option<f64>,
+    pub uptime_seconds: Option<f64>,
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, NamespaceStats>,
+    pub default_namespace: Option<NamespaceStats>,
+    /// Set with `?ns=`, as is `namespace_stats`.
+    pub namespace: Option<String>,
+    pub namespace_stats: Option<NamespaceStats>,
+}
+
+/// `GET /health`: `{"status": "healthy", "store_size"}` (and `namespace`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub store_size: u64,
+    pub namespace: Option<String>,
+}
+
+/// `POST /compact`: `compaction_started` or `compaction_already_running`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CompactAnswer {
+    pub status: String,
+}
+
+/// A connection to one PyKV server (reqwest's pool underneath: reuse it).
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    timeout: Duration,
+    http: reqwest::blocking::Client,
+}
+
+impl Client {
+    /// A client for the server at `url` (`http://HOST:PORT`, optionally
+    /// with a path prefix), with [`DEFAULT_TIMEOUT`].
+    pub fn new(url: &str) -> Result<Client, Error> {
+        Client::with_timeout(url, DEFAULT_TIMEOUT)
+    }
+
+    /// Like [`Client::new`], waiting at most `timeout` for each answer.
+    pub fn with_timeout(url: &str, timeout: Duration) -> Result<Client, Error> {
+        let base = check_url(url)?;
+        // No system proxy: a PyKV server is spoken to directly, and a
+        // stray HTTP_PROXY must not send `127.0.0.1` to a proxy.
+        let http = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Client {
+            base,
+            timeout,
+            http,
+        })
+    }
+
+    /// The server's URL, without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sets `key` to `value` in `ns` (`None`: the default namespace),
+    /// expiring after `ttl` seconds if given.
+    pub fn set(
+        &self,
+        ns: Option<&str>,
+        key: &str,
+        value: &Value,
+        ttl: Option<u64>,
+    ) -> Result<Answer<SetAnswer>, Error> {
+        let mut body = serde_json::json!({ "key": key, "value": value });
+        if let Some(ttl) = ttl {
+            body["ttl"] = ttl.into();
+        }
+        let url = format!("{}/set{}", self.base, ns_query(ns));
+        self.send(self.http.post(url).json(&body), ns, key)
+    }
+
+    /// The key's answer; [`Error::NotFound`] if it does not exist.
+    pub fn get(&self, ns: Option<&str>, key: &str) -> Result<Answer<GetAnswer>, Error> {
+        let url = format!("{}/get/{}{}", self.base, key_segment(key)?, ns_query(ns));
+        self.send(self.http.get(url), ns, key)
+    }
+
+    /// The key's value, `None` if it does not exist.
+    pub fn value(&self, ns: Option<&str>, key: &str) -> Result<Option<Value>, Error> {
+        match self.get(ns, key) {
+            Ok(answer) => Ok(Some(answer.into_inner().value)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the key; [`Error::NotFound`] if it does not exist.
+    pub fn delete(&self, ns: Option<&str>, key: &str) -> Result<Answer<DeleteAnswer>, Error> {
+        let url = format!("{}/delete/{}{}", self.base, key_segment(key)?, ns_query(ns));
+        self.send(self.http.delete(url), ns, key)
+    }
+
+    /// The named namespaces holding at least one live key, sorted.
+    pub fn namespaces(&self) -> Result<Answer<NamespaceList>, Error> {
+        let url = format!("{}/namespaces", self.base);
+        self.send(self.http.get(url), None, "")
+    }
+
+    /// How many live keys `ns` holds (0 for a namespace never used).
+    pub fn namespace_size(&self, ns: &str) -> Result<Answer<NamespaceSize>, Error> {
+        let url = format!("{}/namespaces/{}/keys", self.base, ns_segment(ns)?);
+        self.send(self.http.get(url), None, "")
+    }
+
+    /// Deletes every key of `ns`.
+    pub fn clear_namespace(&self, ns: &str) -> Result<Answer<Cleared>, Error> {
+        let url = format!("{}/namespaces/{}", self.base, ns_segment(ns)?);
+        self.send(self.http.delete(url), None, "")
+    }
+
+    /// The server's counters; with `ns`, also that namespace's.
+    pub fn stats(&self, ns: Option<&str>) -> Result<Answer<Stats>, Error> {
+        let url = format!("{}/stats{}", self.base, ns_query(ns));
+        self.send(self.http.get(url), None, "")
+    }
+
+    /// Whether the server answers, and how many keys it (or `ns`) holds.
+    pub fn health(&self, ns: Option<&str>) -> Result<Answer<Health>, Error> {
+        let url = format!("{}/health{}", self.base, ns_query(ns));
+        self.send(self.http.get(url), None, "")
+    }
+
+    /// Starts a rewrite of the log in the background.
+    pub fn compact(&self) -> Result<Answer<CompactAnswer>, Error> {
+        let url = format!("{}/compact", self.base);
+        self.send(self.http.post(url), None, "")
+    }
+
+    /// Sends the request and decodes the answer; `ns` and `key` name the
+    /// key in an [`Error::NotFound`].
+    fn send<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+        ns: Option<&str>,
+        key: &str,
+    ) -> Result<Answer<T>, Error> {
+        let response = request.send().map_err(|e| self.transport_error(&e))?;
+        let status = response.status().as_u16();
+        let json = response.text().map_err(|e| self.transport_error(&e))?;
+        if !(200..300).contains(&status) {
+            return Err(status_error(status, &json, ns, key));
+        }
+        match serde_json::from_str(&json) {
+            Ok(body) => Ok(Answer { body, json }),
+            Err(e) => Err(Error::BadAnswer {
+                url: self.base.clone(),
+                status,
+                reason: format!("{e}: {}", quote(&json)),
+            }),
+        }
+    }
+
+    /// Classifies a reqwest failure: timeout, connection, or broken
+    /// exchange.
+    fn transport_error(&self, e: &reqwest::Error) -> Error {
+        let url = self.base.clone();
+        if e.is_timeout() {
+            Error::Timeout {
+                url,
+                timeout: self.timeout,
+            }
+        } else if e.is_connect() {
+            Error::Connect {
+                url,
+                reason: root_cause(e),
+            }
+        } else {
+            Error::Transport {
+                url,
+                reason: root_cause(e),
+            }
+        }
+    }
+}
+
+/// Checks that `url` is a plain `http://` URL with a host, and drops a
+/// trailing `/` so paths can be appended.
+fn check_url(url: &str) -> Result<String, Error> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| Error::Usage(format!("invalid server URL {url:?}: {e}")))?;
+    if parsed.scheme() != "http" {
+        return Err(Error::Usage(format!(
+            "invalid server URL {url:?}: only http:// is supported"
+        )));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(Error::Usage(format!("invalid server URL {url:?}: no host")));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(Error::Usage(format!(
+            "invalid server URL {url:?}: no query or fragment allowed"
+        )));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// The key as one encoded path segment. URL rules turn the segments `.`
+/// and `..` (even encoded) into path steps, so those two keys cannot be
+/// read or deleted over HTTP: refused here rather than sent to the wrong
+/// route.
+fn key_segment(key: &str) -> Result<String, Error> {
+    match key {
+        "" => Err(Error::Usage("the key must not be empty".into())),
+        "." | ".." => Err(Error::Usage(format!(
+            "the key {key:?} cannot be put in a URL path (URLs read it as a directory step)"
+        ))),
+        _ => Ok(encode(key)),
+    }
+}
+
+/// The namespace as one encoded path segment; the server checks the name.
+fn ns_segment(ns: &str) -> Result<String, Error> {
+    match ns {
+        "" => Err(Error::Usage("the namespace name must not be empty".into())),
+        "." | ".." => Err(Error::Usage(format!("invalid namespace name {ns:?}"))),
+        _ => Ok(encode(ns)),
+    }
+}
+
+/// `?ns=NAME`, or nothing for the default namespace.
+fn ns_query(ns: Option<&str>) -> String {
+    ns.map(|ns| format!("?ns={}", encode(ns)))
+        .unwrap_or_default()
+}
+
+/// Percent-encodes every byte outside `A-Za-z0-9-._~`.
+pub fn encode(s: &str) -> String {
+    utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+/// The error for a non-2xx answer: PyKV's `{"detail": ...}`, or the start
+/// of whatever else came back.
+fn status_error(status: u16, body: &str, ns: Option<&str>, key: &str) -> Error {
+    let detail = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("detail").map(detail_text))
+        .unwrap_or_else(|| quote(body));
+    match status {
+        404 if detail == "Key not found" => Error::NotFound {
+            key: key.to_owned(),
+            namespace: ns.map(str::to_owned),
+        },
+        400..=499 => Error::Rejected { status, detail },
+        _ => Error::Server { status, detail },
+    }
+}
+
+/// `namespace "app1"` or `the default namespace`, for messages.
+fn in_namespace(ns: Option<&str>) -> String {
+    match ns {
+        Some(ns) => format!("namespace {ns:?}"),
+        None => "the default namespace".into(),
+    }
+}
+
+/// A `detail` as text: a string as it is, anything else (FastAPI sends
+/// lists of problems) as compact JSON.
+fn detail_text(detail: &Value) -> String {
+    match detail {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The first [`QUOTE_LIMIT`] characters of a body, on one line.
+fn quote(body: &str) -> String {
+    let one_line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(QUOTE_LIMIT) {
+        Some((cut, _)) => format!("{}...", &one_line[..cut]),
+        None if one_line.is_empty() => "(empty body)".into(),
+        None => one_line,
+    }
+}
+
+/// The innermost cause of a reqwest error, lower-cased as in "connection
+/// refused", which is what a person needs to read.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+        return io_reason(io);
+    }
+    cause.to_string()
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".into(),
+        ErrorKind::ConnectionReset => "connection reset by the server".into(),
+        ErrorKind::TimedOut => "timed out".into(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_everything_but_unreserved() {
+        assert_eq!(encode("a/b c?d#e%f"), "a%2Fb%20c%3Fd%23e%25f");
+        assert_eq!(encode("é-._~"), "%C3%A9-._~");
+    }
+
+    #[test]
+    fn refuses_unaddressable_keys() {
+        for key in ["", ".", ".."] {
+            assert!(matches!(key_segment(key), Err(Error::Usage(_))), "{key:?}");
+        }
+        assert_eq!(key_segment("...").unwrap(), "...");
+    }
+
+    #[test]
+    fn checks_the_url() {
+        assert_eq!(check_url("http://h:1/").unwrap(), "http://h:1");
+        assert_eq!(check_url("http://h:1/p/").unwrap(), "http://h:1/p");
+        for bad in ["https://h", "h:1", "http://h/?x=1", "nonsense"] {
+            assert!(matches!(check_url(bad), Err(Error::Usage(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn maps_statuses() {
+        let e = status_error(404, r#"{"detail":"Key not found"}"#, Some("a"), "k");
+        assert_eq!(e.to_string(), r#"key not found: "k" in namespace "a""#);
+        let e = status_error(404, r#"{"detail":"Not Found: no route"}"#, None, "k");
+        assert!(matches!(e, Error::Rejected { status: 404, .. }));
+        let e = status_error(422, r#"{"detail":"field `ttl`: bad"}"#, None, "k");
+        assert!(
+            matches!(e, Error::Rejected { status: 422, detail } if detail == "field `ttl`: bad")
+        );
+        let e = status_error(502, "<html>\n bad gateway</html>", None, "k");
+        assert!(
+            matches!(e, Error::Server { status: 502, detail } if detail == "<html> bad gateway</html>")
+        );
+    }
+}

@@ -73,6 +73,7 @@ pub struct ClientArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SetArgs {
+    /// The key: any text (put `--` before one starting with `-`).
     pub key: String,
 
     /// The value: a string, or any JSON with --json-value.
@@ -97,6 +98,7 @@ pub struct SetArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct KeyArgs {
+    /// The key: any text (put `--` before one starting with `-`).
     pub key: String,
 
     /// Namespace (default: the default namespace).
@@ -189,6 +191,18 @@ pub struct ServeArgs {
     #[arg(long, env = "PYKV_COMPACT_RATIO", default_value_t = 2.0)]
     pub compact_ratio: f64,
 
+    /// How log lines on stderr are written: text (for people) or json (one
+    /// object per line, for log collectors). Levels come from RUST_LOG.
+    #[arg(long, env = "PYKV_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
     #[command(flatten)]
     pub limits: crate::quotas::LimitArgs,
+}
+
+/// `pykv serve --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }

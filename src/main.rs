@@ -1,12 +1,16 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
-use pykv::config::{Cli, Command, ServeArgs};
+use pykv::config::{Cli, Command, LogFormat, ServeArgs};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = pykv::bench::with_bench(Cli::command()).get_matches();
+    if let Some(args) = pykv::bench::requested(&matches) {
+        return pykv::bench::run(args);
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Serve(args) => serve(args),
         client_command => pykv::cli::run(client_command),
@@ -16,10 +20,13 @@ fn main() -> ExitCode {
 /// Runs the server; a start-up failure is printed as `Error: ...` (with
 /// its causes) and exits 1, as `main` returning an error would.
 fn serve(args: ServeArgs) -> ExitCode {
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let result = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(pykv::server::run(args)));

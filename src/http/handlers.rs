@@ -30,6 +30,19 @@ fn json_response(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+#[utoipa::path(
+    post, path = "/set", tag = "keys",
+    params(("ns" = Option<String>, Query, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
+    request_body(content = super::openapi::SetBody, description = "The body's `namespace` wins over `?ns=`"),
+    responses(
+        (status = 200, description = "Stored (and as durable as `--fsync` promises)", body = super::openapi::SetAnswer),
+        (status = 400, description = "The body is not JSON", body = super::openapi::ErrorBody),
+        (status = 413, description = "The body is over `--max-body-bytes`", body = super::openapi::ErrorBody),
+        (status = 422, description = "A field is missing, of the wrong type or out of range", body = super::openapi::ErrorBody),
+        (status = 503, description = "The write-ahead log cannot be written; nothing was applied", body = super::openapi::ErrorBody),
+        (status = 507, description = "A memory or key limit is reached (noeviction) or the entry is too large", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn set(
     State(state): State<AppState>,
     query: Result<Query<NsQuery>, QueryRejection>,
@@ -53,6 +66,18 @@ pub async fn set(
     .into_response())
 }
 
+#[utoipa::path(
+    get, path = "/get/{key}", tag = "keys",
+    params(
+        ("key" = String, Path, description = "The key, percent-encoded; an unencoded `/` inside it works too"),
+        ("ns" = Option<String>, Query, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
+    ),
+    responses(
+        (status = 200, description = "The value", body = super::openapi::GetAnswer),
+        (status = 404, description = "`Key not found`", body = super::openapi::ErrorBody),
+        (status = 422, description = "An invalid key or namespace", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     key: Result<Path<String>, PathRejection>,
@@ -82,6 +107,19 @@ fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
     serde_json::to_writer(out, value).expect("strings always serialize");
 }
 
+#[utoipa::path(
+    delete, path = "/delete/{key}", tag = "keys",
+    params(
+        ("key" = String, Path, description = "The key, percent-encoded; an unencoded `/` inside it works too"),
+        ("ns" = Option<String>, Query, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
+    ),
+    responses(
+        (status = 200, description = "Deleted", body = super::openapi::DeleteAnswer),
+        (status = 404, description = "`Key not found`", body = super::openapi::ErrorBody),
+        (status = 422, description = "An invalid key or namespace", body = super::openapi::ErrorBody),
+        (status = 503, description = "The write-ahead log cannot be written; nothing was applied", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     key: Result<Path<String>, PathRejection>,
@@ -103,10 +141,30 @@ pub async fn delete(
 }
 
 /// `/get/` and `/delete/` with nothing after the slash.
-pub async fn empty_key() -> ApiError {
+fn empty_key() -> ApiError {
     ApiError::invalid("path: the key must not be empty; use /get/{key} with a non-empty key")
 }
 
+#[utoipa::path(
+    get, path = "/get/", tag = "keys",
+    responses((status = 422, description = "The key is empty", body = super::openapi::ErrorBody))
+)]
+pub async fn get_empty_key() -> ApiError {
+    empty_key()
+}
+
+#[utoipa::path(
+    delete, path = "/delete/", tag = "keys",
+    responses((status = 422, description = "The key is empty", body = super::openapi::ErrorBody))
+)]
+pub async fn delete_empty_key() -> ApiError {
+    empty_key()
+}
+
+#[utoipa::path(
+    get, path = "/namespaces", tag = "namespaces",
+    responses((status = 200, description = "Named namespaces holding keys", body = super::openapi::NamespacesAnswer))
+)]
 pub async fn list_namespaces(State(state): State<AppState>) -> ApiResult {
     let namespaces = state.backend.namespaces();
     Ok(axum::Json(json!({
@@ -116,6 +174,14 @@ pub async fn list_namespaces(State(state): State<AppState>) -> ApiResult {
     .into_response())
 }
 
+#[utoipa::path(
+    get, path = "/namespaces/{ns}/keys", tag = "namespaces",
+    params(("ns" = String, Path, description = "Namespace name (1 to 64 of A-Z a-z 0-9 _ . -)")),
+    responses(
+        (status = 200, description = "How many live keys the namespace holds", body = super::openapi::NamespaceKeysAnswer),
+        (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn namespace_keys(
     State(state): State<AppState>,
     namespace: Result<Path<String>, PathRejection>,
@@ -129,6 +195,15 @@ pub async fn namespace_keys(
     .into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/namespaces/{ns}", tag = "namespaces",
+    params(("ns" = String, Path, description = "Namespace name (1 to 64 of A-Z a-z 0-9 _ . -)")),
+    responses(
+        (status = 200, description = "Every key of the namespace deleted", body = super::openapi::ClearAnswer),
+        (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
+        (status = 503, description = "The write-ahead log cannot be written; nothing was applied", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn clear_namespace(
     State(state): State<AppState>,
     namespace: Result<Path<String>, PathRejection>,
@@ -144,6 +219,14 @@ pub async fn clear_namespace(
     .into_response())
 }
 
+#[utoipa::path(
+    get, path = "/stats", tag = "server",
+    params(("ns" = Option<String>, Query, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
+    responses(
+        (status = 200, description = "Counters of the store and its log", body = super::openapi::StatsAnswer),
+        (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn stats(
     State(state): State<AppState>,
     query: Result<Query<NsQuery>, QueryRejection>,
@@ -181,6 +264,14 @@ fn namespace_stats_json(stats: &NamespaceStats) -> Value {
     serde_json::to_value(stats).expect("plain counters serialize")
 }
 
+#[utoipa::path(
+    get, path = "/health", tag = "server",
+    params(("ns" = Option<String>, Query, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
+    responses(
+        (status = 200, description = "The server answers", body = super::openapi::HealthAnswer),
+        (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn health(
     State(state): State<AppState>,
     query: Result<Query<NsQuery>, QueryRejection>,
@@ -199,6 +290,10 @@ pub async fn health(
 }
 
 /// `POST /compact`: starts a rewrite of the log, as PyKV does.
+#[utoipa::path(
+    post, path = "/compact", tag = "server",
+    responses((status = 200, description = "A rewrite of the log started, or one is running", body = super::openapi::CompactAnswer))
+)]
 pub async fn compact(State(state): State<AppState>) -> ApiResult {
     let status = if state.backend.compact() {
         "compaction_started"

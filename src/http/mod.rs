@@ -2,19 +2,31 @@
 //!
 //! - [`handlers`]: one thin function per route;
 //! - [`set_request`]: parsing and validation of `POST /set` bodies;
-//! - [`error`]: the one place where errors become statuses and JSON.
+//! - [`error`]: the one place where errors become statuses and JSON;
+//! - operability: [`observe`] (request counters, latency histograms, recent
+//!   errors, and the middleware feeding them), [`metrics`] (`/metrics`),
+//!   [`performance`] (`/performance`), [`openapi`] (`/openapi.json`) and
+//!   [`docs`] (`/docs`, offline).
 
+mod docs;
 mod error;
 mod handlers;
+pub mod metrics;
+pub mod observe;
+pub mod openapi;
+pub mod performance;
 mod set_request;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
 pub use error::ApiError;
+pub use observe::Observer;
 pub use set_request::MAX_TTL_SECS;
 
 use crate::backend::KvBackend;
@@ -26,15 +38,36 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
+/// What the operability routes share: the store's figures and the
+/// request counters.
+#[derive(Clone)]
+struct OpsState {
+    backend: Arc<dyn KvBackend>,
+    observer: Arc<Observer>,
+}
+
 pub fn router(state: AppState) -> Router {
+    let observer = Observer::new();
+    let ops = OpsState {
+        backend: state.backend.clone(),
+        observer: observer.clone(),
+    };
     let body_limit = DefaultBodyLimit::max(state.max_body_bytes);
+    let operability = Router::new()
+        .route("/performance", get(performance_handler))
+        .route("/performance/recent-errors", get(recent_errors_handler))
+        .route("/metrics", get(metrics_handler))
+        .route("/openapi.json", get(openapi_handler))
+        .route("/docs", get(docs_index_handler))
+        .route("/docs/{file}", get(docs_file_handler))
+        .with_state(ops);
     Router::new()
         .route("/set", post(handlers::set))
         // A wildcard, so that an unencoded `/` inside a key works too.
         .route("/get/{*key}", get(handlers::get))
-        .route("/get/", get(handlers::empty_key))
+        .route("/get/", get(handlers::get_empty_key))
         .route("/delete/{*key}", delete(handlers::delete))
-        .route("/delete/", delete(handlers::empty_key))
+        .route("/delete/", delete(handlers::delete_empty_key))
         .route("/namespaces", get(handlers::list_namespaces))
         .route("/namespaces/{ns}/keys", get(handlers::namespace_keys))
         .route("/namespaces/{ns}", delete(handlers::clear_namespace))
@@ -45,4 +78,61 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(body_limit)
         .with_state(state)
+        .merge(operability)
+        // Around every route and the fallbacks: counts and times each
+        // request under its route template.
+        .layer(middleware::from_fn_with_state(observer, observe::track))
+}
+
+#[utoipa::path(
+    get, path = "/performance", tag = "operability",
+    responses((status = 200, description = "Request counts, error rate and latencies since the start", body = performance::Performance))
+)]
+async fn performance_handler(State(ops): State<OpsState>) -> Response {
+    axum::Json(performance::performance(&ops.observer)).into_response()
+}
+
+#[utoipa::path(
+    get, path = "/performance/recent-errors", tag = "operability",
+    responses((status = 200, description = "The last answers with a status of 400 or more, oldest first (at most 100)", body = performance::RecentErrors))
+)]
+async fn recent_errors_handler(State(ops): State<OpsState>) -> Response {
+    axum::Json(performance::recent_errors(&ops.observer)).into_response()
+}
+
+#[utoipa::path(
+    get, path = "/metrics", tag = "operability",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain; version=0.0.4"))
+)]
+async fn metrics_handler(State(ops): State<OpsState>) -> Response {
+    let stats = ops.backend.stats();
+    metrics::response(&ops.observer, &stats)
+}
+
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operability",
+    responses((status = 200, description = "This document", body = Object, content_type = "application/json"))
+)]
+async fn openapi_handler() -> Response {
+    axum::Json(openapi::document()).into_response()
+}
+
+#[utoipa::path(
+    get, path = "/docs", tag = "operability",
+    responses((status = 200, description = "Interactive documentation (Swagger UI), served with no network", body = String, content_type = "text/html"))
+)]
+async fn docs_index_handler() -> Response {
+    docs::index()
+}
+
+#[utoipa::path(
+    get, path = "/docs/{file}", tag = "operability",
+    params(("file" = String, Path, description = "A file of the documentation page, such as `swagger-ui.css`")),
+    responses(
+        (status = 200, description = "The file", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such file", body = openapi::ErrorBody),
+    )
+)]
+async fn docs_file_handler(Path(file): Path<String>) -> Response {
+    docs::file(&file)
 }

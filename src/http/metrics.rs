@@ -1,0 +1,204 @@
+//! `GET /metrics`: the Prometheus text exposition format (version 0.0.4).
+//!
+//! Written by hand rather than with the `prometheus-client` crate: the
+//! format is a few lines per family, our counters already live in
+//! [`super::observe`] as plain atomics and the store's in
+//! [`BackendStats`], so a client library would only add a registry to
+//! copy them into on every scrape, and a dependency.
+//!
+//! The default namespace is labelled `namespace=""`: it has no name, and any
+//! name would collide with a real namespace of that name (the empty string
+//! is not a valid namespace name).
+
+use std::fmt::Write;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::observe::{BOUNDS_NS, BUCKETS, Observer, is_exposed_bound};
+use crate::backend::BackendStats;
+use crate::store::NamespaceStats;
+
+/// `(name, type, help, figure)` of a family with one sample per namespace.
+type NamespaceFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&NamespaceStats) -> u64,
+);
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub fn response(observer: &Observer, stats: &BackendStats) -> Response {
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        render(observer, stats),
+    )
+        .into_response()
+}
+
+pub fn render(observer: &Observer, stats: &BackendStats) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    let routes = observer.routes();
+
+    family(
+        &mut out,
+        "pykv_http_requests_total",
+        "counter",
+        "HTTP requests answered, by route template, method and status.",
+    );
+    for (route, route_stats) in &routes {
+        for (method, status, count) in route_stats.requests() {
+            let status = status.map_or_else(|| "other".to_owned(), |s| s.to_string());
+            let _ = writeln!(
+                out,
+                "pykv_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
+                escape(route)
+            );
+        }
+    }
+
+    family(
+        &mut out,
+        "pykv_http_request_duration_seconds",
+        "histogram",
+        "Time from the request's arrival to its answer's headers, by route template.",
+    );
+    for (route, route_stats) in &routes {
+        let snapshot = route_stats.latency.snapshot();
+        let route = escape(route);
+        let mut cumulative = 0;
+        for (i, bound) in BOUNDS_NS.iter().enumerate() {
+            cumulative += snapshot.buckets[i];
+            if is_exposed_bound(i) {
+                let _ = writeln!(
+                    out,
+                    "pykv_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{}\"}} {cumulative}",
+                    *bound as f64 / 1e9
+                );
+            }
+        }
+        debug_assert_eq!(cumulative + snapshot.buckets[BUCKETS - 1], snapshot.count);
+        let _ = writeln!(
+            out,
+            "pykv_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+            snapshot.count
+        );
+        let _ = writeln!(
+            out,
+            "pykv_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+            snapshot.sum_ns as f64 / 1e9
+        );
+        let _ = writeln!(
+            out,
+            "pykv_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+            snapshot.count
+        );
+    }
+
+    let namespaces: Vec<(&str, &NamespaceStats)> =
+        std::iter::once(("", &stats.store.default_namespace))
+            .chain(stats.store.namespaces.iter().map(|(n, s)| (n.as_str(), s)))
+            .collect();
+    let per_namespace: [NamespaceFamily; 5] = [
+        (
+            "pykv_keys",
+            "gauge",
+            "Live keys, by namespace (the default namespace is namespace=\"\").",
+            |s| s.total_keys as u64,
+        ),
+        (
+            "pykv_used_bytes",
+            "gauge",
+            "Bytes accounted to the namespace's entries.",
+            |s| s.used_bytes,
+        ),
+        (
+            "pykv_cache_hits_total",
+            "counter",
+            "GETs that found their key.",
+            |s| s.cache_hits,
+        ),
+        (
+            "pykv_cache_misses_total",
+            "counter",
+            "GETs that did not find their key.",
+            |s| s.cache_misses,
+        ),
+        (
+            "pykv_evictions_total",
+            "counter",
+            "Keys evicted to stay within the memory or key limits.",
+            |s| s.evictions,
+        ),
+    ];
+    for (name, kind, help, value) in per_namespace {
+        family(&mut out, name, kind, help);
+        for (namespace, ns_stats) in &namespaces {
+            let _ = writeln!(
+                out,
+                "{name}{{namespace=\"{}\"}} {}",
+                escape(namespace),
+                value(ns_stats)
+            );
+        }
+    }
+
+    gauge(
+        &mut out,
+        "pykv_log_size_bytes",
+        "Bytes in the write-ahead log.",
+        Some(stats.log_size as f64),
+    );
+    gauge(
+        &mut out,
+        "pykv_last_compaction_timestamp_seconds",
+        "When the log was last compacted, seconds since the Unix epoch (absent before the first).",
+        stats.last_compaction,
+    );
+    gauge(
+        &mut out,
+        "pykv_max_bytes",
+        "The store's memory bound (absent when unlimited).",
+        stats.max_bytes.map(|b| b as f64),
+    );
+    gauge(
+        &mut out,
+        "pykv_max_keys",
+        "The store's key bound (absent when unlimited).",
+        stats.max_keys.map(|k| k as f64),
+    );
+    gauge(
+        &mut out,
+        "pykv_uptime_seconds",
+        "Seconds since the server started.",
+        Some(observer.uptime().as_secs_f64()),
+    );
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: Option<f64>) {
+    family(out, name, "gauge", help);
+    if let Some(value) = value {
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
+/// Label values: `\`, `"` and newlines escaped, as the format requires.
+/// Route templates and namespace names never hold them; this is a guard.
+fn escape(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains(['\\', '"', '\n']) {
+        value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+            .into()
+    } else {
+        value.into()
+    }
+}

@@ -1,0 +1,549 @@
+//! Request counters, latency histograms and the recent-errors ring, shared
+//! by `/metrics` and `/performance`, and the middleware that feeds them.
+//!
+//! # Why this design
+//!
+//! Everything on the hot path is a relaxed atomic add into memory that is
+//! allocated once: no lock, no allocation, no list of requests.
+//!
+//! - **Per route, fixed buckets.** Each route template has a histogram of
+//!   [`BUCKETS`] atomic counters (plus count and sum), and a small table of
+//!   `(method, status) -> count`. A request costs one hash of its template
+//!   (short, and the same string every time) and four or five `fetch_add`s.
+//!   Percentiles are read from the buckets (interpolated inside one), so
+//!   they are within a bucket's width (about 25%) of the truth, whatever the
+//!   number of requests; memory stays about 1 KiB per route.
+//! - **Not sharded per thread.** Requests for the same route on different
+//!   cores touch the same cache lines; with a handful of `fetch_add`s next
+//!   to the microseconds spent parsing HTTP, that costs less than summing
+//!   per-thread shards would complicate the readers. If it ever shows in a
+//!   profile, shard [`RouteStats`] by worker thread: readers already sum.
+//! - **Labels are route templates** (axum's [`MatchedPath`]), never the raw
+//!   path, so keys never become labels: the table holds at most
+//!   [`MAX_ROUTES`] templates (the router has about twenty). Requests that
+//!   match no route are counted under [`UNMATCHED`].
+//! - **Errors** (status >= 400) also go into a ring of the last
+//!   [`RECENT_ERRORS`], behind a mutex taken only for those answers. The
+//!   detail is redacted: the request path and any `got <value>` echo are
+//!   cut out, so no key, value or token is kept.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::Serialize;
+
+/// Route label of requests that matched no route (the 404 fallback).
+pub const UNMATCHED: &str = "unmatched";
+/// Route templates tracked; more (there are not) share [`UNMATCHED`]'s.
+pub const MAX_ROUTES: usize = 64;
+/// Errors kept for `/performance/recent-errors`.
+pub const RECENT_ERRORS: usize = 100;
+/// Distinct `(method, status)` pairs counted per route; more are counted
+/// under status `other`.
+const PAIRS: usize = 32;
+/// Longest error body read back to find its `detail` (ours are small).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Longest detail kept in the ring, in bytes.
+const MAX_DETAIL: usize = 300;
+
+/// Upper bounds of the latency buckets, in nanoseconds: the R10 series
+/// (1, 1.25, 1.6, 2, 2.5, 3.2, 4, 5, 6.3, 8) for each decade from 10 µs to
+/// 100 s. Requests slower than the last bound go in an overflow bucket.
+pub static BOUNDS_NS: [u64; BUCKETS - 1] = bounds();
+/// Latency buckets, the overflow one included.
+pub const BUCKETS: usize = 7 * 10 + 1;
+/// Which of [`BOUNDS_NS`] are exposed to Prometheus (1, 2.5 and 5 per
+/// decade, 100 µs to 10 s): enough for a dashboard, few enough series.
+pub fn is_exposed_bound(index: usize) -> bool {
+    let bound = BOUNDS_NS[index];
+    (100_000..=10_000_000_000).contains(&bound) && matches!(index % 10, 0 | 4 | 7)
+}
+
+const fn bounds() -> [u64; BUCKETS - 1] {
+    const R10: [u64; 10] = [100, 125, 160, 200, 250, 320, 400, 500, 630, 800];
+    let mut out = [0; BUCKETS - 1];
+    // 10 µs = 10_000 ns = 100 * 100.
+    let mut scale = 100;
+    let mut decade = 0;
+    while decade < 7 {
+        let mut i = 0;
+        while i < 10 {
+            out[decade * 10 + i] = R10[i] * scale;
+            i += 1;
+        }
+        scale *= 10;
+        decade += 1;
+    }
+    out
+}
+
+fn bucket_of(nanos: u64) -> usize {
+    BOUNDS_NS.partition_point(|&bound| bound < nanos)
+}
+
+/// A latency histogram of fixed buckets.
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    fn record(&self, latency: Duration) {
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.buckets[bucket_of(nanos)].fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add(nanos, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// A copy of the counters, to read without racing the writers.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let buckets: [u64; BUCKETS] = std::array::from_fn(|i| self.buckets[i].load(Relaxed));
+        HistogramSnapshot {
+            // The sum of the buckets, rather than `count`, so that the two
+            // always agree in one snapshot.
+            count: buckets.iter().sum(),
+            buckets,
+            sum_ns: self.sum_ns.load(Relaxed),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct HistogramSnapshot {
+    pub buckets: [u64; BUCKETS],
+    pub count: u64,
+    pub sum_ns: u64,
+}
+
+impl Default for HistogramSnapshot {
+    fn default() -> Self {
+        HistogramSnapshot {
+            buckets: [0; BUCKETS],
+            count: 0,
+            sum_ns: 0,
+        }
+    }
+}
+
+impl HistogramSnapshot {
+    pub fn merge(&mut self, other: &HistogramSnapshot) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.sum_ns += other.sum_ns;
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        self.sum_ns as f64 / self.count as f64 / 1e6
+    }
+
+    /// The `q` quantile (0 to 1) in milliseconds, interpolated linearly
+    /// inside its bucket; 0 when empty.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let rank = (q * self.count as f64).ceil().max(1.0);
+        let mut below = 0u64;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            if (below + n) as f64 >= rank {
+                let low = if i == 0 { 0 } else { BOUNDS_NS[i - 1] };
+                // The overflow bucket has no upper bound: report its floor.
+                let high = BOUNDS_NS.get(i).copied().unwrap_or(low);
+                let within = (rank - below as f64) / n as f64;
+                return (low as f64 + within * (high - low) as f64) / 1e6;
+            }
+            below += n;
+        }
+        BOUNDS_NS[BUCKETS - 2] as f64 / 1e6
+    }
+}
+
+/// Counters of one route template.
+#[derive(Default)]
+pub struct RouteStats {
+    pub latency: Histogram,
+    /// `(method index << 16 | status)`, 0 for a free slot.
+    pair_keys: [AtomicU32; PAIRS],
+    pair_counts: [AtomicU64; PAIRS],
+    /// Requests whose pair found no free slot.
+    other: AtomicU64,
+}
+
+impl RouteStats {
+    fn count(&self, method: usize, status: u16) {
+        let key = ((method as u32 + 1) << 16) | u32::from(status);
+        let start = (key as usize).wrapping_mul(0x9E37_79B9) % PAIRS;
+        for probe in 0..PAIRS {
+            let i = (start + probe) % PAIRS;
+            let current = self.pair_keys[i].load(Relaxed);
+            let claimed = current == key
+                || (current == 0
+                    && match self.pair_keys[i].compare_exchange(0, key, Relaxed, Relaxed) {
+                        Ok(_) => true,
+                        Err(other) => other == key,
+                    });
+            if claimed {
+                self.pair_counts[i].fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        self.other.fetch_add(1, Relaxed);
+    }
+
+    /// `(method, status, count)` for every pair seen; `status` is `None`
+    /// for the overflow count.
+    pub fn requests(&self) -> Vec<(&'static str, Option<u16>, u64)> {
+        let mut out: Vec<_> = (0..PAIRS)
+            .filter_map(|i| {
+                let key = self.pair_keys[i].load(Relaxed);
+                (key != 0).then(|| {
+                    let method = METHODS[(key >> 16) as usize - 1];
+                    (method, Some(key as u16), self.pair_counts[i].load(Relaxed))
+                })
+            })
+            .collect();
+        let other = self.other.load(Relaxed);
+        if other > 0 {
+            out.push(("OTHER", None, other));
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Requests answered with a status of 400 or more.
+    pub fn errors(&self) -> u64 {
+        self.requests()
+            .iter()
+            .filter(|(_, status, _)| status.is_some_and(|s| s >= 400))
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+}
+
+/// Method labels; anything else is `OTHER`.
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "OTHER",
+];
+
+fn method_index(method: &Method) -> usize {
+    METHODS
+        .iter()
+        .position(|m| *m == method.as_str())
+        .unwrap_or(METHODS.len() - 1)
+}
+
+struct Slot {
+    /// The route's template and label, set once by its first request.
+    route: OnceLock<(Box<str>, Box<str>)>,
+    stats: RouteStats,
+}
+
+/// One recorded error, for `/performance/recent-errors`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorRecord {
+    /// When it was answered, seconds since the Unix epoch.
+    pub time: f64,
+    pub method: String,
+    /// The route template (such as `/get/{key}`), never the raw path.
+    pub route: String,
+    pub status: u16,
+    /// The answer's `detail`, with the request path and echoed values cut out.
+    pub detail: String,
+}
+
+/// Everything the operability endpoints read.
+pub struct Observer {
+    started: Instant,
+    slots: Box<[Slot]>,
+    /// [`UNMATCHED`], and the routes that found the table full.
+    unmatched: RouteStats,
+    errors: Mutex<VecDeque<ErrorRecord>>,
+}
+
+impl Default for Observer {
+    fn default() -> Self {
+        Observer {
+            started: Instant::now(),
+            slots: (0..MAX_ROUTES)
+                .map(|_| Slot {
+                    route: OnceLock::new(),
+                    stats: RouteStats::default(),
+                })
+                .collect(),
+            unmatched: RouteStats::default(),
+            errors: Mutex::new(VecDeque::with_capacity(RECENT_ERRORS)),
+        }
+    }
+}
+
+impl Observer {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The stats and label of a route template, found by open addressing;
+    /// the first request of a template claims a slot (one allocation, once).
+    fn route(&self, template: Option<&str>) -> (&RouteStats, &str) {
+        let Some(template) = template else {
+            return (&self.unmatched, UNMATCHED);
+        };
+        let start = fnv1a(template) as usize % self.slots.len();
+        for probe in 0..self.slots.len() {
+            let slot = &self.slots[(start + probe) % self.slots.len()];
+            let (known, label) = slot
+                .route
+                .get_or_init(|| (template.into(), label_of(template).into()));
+            if **known == *template {
+                return (&slot.stats, label);
+            }
+        }
+        (&self.unmatched, UNMATCHED)
+    }
+
+    /// Every route seen, with its label, sorted by label; [`UNMATCHED`] last
+    /// when it has counts.
+    pub fn routes(&self) -> Vec<(&str, &RouteStats)> {
+        let mut out: Vec<_> = self
+            .slots
+            .iter()
+            .filter_map(|slot| slot.route.get().map(|(_, label)| (&**label, &slot.stats)))
+            .collect();
+        out.sort_unstable_by_key(|(route, _)| *route);
+        if self.unmatched.latency.count.load(Relaxed) > 0 {
+            out.push((UNMATCHED, &self.unmatched));
+        }
+        out
+    }
+
+    /// The last errors, oldest first.
+    pub fn recent_errors(&self) -> Vec<ErrorRecord> {
+        let errors = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
+        errors.iter().cloned().collect()
+    }
+
+    fn push_error(&self, record: ErrorRecord) {
+        let mut errors = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
+        if errors.len() == RECENT_ERRORS {
+            errors.pop_front();
+        }
+        errors.push_back(record);
+    }
+}
+
+/// The label of a template: axum's `{*key}` wildcard written `{key}`, as in
+/// the OpenAPI document.
+fn label_of(template: &str) -> String {
+    template.replace("{*", "{")
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The middleware around every route: times the request, counts it under
+/// its route template, method and status, keeps errors in the ring, and
+/// logs a line at debug level (never the key, value or headers).
+pub async fn track(
+    State(observer): State<Arc<Observer>>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    // A cheap clone (reference-counted), kept to cut the path out of error
+    // details.
+    let uri = request.uri().clone();
+    let response = next.run(request).await;
+    let latency = start.elapsed();
+
+    let (stats, route) = observer.route(matched.as_ref().map(MatchedPath::as_str));
+    let status = response.status();
+    stats.latency.record(latency);
+    stats.count(method_index(&method), status.as_u16());
+    tracing::debug!(
+        method = %method,
+        route,
+        status = status.as_u16(),
+        latency_ms = latency.as_secs_f64() * 1e3,
+        "request"
+    );
+    if status.as_u16() < 400 {
+        return response;
+    }
+    let (response, detail) = read_detail(response).await;
+    observer.push_error(ErrorRecord {
+        time: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64(),
+        method: method.to_string(),
+        route: route.to_owned(),
+        status: status.as_u16(),
+        detail: redact(&detail, uri.path(), route),
+    });
+    response
+}
+
+/// Reads an error answer's `{"detail"}` and rebuilds the answer.
+async fn read_detail(response: Response) -> (Response, String) {
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY).await else {
+        let response = Response::from_parts(parts, Body::empty());
+        return (response, "(error body too large or unreadable)".into());
+    };
+    let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("detail")
+                .map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_owned))
+        })
+        .unwrap_or_else(|| {
+            StatusCode::from_u16(parts.status.as_u16())
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("error")
+                .to_owned()
+        });
+    (Response::from_parts(parts, Body::from(bytes)), detail)
+}
+
+/// Cuts out of an error detail what could hold a key, a value or a token:
+/// the request path (raw and decoded) becomes the route template, and what
+/// follows `got ` up to the next `;` becomes `<redacted>`. Then truncates.
+pub fn redact(detail: &str, raw_path: &str, route: &str) -> String {
+    let mut out = detail.replace(raw_path, route);
+    let decoded = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy();
+    if decoded != raw_path {
+        out = out.replace(&*decoded, route);
+    }
+    let mut cut = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(at) = rest.find("got ") {
+        cut.push_str(&rest[..at + 4]);
+        cut.push_str("<redacted>");
+        rest = &rest[at + 4..];
+        rest = rest.find(';').map_or("", |end| &rest[end..]);
+    }
+    cut.push_str(rest);
+    if cut.len() > MAX_DETAIL {
+        let mut end = MAX_DETAIL;
+        while !cut.is_char_boundary(end) {
+            end -= 1;
+        }
+        cut.truncate(end);
+        cut.push('…');
+    }
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_increasing_and_expose_round_numbers() {
+        assert!(BOUNDS_NS.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(BOUNDS_NS[0], 10_000);
+        assert_eq!(*BOUNDS_NS.last().unwrap(), 80_000_000_000);
+        let exposed: Vec<u64> = (0..BUCKETS - 1)
+            .filter(|&i| is_exposed_bound(i))
+            .map(|i| BOUNDS_NS[i])
+            .collect();
+        assert_eq!(exposed.first(), Some(&100_000));
+        assert_eq!(exposed.last(), Some(&10_000_000_000));
+        assert_eq!(exposed.len(), 16);
+    }
+
+    #[test]
+    fn quantiles_fall_in_the_right_bucket() {
+        let h = Histogram::default();
+        for _ in 0..90 {
+            h.record(Duration::from_micros(100));
+        }
+        for _ in 0..10 {
+            h.record(Duration::from_millis(10));
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count, 100);
+        assert!(s.quantile_ms(0.5) <= 0.1 && s.quantile_ms(0.5) > 0.08);
+        let p95 = s.quantile_ms(0.95);
+        assert!(p95 > 8.0 && p95 <= 10.0, "{p95}");
+        assert!((s.mean_ms() - 1.09).abs() < 1e-9);
+    }
+
+    #[test]
+    fn routes_are_interned_once_and_wildcards_relabelled() {
+        let o = Observer::default();
+        let (a, label) = o.route(Some("/get/{*key}"));
+        assert_eq!(label, "/get/{key}");
+        let (b, _) = o.route(Some("/get/{*key}"));
+        assert!(std::ptr::eq(a, b));
+        a.count(0, 200);
+        a.count(0, 200);
+        a.count(0, 404);
+        assert_eq!(
+            a.requests(),
+            vec![("GET", Some(200), 2), ("GET", Some(404), 1)]
+        );
+        assert_eq!(a.errors(), 1);
+        assert_eq!(o.route(None).1, UNMATCHED);
+    }
+
+    #[test]
+    fn redaction_removes_paths_and_echoed_values() {
+        let d = redact(
+            "Method Not Allowed: /get/secret%20key does not accept POST",
+            "/get/secret%20key",
+            "/get/{key}",
+        );
+        assert_eq!(d, "Method Not Allowed: /get/{key} does not accept POST");
+        let d = redact(
+            "field `ttl`: must be a whole number, got \"tok\"; omit it",
+            "/set",
+            "/set",
+        );
+        assert_eq!(
+            d,
+            "field `ttl`: must be a whole number, got <redacted>; omit it"
+        );
+        let d = redact(
+            "field `key`: must be a string, got {\"a\":1}",
+            "/set",
+            "/set",
+        );
+        assert_eq!(d, "field `key`: must be a string, got <redacted>");
+    }
+}

@@ -420,3 +420,26 @@ fn collect(mut pipe: ChildStderr) -> JoinHandle<String> {
         String::from_utf8_lossy(&kept).into_owned()
     })
 }
+
+/// The seed's fields of per-namespace statistics (`cache_hits`,
+/// `cache_misses`, `total_keys`), leaving out the ones this server adds
+/// (`used_bytes`, `evictions`); applied to each value of a `namespaces`
+/// map when given one.
+pub fn seed_fields(stats: &Value) -> Value {
+    const SEED: [&str; 3] = ["cache_hits", "cache_misses", "total_keys"];
+    let Some(object) = stats.as_object() else {
+        return stats.clone();
+    };
+    if object.contains_key("total_keys") {
+        return SEED
+            .iter()
+            .filter_map(|f| object.get(*f).map(|v| (f.to_string(), v.clone())))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    object
+        .iter()
+        .map(|(name, ns)| (name.clone(), seed_fields(ns)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}

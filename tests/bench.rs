@@ -1,0 +1,207 @@
+//! `pykv bench` against a real server started by the harness: it counts
+//! what it sends, honours the mix, reports errors by kind; and the ceiling
+//! answers like a GET. No timing is asserted: only counts.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+
+use common::Server;
+use serde_json::Value;
+
+/// Runs `pykv bench --quiet --json ARGS` and parses its JSON report.
+fn bench(args: &[&str]) -> (Output, Value) {
+    let output = Command::new(env!("CARGO_BIN_EXE_pykv"))
+        .arg("bench")
+        .args(["--quiet", "--json", "-c", "4"])
+        .args(args)
+        .env_remove("PYKV_URL")
+        .output()
+        .expect("run pykv bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "pykv bench {args:?} printed no JSON ({e}); stdout:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, report)
+}
+
+fn count(report: &Value, pointer: &str) -> u64 {
+    report
+        .pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("no count at {pointer} in {report:#}"))
+}
+
+#[tokio::test]
+async fn counts_exactly_the_requests_asked() {
+    let server = Server::start();
+    let url = server.base_url();
+    let (output, report) = bench(&[
+        "--url",
+        url,
+        "-n",
+        "200",
+        "--op",
+        "get",
+        "--preload",
+        "--keyspace",
+        "50",
+    ]);
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(count(&report, "/requests"), 200);
+    assert_eq!(count(&report, "/answered"), 200);
+    assert_eq!(count(&report, "/status/200"), 200);
+    assert_eq!(count(&report, "/errors_total"), 0);
+    assert_eq!(count(&report, "/non_2xx"), 0);
+    assert_eq!(count(&report, "/preloaded"), 50);
+    assert!(report["latency_us"]["p99"].as_u64().is_some(), "{report:#}");
+    assert!(report["throughput_rps"].as_f64().is_some_and(|r| r > 0.0));
+    assert_eq!(server.total_keys().await, 50);
+}
+
+#[tokio::test]
+async fn honours_the_mix() {
+    let server = Server::start();
+    let url = server.base_url();
+    let (output, report) = bench(&[
+        "--url",
+        url,
+        "-n",
+        "2000",
+        "--ratio",
+        "get=3,set=1",
+        "--preload",
+        "--keyspace",
+        "100",
+        "--namespaces",
+        "4",
+    ]);
+    assert!(output.status.success(), "{report:#}");
+    let (gets, sets) = (count(&report, "/ops/get"), count(&report, "/ops/set"));
+    assert_eq!(gets + sets, 2000);
+    // 3 to 1 drawn at random: 1500 expected, and 1300..1700 is over 10
+    // standard deviations wide.
+    assert!((1300..=1700).contains(&gets), "gets {gets}, sets {sets}");
+    // Every GET hit a preloaded key: the server saw exactly `gets` hits.
+    let stats = server.stats().await;
+    assert_eq!(stats["cache_hits"].as_u64(), Some(gets), "{stats:#}");
+    assert_eq!(stats["cache_misses"].as_u64(), Some(0), "{stats:#}");
+    assert_eq!(stats["total_keys"].as_u64(), Some(100));
+    assert_eq!(
+        stats["namespaces"].as_object().map(|n| n.len()),
+        Some(4),
+        "{stats:#}"
+    );
+
+    let (_, report) = bench(&["--url", url, "-n", "100", "--op", "set"]);
+    assert_eq!(
+        (count(&report, "/ops/get"), count(&report, "/ops/set")),
+        (0, 100)
+    );
+}
+
+#[tokio::test]
+async fn counts_non_2xx_answers_by_status() {
+    let server = Server::start();
+    // No --preload: every GET misses.
+    let (output, report) = bench(&["--url", server.base_url(), "-n", "100", "--op", "get"]);
+    assert!(output.status.success(), "a 404 is an answer: {report:#}");
+    assert_eq!(count(&report, "/answered"), 100);
+    assert_eq!(count(&report, "/status/404"), 100);
+    assert_eq!(count(&report, "/non_2xx"), 100);
+    assert_eq!(count(&report, "/errors_total"), 0);
+}
+
+#[test]
+fn counts_connection_errors_and_fails() {
+    // A port where nothing listens any more.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (output, report) = bench(&["--url", &url, "-n", "200"]);
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert_eq!(count(&report, "/requests"), 200);
+    assert_eq!(count(&report, "/errors/connect"), 200);
+    assert_eq!(count(&report, "/errors_total"), 200);
+    assert_eq!(count(&report, "/answered"), 0);
+    assert!(report["latency_us"].is_null());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("200 of 200 requests got no answer") && stderr.contains(&url),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rejects_a_bad_url_with_a_usage_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pykv"))
+        .args(["bench", "--url", "https://example.com", "-n", "1"])
+        .output()
+        .expect("run pykv bench");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("only http://"));
+}
+
+/// A running `pykv bench --ceiling --port 0`, killed on drop.
+struct Ceiling(Child, String);
+
+impl Ceiling {
+    fn start() -> Ceiling {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pykv"))
+            .args(["bench", "--ceiling", "--port", "0", "--value-size", "10"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the ceiling");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let url = line
+            .trim()
+            .strip_prefix("PyKV ceiling listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Ceiling(child, url)
+    }
+}
+
+impl Drop for Ceiling {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn ceiling_answers_like_a_get() {
+    let ceiling = Ceiling::start();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client
+        .get(format!("{}/get/key:00000001?ns=bench0", ceiling.1))
+        .send()
+        .await
+        .expect("GET the ceiling");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/json");
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(
+        body,
+        serde_json::json!({"key": "key:00000001", "value": "vvvvvvvvvv", "namespace": "bench0"})
+    );
+
+    // The generator loads it like a server: every request answered 200.
+    let (output, report) = bench(&["--url", &ceiling.1, "-n", "300"]);
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(count(&report, "/status/200"), 300);
+}

@@ -6,6 +6,7 @@
 //! implementing [`KvBackend`].
 
 use crate::store::{KeyPage, NamespaceStats, StoreError, StoreStats};
+use crate::wal::SyncSnapshot;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -49,6 +50,10 @@ pub struct BackendStats {
     pub log_size: u64,
     /// When the log was last compacted, seconds since the Unix epoch.
     pub last_compaction: Option<f64>,
+    /// Compactions finished since the start.
+    pub compactions: u64,
+    /// How long the log's syncs have taken.
+    pub log_syncs: SyncSnapshot,
     pub uptime_seconds: f64,
 }
 

@@ -167,6 +167,8 @@ impl KvBackend for Db {
             max_keys: self.store.limits().global.max_keys,
             log_size: self.wal.size(),
             last_compaction: self.compactor.last_compaction(),
+            compactions: self.compactor.compactions(),
+            log_syncs: self.wal.sync_stats(),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
         }
     }

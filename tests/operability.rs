@@ -730,3 +730,44 @@ async fn log_format_json_writes_one_json_object_per_line() {
         "a key, value or token leaked: {text}"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_expirations_compactions_and_log_syncs() {
+    let server = Server::start_with(&["--fsync", "always"]);
+    let r = server
+        .post_json("/set?ns=t", &json!({"key": "short", "value": 1, "ttl": 1}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    server.set(Some("t"), "stays", json!(1)).await;
+    let r = server.post_json("/compact", &json!({})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // The active expiry cycle frees the key by itself, without a GET.
+    let mut expired = 0.0;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (_, m) = scrape(&server).await;
+        expired = m
+            .value("pykv_expirations_total", &[("namespace", "t")])
+            .unwrap_or(0.0);
+        if expired >= 1.0 && m.value("pykv_compactions_total", &[]) == Some(1.0) {
+            break;
+        }
+    }
+    assert_eq!(expired, 1.0);
+    let (text, m) = scrape(&server).await;
+    assert_eq!(m.types["pykv_expirations_total"], "counter");
+    assert_eq!(m.value("pykv_compactions_total", &[]), Some(1.0), "{text}");
+    assert_eq!(m.types["pykv_wal_sync_duration_seconds"], "histogram");
+    let syncs = m
+        .value("pykv_wal_sync_duration_seconds_count", &[])
+        .unwrap();
+    assert!(
+        syncs >= 2.0,
+        "every acknowledged write under always is synced: {text}"
+    );
+    assert_eq!(
+        m.value("pykv_wal_sync_duration_seconds_bucket", &[("le", "+Inf")]),
+        Some(syncs)
+    );
+}

@@ -243,6 +243,7 @@ pub async fn stats(
         "cache_hits": stats.store.cache_hits,
         "cache_misses": stats.store.cache_misses,
         "evictions": stats.store.evictions,
+        "expirations": stats.store.expirations,
         "used_bytes": stats.store.used_bytes,
         "max_bytes": stats.max_bytes,
         "max_keys": stats.max_keys,

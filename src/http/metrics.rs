@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use super::observe::{BOUNDS_NS, BUCKETS, Observer, is_exposed_bound};
 use crate::backend::BackendStats;
 use crate::store::NamespaceStats;
+use crate::wal::{SYNC_BOUNDS, SyncSnapshot};
 
 /// `(name, type, help, figure)` of a family with one sample per namespace.
 type NamespaceFamily = (
@@ -100,7 +101,7 @@ pub fn render(observer: &Observer, stats: &BackendStats) -> String {
         std::iter::once(("", &stats.store.default_namespace))
             .chain(stats.store.namespaces.iter().map(|(n, s)| (n.as_str(), s)))
             .collect();
-    let per_namespace: [NamespaceFamily; 5] = [
+    let per_namespace: [NamespaceFamily; 6] = [
         (
             "pykv_keys",
             "gauge",
@@ -131,6 +132,12 @@ pub fn render(observer: &Observer, stats: &BackendStats) -> String {
             "Keys evicted to stay within the memory or key limits.",
             |s| s.evictions,
         ),
+        (
+            "pykv_expirations_total",
+            "counter",
+            "Keys removed because their TTL ran out.",
+            |s| s.expirations,
+        ),
     ];
     for (name, kind, help, value) in per_namespace {
         family(&mut out, name, kind, help);
@@ -150,6 +157,14 @@ pub fn render(observer: &Observer, stats: &BackendStats) -> String {
         "Bytes in the write-ahead log.",
         Some(stats.log_size as f64),
     );
+    family(
+        &mut out,
+        "pykv_compactions_total",
+        "counter",
+        "Compactions of the log finished since the start.",
+    );
+    let _ = writeln!(out, "pykv_compactions_total {}", stats.compactions);
+    sync_histogram(&mut out, &stats.log_syncs);
     gauge(
         &mut out,
         "pykv_last_compaction_timestamp_seconds",
@@ -175,6 +190,34 @@ pub fn render(observer: &Observer, stats: &BackendStats) -> String {
         Some(observer.uptime().as_secs_f64()),
     );
     out
+}
+
+fn sync_histogram(out: &mut String, syncs: &SyncSnapshot) {
+    family(
+        out,
+        "pykv_wal_sync_duration_seconds",
+        "histogram",
+        "Time taken by each sync (fdatasync) of the write-ahead log.",
+    );
+    let mut cumulative = 0;
+    for (bound, count) in SYNC_BOUNDS.iter().zip(&syncs.buckets) {
+        cumulative += count;
+        let _ = writeln!(
+            out,
+            "pykv_wal_sync_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "pykv_wal_sync_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+        syncs.count
+    );
+    let _ = writeln!(
+        out,
+        "pykv_wal_sync_duration_seconds_sum {}",
+        syncs.sum_seconds
+    );
+    let _ = writeln!(out, "pykv_wal_sync_duration_seconds_count {}", syncs.count);
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -173,6 +173,8 @@ pub struct NamespaceStats {
     pub total_keys: usize,
     pub used_bytes: u64,
     pub evictions: u64,
+    /// Keys removed because their TTL ran out.
+    pub expirations: u64,
 }
 
 /// The answer of `GET /stats`.
@@ -183,6 +185,8 @@ pub struct StatsAnswer {
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub evictions: u64,
+    /// Keys removed because their TTL ran out.
+    pub expirations: u64,
     pub used_bytes: u64,
     /// null: unlimited.
     pub max_bytes: Option<u64>,

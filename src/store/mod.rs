@@ -458,6 +458,7 @@ impl Store {
             stats.cache_hits += ns.cache_hits;
             stats.cache_misses += ns.cache_misses;
             stats.evictions += ns.evictions;
+            stats.expirations += ns.expirations;
         };
         add(&mut stats, &default_namespace);
         for (name, space) in self.named_snapshot() {
@@ -611,6 +612,7 @@ fn stats_of(space: &Namespace, now: u64) -> NamespaceStats {
         total_keys: space.live_len(now),
         used_bytes: space.usage.bytes(),
         evictions: space.evictions.load(Ordering::Relaxed),
+        expirations: space.expirations.load(Ordering::Relaxed),
     }
 }
 

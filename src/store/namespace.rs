@@ -84,6 +84,7 @@ pub(crate) struct Namespace {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub evictions: AtomicU64,
+    pub expirations: AtomicU64,
 }
 
 /// A locked shard. Whatever is done through it is accounted to the
@@ -94,6 +95,7 @@ pub(crate) struct ShardGuard<'a> {
     space: &'a Namespace,
     bytes: usize,
     len: usize,
+    expirations: u64,
 }
 
 impl Deref for ShardGuard<'_> {
@@ -117,6 +119,10 @@ impl Drop for ShardGuard<'_> {
             self.space.usage.add(bytes, keys);
             self.space.global.add(bytes, keys);
         }
+        let expired = self.guard.expirations() - self.expirations;
+        if expired != 0 {
+            self.space.expirations.fetch_add(expired, Ordering::Relaxed);
+        }
     }
 }
 
@@ -131,6 +137,7 @@ impl Namespace {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            expirations: AtomicU64::new(0),
         }
     }
 
@@ -146,6 +153,7 @@ impl Namespace {
         ShardGuard {
             bytes: guard.bytes(),
             len: guard.len(),
+            expirations: guard.expirations(),
             guard,
             space: self,
         }

@@ -25,6 +25,8 @@ pub(crate) struct Shard {
     /// Bytes accounted to the entries held, expired ones included until
     /// they are freed.
     bytes: usize,
+    /// Entries freed because their deadline passed, since the start.
+    expirations: u64,
 }
 
 /// A candidate for eviction: how long ago it was used, and its key.
@@ -34,13 +36,6 @@ pub(crate) struct Sample {
 }
 
 impl Shard {
-    pub fn with_hasher(hasher: DefaultHashBuilder) -> Self {
-        Shard {
-            hasher,
-            ..Shard::default()
-        }
-    }
-
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -89,7 +84,7 @@ impl Shard {
             }
         }?;
         self.forget(&old);
-        (!old.is_expired(now_ms)).then_some(old)
+        self.live_or_expired(old, now_ms)
     }
 
     /// Removes `key`, returning its entry if it was live.
@@ -102,7 +97,17 @@ impl Shard {
             .remove()
             .0;
         self.forget(&old);
-        (!old.is_expired(now_ms)).then_some(old)
+        self.live_or_expired(old, now_ms)
+    }
+
+    /// `old`, an entry that left the table, if it was live; otherwise it
+    /// counts as expired.
+    fn live_or_expired(&mut self, old: Entry, now_ms: u64) -> Option<Entry> {
+        if old.is_expired(now_ms) {
+            self.expirations += 1;
+            return None;
+        }
+        Some(old)
     }
 
     /// Drops what the shard keeps about an entry that left the table.
@@ -130,6 +135,7 @@ impl Shard {
                     {
                         self.bytes -= slot.get().size();
                         slot.remove();
+                        self.expirations += 1;
                     }
                     removed += 1;
                 }
@@ -158,6 +164,10 @@ impl Shard {
 
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    pub fn expirations(&self) -> u64 {
+        self.expirations
     }
 
     pub fn has_ttl_keys(&self) -> bool {
@@ -193,7 +203,11 @@ impl Shard {
     /// Empties the shard in O(1), handing back the old contents so that the
     /// caller can free them outside the lock.
     pub fn take(&mut self) -> Shard {
-        let empty = Shard::with_hasher(self.hasher.clone());
+        let empty = Shard {
+            hasher: self.hasher.clone(),
+            expirations: self.expirations,
+            ..Shard::default()
+        };
         std::mem::replace(self, empty)
     }
 }

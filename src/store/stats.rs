@@ -12,6 +12,8 @@ pub struct NamespaceStats {
     /// Bytes accounted to the namespace's entries (see `ENTRY_OVERHEAD`).
     pub used_bytes: u64,
     pub evictions: u64,
+    /// Keys removed because their TTL ran out.
+    pub expirations: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +24,7 @@ pub struct StoreStats {
     pub cache_misses: u64,
     pub used_bytes: u64,
     pub evictions: u64,
+    pub expirations: u64,
     pub default_namespace: NamespaceStats,
     /// Named namespaces holding at least one live key.
     pub namespaces: BTreeMap<String, NamespaceStats>,

@@ -139,6 +139,8 @@ pub struct Compactor {
     last: Mutex<Option<f64>>,
     /// Log size after the last rewrite, the base of the growth ratio.
     base: AtomicU64,
+    /// Compactions finished since the start.
+    finished: AtomicU64,
 }
 
 impl Compactor {
@@ -150,6 +152,7 @@ impl Compactor {
             running: AtomicBool::new(false),
             last: Mutex::new(None),
             base: AtomicU64::new(base),
+            finished: AtomicU64::new(0),
         })
     }
 
@@ -175,6 +178,7 @@ impl Compactor {
             Ok(report) => {
                 self.base.store(report.after, Ordering::Relaxed);
                 *lock(&self.last) = Some(now_ms() as f64 / 1000.0);
+                self.finished.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     before = report.before,
                     after = report.after,
@@ -187,6 +191,10 @@ impl Compactor {
 
     pub fn last_compaction(&self) -> Option<f64> {
         *lock(&self.last)
+    }
+
+    pub fn compactions(&self) -> u64 {
+        self.finished.load(Ordering::Relaxed)
     }
 
     pub fn is_running(&self) -> bool {

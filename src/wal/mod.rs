@@ -10,10 +10,12 @@
 pub mod compaction;
 pub mod record;
 pub mod recovery;
+mod sync_stats;
 mod writer;
 
 pub use compaction::{AutoCompaction, CompactionError, Compactor};
 pub use recovery::{RecoveryError, RecoveryReport};
+pub use sync_stats::{SYNC_BOUNDS, SyncSnapshot};
 pub use writer::{FsyncPolicy, Wal, WalOptions};
 
 /// Name of the log inside the data directory.

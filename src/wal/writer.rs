@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::record;
+use super::sync_stats::{SyncSnapshot, SyncStats};
 use crate::store::{Journal, Lsn, Mutation, StoreError, Undo, now_ms};
 
 /// When the log is synced to disk, and what an acknowledged write survives.
@@ -68,6 +69,7 @@ pub(super) struct Shared {
     failures: Mutex<VecDeque<(Lsn, Lsn, Arc<str>)>>,
     pub log_size: AtomicU64,
     shutdown: AtomicBool,
+    syncs: SyncStats,
 }
 
 struct Pending {
@@ -112,6 +114,7 @@ impl Wal {
             failures: Mutex::default(),
             log_size: AtomicU64::new(len),
             shutdown: AtomicBool::new(false),
+            syncs: SyncStats::default(),
         });
         let mut threads = vec![spawn("pykv-wal-writer", {
             let shared = shared.clone();
@@ -146,6 +149,11 @@ impl Wal {
                 None => Ok(()),
             }
         }
+    }
+
+    /// How long the log's syncs have taken.
+    pub fn sync_stats(&self) -> SyncSnapshot {
+        self.shared.syncs.snapshot()
     }
 
     /// Bytes in the log file.
@@ -237,7 +245,7 @@ impl Shared {
         let mut log = lock(&self.file);
         let result = (&*log.file).write_all(batch).and_then(|()| {
             if self.policy == FsyncPolicy::Always {
-                log.file.sync_data()
+                self.sync(&log.file)
             } else {
                 Ok(())
             }
@@ -320,10 +328,20 @@ impl Shared {
                 }
                 log.file.clone()
             };
-            if let Err(e) = file.sync_data() {
+            if let Err(e) = self.sync(&file) {
                 tracing::error!(path = %self.path.display(), error = %e, "periodic sync of the log failed");
             }
         }
+    }
+}
+
+impl Shared {
+    /// `fdatasync`, timed.
+    fn sync(&self, file: &File) -> std::io::Result<()> {
+        let start = std::time::Instant::now();
+        let result = file.sync_data();
+        self.syncs.record(start.elapsed());
+        result
     }
 }
 

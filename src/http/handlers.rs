@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::set_request::SetRequest;
-use crate::store::NamespaceStats;
+use crate::store::{MAX_PAGE, NamespaceStats};
 
 /// `?ns=`: the namespace named in the query string.
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +159,57 @@ pub async fn get_empty_key() -> ApiError {
 )]
 pub async fn delete_empty_key() -> ApiError {
     empty_key()
+}
+
+/// `GET /keys`: the query of a key listing.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Namespace to list; absent for the default namespace.
+    pub ns: Option<String>,
+    /// Only keys starting with this.
+    pub prefix: Option<String>,
+    /// Where to start: the `cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Keys per page, 1 to 1000 (default 100).
+    pub limit: Option<usize>,
+}
+
+#[utoipa::path(
+    get, path = "/keys", tag = "keys",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the namespace's keys, in order", body = super::openapi::KeysAnswer),
+        (status = 422, description = "An invalid namespace name or limit", body = super::openapi::ErrorBody),
+    )
+)]
+/// Lists a namespace's keys page by page, in key order, with an optional
+/// prefix. Each page is found without holding the namespace's locks for
+/// more than one shard at a time; keys present for the whole listing
+/// appear exactly once.
+pub async fn list_keys(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "query `limit`: must be from 1 to {MAX_PAGE}, got {limit}"
+        )));
+    }
+    let page = state.backend.list_keys(
+        query.ns.as_deref(),
+        query.prefix.as_deref().unwrap_or(""),
+        query.cursor.as_deref(),
+        limit,
+    )?;
+    Ok(axum::Json(super::openapi::KeysAnswer {
+        namespace: query.ns,
+        keys: page.keys,
+        cursor: page.next_cursor,
+    })
+    .into_response())
 }
 
 #[utoipa::path(

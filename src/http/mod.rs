@@ -8,6 +8,7 @@
 //!   [`performance`] (`/performance`), [`openapi`] (`/openapi.json`) and
 //!   [`docs`] (`/docs`, offline).
 
+mod console;
 mod docs;
 mod error;
 mod handlers;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/get/", get(handlers::get_empty_key))
         .route("/delete/{*key}", delete(handlers::delete))
         .route("/delete/", delete(handlers::delete_empty_key))
+        .route("/keys", get(handlers::list_keys))
         .route("/namespaces", get(handlers::list_namespaces))
         .route("/namespaces/{ns}/keys", get(handlers::namespace_keys))
         .route("/namespaces/{ns}", delete(handlers::clear_namespace))
@@ -79,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         .layer(body_limit)
         .with_state(state)
         .merge(operability)
+        // The web console (`/ui`, and `/` redirecting to it).
+        .merge(console::router())
         // Around every route and the fallbacks: counts and times each
         // request under its route template.
         .layer(middleware::from_fn_with_state(observer, observe::track))

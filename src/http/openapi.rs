@@ -38,6 +38,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         super::handlers::get_empty_key,
         super::handlers::delete,
         super::handlers::delete_empty_key,
+        super::handlers::list_keys,
         super::handlers::list_namespaces,
         super::handlers::namespace_keys,
         super::handlers::clear_namespace,
@@ -58,6 +59,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         DeleteAnswer,
         NamespacesAnswer,
         NamespaceKeysAnswer,
+        KeysAnswer,
         ClearAnswer,
         StatsAnswer,
         NamespaceStats,
@@ -163,6 +165,17 @@ pub struct ClearAnswer {
     pub status: ClearStatus,
     pub namespace: String,
     pub keys_deleted: usize,
+}
+
+/// A page of `GET /keys`.
+#[derive(Serialize, ToSchema)]
+pub struct KeysAnswer {
+    /// The namespace listed; null for the default namespace.
+    pub namespace: Option<String>,
+    /// Keys in order.
+    pub keys: Vec<String>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub cursor: Option<String>,
 }
 
 /// Counters of one namespace.

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""PyKV against its ceiling: the same generator, the same connections.
+
+The ceiling (`pykv bench --ceiling`) is a hyper server on the same runtime
+as `pykv serve` that reads each request and answers a fixed body the size of
+a GET answer, doing no other work. Loading both in turns with the same
+`pykv bench` on the same machine shows how much of what the HTTP stack, the
+loopback and the generator allow PyKV keeps:
+
+- GET of an existing key (preloaded) vs the ceiling;
+- SET with --fsync everysec vs the ceiling (answering SETs);
+- SET with --fsync always (group commit, 32 clients) vs the ceiling;
+- p99 latency of GET at half of PyKV's measured peak, paced open-loop with
+  --rate, vs the ceiling's p99 at the same rate.
+
+Each run starts every server afresh (data in a temporary directory), in
+this order: PyKV everysec (GET peak, SET peak, GET at half the peak), PyKV
+always (SET peak), the ceiling (GET peak, SET peak, GET at the same rate).
+Nothing is pinned; the medians over the runs are printed as a Markdown
+table, and each run's figures on stderr.
+
+    cargo build --release
+    python3 bench/compare.py [--runs 5] [--duration 5] [--connections 32]
+
+On a 2-core machine the generator takes one core (--threads 1) and the
+server the rest; see `pykv bench --help`.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+
+import benchlib
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--binary", default=benchlib.default_binary())
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--duration", type=float, default=5, help="seconds per measurement")
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1, help="generator threads")
+    p.add_argument("--keyspace", type=int, default=100_000)
+    p.add_argument("--value-size", type=int, default=32)
+    return p.parse_args()
+
+
+def load(args, url, op, *extra):
+    """One measurement: returns the report of `pykv bench`."""
+    return benchlib.bench(
+        args.binary, url,
+        "--op", op, "-c", args.connections, "--threads", args.threads,
+        "--duration", args.duration, "--keyspace", args.keyspace,
+        "--value-size", args.value_size, *extra,
+    )
+
+
+def one_run(args):
+    """The seven measurements of one run, as {name: number}."""
+    out = {}
+    with benchlib.pykv(args.binary, "everysec") as s:
+        get = load(args, s.url, "get", "--preload")
+        out["get"] = get["throughput_rps"]
+        out["set_everysec"] = load(args, s.url, "set")["throughput_rps"]
+        half = out["get"] / 2
+        out["p99_half"] = load(args, s.url, "get", "--rate", half)["latency_us"]["p99"]
+    with benchlib.pykv(args.binary, "always") as s:
+        out["set_always"] = load(args, s.url, "set")["throughput_rps"]
+    with benchlib.ceiling(args.binary, args.value_size) as c:
+        out["ceiling_get"] = load(args, c.url, "get")["throughput_rps"]
+        out["ceiling_set"] = load(args, c.url, "set")["throughput_rps"]
+        out["ceiling_p99_half"] = load(args, c.url, "get", "--rate", half)["latency_us"]["p99"]
+    out["rate"] = half
+    return out
+
+
+ROWS = [
+    # label, pykv key, ceiling key, unit
+    ("GET of an existing key", "get", "ceiling_get", "req/s"),
+    ("SET, `--fsync everysec`", "set_everysec", "ceiling_set", "req/s"),
+    ("SET, `--fsync always`", "set_always", "ceiling_set", "req/s"),
+    ("GET p99 at half of PyKV's peak", "p99_half", "ceiling_p99_half", "µs"),
+]
+
+
+def table(runs, args):
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    lines = [
+        f"{len(runs)} runs of {args.duration:g} s, {args.connections} connections, "
+        f"{args.threads} generator thread(s), {os.cpu_count()} cores, "
+        f"{args.keyspace} keys, {args.value_size}-byte values; medians. "
+        f"Half of the peak: {med['rate']:.0f} req/s.",
+        "",
+        "| Measure | PyKV | Ceiling | PyKV / ceiling |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, mine, ceil, unit in ROWS:
+        ratio = med[mine] / med[ceil] if med[ceil] else float("nan")
+        lines.append(
+            f"| {label} ({unit}) | {med[mine]:,.0f} | {med[ceil]:,.0f} | {ratio:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main():
+    args = parse_args()
+    benchlib.check_binary(args.binary)
+    runs = []
+    for i in range(args.runs):
+        run = one_run(args)
+        runs.append(run)
+        figures = ", ".join(f"{k} {v:,.0f}" for k, v in run.items())
+        print(f"run {i + 1}/{args.runs}: {figures}", file=sys.stderr)
+    print(table(runs, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -198,6 +198,11 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: crate::quotas::LimitArgs,
+
+    /// The token file (default: tokens.json in the data directory). Once it
+    /// holds a token, every request needs one.
+    #[arg(long, env = "PYKV_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
 }
 
 /// `pykv serve --log-format`.

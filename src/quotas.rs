@@ -12,6 +12,8 @@
 //! [namespace.tenant_acme]
 //! max_keys = 1000000
 //! max_bytes = "1gb"
+//! requests_per_second = 500   # rate limit: requests a second, on average
+//! burst = 1000                # and at once (default: requests_per_second)
 //! ```
 //!
 //! Sizes are bytes, or a number with `kb`, `mb`, `gb` (powers of 1024, as in
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Deserialize;
 
+use crate::http::{Rate, RateLimits};
 use crate::store::{EvictionPolicy, Limit, Limits, validate_namespace};
 
 #[derive(Debug, Clone, Args)]
@@ -47,6 +50,20 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
+    /// The per-namespace rate limits of the quota file.
+    pub fn rate_limits(&self) -> Result<RateLimits, String> {
+        let Some(path) = &self.quotas else {
+            return Ok(RateLimits::default());
+        };
+        let file = QuotaFile::load(path)?;
+        let overrides = file
+            .namespace
+            .iter()
+            .filter_map(|(name, spec)| Some((name.clone(), spec.rate()?)))
+            .collect();
+        Ok(RateLimits::new(file.default.rate(), overrides))
+    }
+
     /// The limits these flags and the quota file describe.
     pub fn limits(&self) -> Result<Limits, String> {
         let mut limits = Limits {
@@ -84,6 +101,18 @@ struct QuotaFile {
 struct QuotaSpec {
     max_keys: Option<u64>,
     max_bytes: Option<Size>,
+    requests_per_second: Option<f64>,
+    burst: Option<f64>,
+}
+
+impl QuotaSpec {
+    fn rate(&self) -> Option<Rate> {
+        let per_second = self.requests_per_second.filter(|r| *r > 0.0)?;
+        Some(Rate {
+            per_second,
+            burst: self.burst.unwrap_or(per_second).max(1.0),
+        })
+    }
 }
 
 impl From<QuotaSpec> for Limit {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::{Authenticator, TokenFile};
 use crate::config::ServeArgs;
 use crate::db::{Db, DbOptions};
 use crate::http::{AppState, router};
@@ -38,9 +39,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "recovered the log"
     );
     let db = Arc::new(db);
+    let tokens = match &args.tokens_file {
+        Some(path) => TokenFile::new(path),
+        None => TokenFile::in_data_dir(&args.data_dir),
+    };
+    let auth = Authenticator::open(tokens)?;
+    auth.spawn_reload();
     let state = AppState {
         backend: db.clone(),
         max_body_bytes: args.max_body_bytes,
+        auth: auth.clone(),
+        rate_limits: Arc::new(args.limits.rate_limits().map_err(anyhow::Error::msg)?),
     };
 
     let listener = TcpListener::bind((args.host.as_str(), args.port))
@@ -51,6 +60,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // port when started with --port 0.
     println!("PyKV listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    if auth.is_open() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "NO TOKEN IS CONFIGURED and the server listens beyond this machine: anyone who can \
+             reach it can read, change and clear every namespace. Create tokens with \
+             `pykv token create` (see SECURITY.md)"
+        );
+    }
 
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())

@@ -4,9 +4,10 @@
 //! with a message that says what was wrong and, where it helps, what to do.
 
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::AuthError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -28,6 +29,12 @@ pub enum ApiError {
         path: String,
     },
     Store(StoreError),
+    /// 401 (no or unknown token) or 403 (not this token's business).
+    Auth(AuthError),
+    RateLimited {
+        namespace: Option<String>,
+        retry_after_secs: u64,
+    },
 }
 
 impl ApiError {
@@ -38,6 +45,9 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Auth(AuthError::Missing | AuthError::Unknown) => StatusCode::UNAUTHORIZED,
+            ApiError::Auth(AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::KeyNotFound | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -76,6 +86,19 @@ impl ApiError {
                 format!("field `namespace`: {e}")
             }
             ApiError::Store(e) => e.to_string(),
+            ApiError::Auth(e) => e.to_string(),
+            ApiError::RateLimited {
+                namespace,
+                retry_after_secs,
+            } => {
+                let scope = match namespace {
+                    Some(ns) => format!("namespace {ns:?}"),
+                    None => "the default namespace".into(),
+                };
+                format!(
+                    "too many requests for {scope}: over its rate limit; retry in {retry_after_secs} s"
+                )
+            }
         }
     }
 }
@@ -112,6 +135,19 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "detail": self.detail() });
-        (self.status(), axum::Json(body)).into_response()
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Auth(AuthError::Missing | AuthError::Unknown) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
+        }
+        response
     }
 }

@@ -1,6 +1,8 @@
 //! Thin handlers: extract, call the backend, shape the answer. Errors go
 //! through [`ApiError`], the one place they become statuses.
 
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -11,8 +13,11 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use super::guard::Caller;
 use super::set_request::SetRequest;
-use crate::store::{MAX_PAGE, NamespaceStats};
+use crate::auth::{Access, Grants};
+use crate::backend::BackendStats;
+use crate::store::{MAX_PAGE, NamespaceStats, StoreStats};
 
 /// `?ns=`: the namespace named in the query string.
 #[derive(Debug, Default, Deserialize)]
@@ -45,14 +50,17 @@ fn json_response(body: Vec<u8>) -> Response {
 )]
 pub async fn set(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     query: Result<Query<NsQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let query_ns = ns_of(query)?;
     let body = body.map_err(|e| ApiError::from_body(e, state.max_body_bytes))?;
     let request = SetRequest::parse(&body)?;
-    // The body's namespace wins over the query's, as in PyKV.
+    // The body's namespace wins over the query's, as in PyKV; it is the
+    // one the token must allow.
     let namespace = request.namespace.as_deref().or(query_ns.as_deref());
+    state.admit(&caller, namespace, Access::Write)?;
     state
         .backend
         .set(namespace, &request.key, &request.value, request.ttl)?
@@ -80,11 +88,13 @@ pub async fn set(
 )]
 pub async fn get(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     key: Result<Path<String>, PathRejection>,
     query: Result<Query<NsQuery>, QueryRejection>,
 ) -> ApiResult {
     let Path(key) = key?;
     let namespace = ns_of(query)?;
+    state.admit(&caller, namespace.as_deref(), Access::Read)?;
     // The answer is written around the stored JSON text, which is copied in
     // once and never parsed.
     let mut body = Vec::with_capacity(64 + 2 * key.len());
@@ -122,11 +132,13 @@ fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
 )]
 pub async fn delete(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     key: Result<Path<String>, PathRejection>,
     query: Result<Query<NsQuery>, QueryRejection>,
 ) -> ApiResult {
     let Path(key) = key?;
     let namespace = ns_of(query)?;
+    state.admit(&caller, namespace.as_deref(), Access::Write)?;
     let commit = state
         .backend
         .delete(namespace.as_deref(), &key)?
@@ -189,9 +201,11 @@ pub struct ListQuery {
 /// appear exactly once.
 pub async fn list_keys(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(query) = query?;
+    state.admit(&caller, query.ns.as_deref(), Access::Read)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -216,8 +230,10 @@ pub async fn list_keys(
     get, path = "/namespaces", tag = "namespaces",
     responses((status = 200, description = "Named namespaces holding keys", body = super::openapi::NamespacesAnswer))
 )]
-pub async fn list_namespaces(State(state): State<AppState>) -> ApiResult {
-    let namespaces = state.backend.namespaces();
+pub async fn list_namespaces(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult {
+    // A tenant sees only its own namespaces.
+    let mut namespaces = state.backend.namespaces();
+    namespaces.retain(|ns| caller.allows(Some(ns), Access::Read));
     Ok(axum::Json(json!({
         "count": namespaces.len(),
         "namespaces": namespaces,
@@ -235,9 +251,11 @@ pub async fn list_namespaces(State(state): State<AppState>) -> ApiResult {
 )]
 pub async fn namespace_keys(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     namespace: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let Path(namespace) = namespace?;
+    state.admit(&caller, Some(&namespace), Access::Read)?;
     let stats = state.backend.namespace_stats(Some(&namespace))?;
     Ok(axum::Json(json!({
         "namespace": namespace,
@@ -257,9 +275,11 @@ pub async fn namespace_keys(
 )]
 pub async fn clear_namespace(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     namespace: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let Path(namespace) = namespace?;
+    state.admit(&caller, Some(&namespace), Access::Write)?;
     let (deleted, commit) = state.backend.clear_namespace(&namespace)?;
     commit.durable().await?;
     Ok(axum::Json(json!({
@@ -280,15 +300,19 @@ pub async fn clear_namespace(
 )]
 pub async fn stats(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     query: Result<Query<NsQuery>, QueryRejection>,
 ) -> ApiResult {
     let namespace = ns_of(query)?;
     // Validate the namespace before gathering anything.
     let scoped = match &namespace {
-        Some(ns) => Some(state.backend.namespace_stats(Some(ns))?),
+        Some(ns) => {
+            state.admit(&caller, Some(ns), Access::Read)?;
+            Some(state.backend.namespace_stats(Some(ns))?)
+        }
         None => None,
     };
-    let stats = state.backend.stats();
+    let stats = visible_stats(&caller, state.backend.stats());
     let mut body = json!({
         "total_keys": stats.store.total_keys,
         "cache_hits": stats.store.cache_hits,
@@ -312,6 +336,36 @@ pub async fn stats(
     Ok(axum::Json(body).into_response())
 }
 
+/// What of the store's figures a caller may see: everything for admins
+/// (and on an open server); for a tenant, only its namespaces, with totals
+/// over them, and nothing server-wide.
+fn visible_stats(caller: &Grants, stats: BackendStats) -> BackendStats {
+    if caller.is_admin() {
+        return stats;
+    }
+    let namespaces: BTreeMap<String, NamespaceStats> = stats
+        .store
+        .namespaces
+        .into_iter()
+        .filter(|(ns, _)| caller.allows(Some(ns), Access::Read))
+        .collect();
+    let sum = |figure: fn(&NamespaceStats) -> u64| namespaces.values().map(figure).sum();
+    BackendStats {
+        store: StoreStats {
+            total_keys: sum(|s| s.total_keys as u64) as usize,
+            cache_hits: sum(|s| s.cache_hits),
+            cache_misses: sum(|s| s.cache_misses),
+            used_bytes: sum(|s| s.used_bytes),
+            evictions: sum(|s| s.evictions),
+            expirations: sum(|s| s.expirations),
+            default_namespace: NamespaceStats::default(),
+            namespaces,
+        },
+        uptime_seconds: stats.uptime_seconds,
+        ..BackendStats::default()
+    }
+}
+
 fn namespace_stats_json(stats: &NamespaceStats) -> Value {
     serde_json::to_value(stats).expect("plain counters serialize")
 }
@@ -324,18 +378,29 @@ fn namespace_stats_json(stats: &NamespaceStats) -> Value {
         (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
     )
 )]
+/// Liveness needs no token; a namespace's size does.
 pub async fn health(
     State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
     query: Result<Query<NsQuery>, QueryRejection>,
 ) -> ApiResult {
     let namespace = ns_of(query)?;
     let body = match namespace {
         Some(ns) => {
+            state.admit(&caller?.0, Some(&ns), Access::Read)?;
             let size = state.backend.namespace_stats(Some(&ns))?.total_keys;
             json!({ "status": "healthy", "store_size": size, "namespace": ns })
         }
         None => {
-            json!({ "status": "healthy", "store_size": state.backend.stats().store.total_keys })
+            let size = match caller {
+                Ok(Caller(caller)) => {
+                    visible_stats(&caller, state.backend.stats())
+                        .store
+                        .total_keys
+                }
+                Err(_) => 0,
+            };
+            json!({ "status": "healthy", "store_size": size })
         }
     };
     Ok(axum::Json(body).into_response())
@@ -346,7 +411,8 @@ pub async fn health(
     post, path = "/compact", tag = "server",
     responses((status = 200, description = "A rewrite of the log started, or one is running", body = super::openapi::CompactAnswer))
 )]
-pub async fn compact(State(state): State<AppState>) -> ApiResult {
+pub async fn compact(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult {
+    caller.require_admin("/compact").map_err(ApiError::Auth)?;
     let status = if state.backend.compact() {
         "compaction_started"
     } else {

@@ -11,6 +11,7 @@
 mod console;
 mod docs;
 mod error;
+mod guard;
 mod handlers;
 pub mod metrics;
 pub mod observe;
@@ -21,15 +22,17 @@ mod set_request;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
 pub use error::ApiError;
+pub use guard::{Caller, Rate, RateLimits};
 pub use observe::Observer;
 pub use set_request::MAX_TTL_SECS;
 
+use crate::auth::{Access, Authenticator, Grants};
 use crate::backend::KvBackend;
 
 /// What every handler shares.
@@ -37,6 +40,34 @@ use crate::backend::KvBackend;
 pub struct AppState {
     pub backend: Arc<dyn KvBackend>,
     pub max_body_bytes: usize,
+    pub auth: Arc<Authenticator>,
+    pub rate_limits: Arc<RateLimits>,
+}
+
+impl AppState {
+    /// Whether the caller may touch `namespace` with `access`, and whether
+    /// the namespace is within its rate limit.
+    pub fn admit(
+        &self,
+        caller: &Grants,
+        namespace: Option<&str>,
+        access: Access,
+    ) -> Result<(), ApiError> {
+        caller.check(namespace, access).map_err(ApiError::Auth)?;
+        self.rate_limits.check(namespace)
+    }
+}
+
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl FromRef<OpsState> for Arc<Authenticator> {
+    fn from_ref(state: &OpsState) -> Self {
+        state.auth.clone()
+    }
 }
 
 /// What the operability routes share: the store's figures and the
@@ -45,6 +76,7 @@ pub struct AppState {
 struct OpsState {
     backend: Arc<dyn KvBackend>,
     observer: Arc<Observer>,
+    auth: Arc<Authenticator>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -52,6 +84,7 @@ pub fn router(state: AppState) -> Router {
     let ops = OpsState {
         backend: state.backend.clone(),
         observer: observer.clone(),
+        auth: state.auth.clone(),
     };
     let body_limit = DefaultBodyLimit::max(state.max_body_bytes);
     let operability = Router::new()
@@ -92,7 +125,10 @@ pub fn router(state: AppState) -> Router {
     get, path = "/performance", tag = "operability",
     responses((status = 200, description = "Request counts, error rate and latencies since the start", body = performance::Performance))
 )]
-async fn performance_handler(State(ops): State<OpsState>) -> Response {
+async fn performance_handler(State(ops): State<OpsState>, Caller(caller): Caller) -> Response {
+    if let Err(e) = caller.require_admin("/performance") {
+        return ApiError::Auth(e).into_response();
+    }
     axum::Json(performance::performance(&ops.observer)).into_response()
 }
 
@@ -100,7 +136,10 @@ async fn performance_handler(State(ops): State<OpsState>) -> Response {
     get, path = "/performance/recent-errors", tag = "operability",
     responses((status = 200, description = "The last answers with a status of 400 or more, oldest first (at most 100)", body = performance::RecentErrors))
 )]
-async fn recent_errors_handler(State(ops): State<OpsState>) -> Response {
+async fn recent_errors_handler(State(ops): State<OpsState>, Caller(caller): Caller) -> Response {
+    if let Err(e) = caller.require_admin("/performance/recent-errors") {
+        return ApiError::Auth(e).into_response();
+    }
     axum::Json(performance::recent_errors(&ops.observer)).into_response()
 }
 
@@ -108,7 +147,10 @@ async fn recent_errors_handler(State(ops): State<OpsState>) -> Response {
     get, path = "/metrics", tag = "operability",
     responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain; version=0.0.4"))
 )]
-async fn metrics_handler(State(ops): State<OpsState>) -> Response {
+async fn metrics_handler(State(ops): State<OpsState>, Caller(caller): Caller) -> Response {
+    if let Err(e) = caller.require_admin("/metrics") {
+        return ApiError::Auth(e).into_response();
+    }
     let stats = ops.backend.stats();
     metrics::response(&ops.observer, &stats)
 }

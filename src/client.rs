@@ -211,6 +211,8 @@ pub struct Client {
     base: String,
     timeout: Duration,
     http: reqwest::blocking::Client,
+    /// Sent as `Authorization: Bearer` when the server requires tokens.
+    token: Option<String>,
 }
 
 impl Client {
@@ -234,7 +236,14 @@ impl Client {
             base,
             timeout,
             http,
+            token: None,
         })
+    }
+
+    /// Sends `token` with every request (`None`: no token).
+    pub fn with_token(mut self, token: Option<String>) -> Client {
+        self.token = token.filter(|t| !t.is_empty());
+        self
     }
 
     /// The server's URL, without a trailing slash.
@@ -324,6 +333,10 @@ impl Client {
         ns: Option<&str>,
         key: &str,
     ) -> Result<Answer<T>, Error> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
         let response = request.send().map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
         let json = response.text().map_err(|e| self.transport_error(&e))?;

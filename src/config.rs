@@ -41,6 +41,74 @@ pub enum Command {
     Compact(ClientArgs),
     /// Interactive prompt (reads commands from stdin when it is not a terminal).
     Shell(ShellArgs),
+    /// Create, list and revoke API tokens (works on the token file; the
+    /// server picks up changes by itself).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print it, alone on stdout, once: only its hash is
+    /// kept.
+    Create(TokenCreateArgs),
+    /// List the tokens (never the tokens themselves).
+    List(TokenFileArgs),
+    /// Revoke a token by the id `list` shows.
+    Revoke(TokenRevokeArgs),
+}
+
+/// Where the token file is.
+#[derive(Debug, Clone, Args)]
+pub struct TokenFileArgs {
+    /// The server's data directory; the file is tokens.json in it.
+    #[arg(long, env = "PYKV_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// The token file, when the server runs with --tokens-file.
+    #[arg(long, env = "PYKV_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// Print JSON instead of readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenCreateArgs {
+    #[command(flatten)]
+    pub file: TokenFileArgs,
+
+    /// A namespace the token may use (repeat for several).
+    #[arg(long = "ns", value_name = "NS", required_unless_present = "admin")]
+    pub namespaces: Vec<String>,
+
+    /// What the token may do in its namespaces.
+    #[arg(
+        long,
+        value_enum,
+        required_unless_present = "admin",
+        conflicts_with = "admin"
+    )]
+    pub access: Option<crate::auth::Access>,
+
+    /// A token for everything: every namespace, statistics, compaction.
+    #[arg(long, conflicts_with = "namespaces")]
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenRevokeArgs {
+    #[command(flatten)]
+    pub file: TokenFileArgs,
+
+    /// The token's id, as `pykv token list` shows it.
+    pub id: String,
 }
 
 /// How the client reaches the server and prints answers; accepted after
@@ -69,6 +137,11 @@ pub struct ClientArgs {
         global = true
     )]
     pub timeout: u64,
+
+    /// API token, for a server that requires one (sent as
+    /// `Authorization: Bearer`).
+    #[arg(long, env = "PYKV_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Token(args) => pykv::cli::token::run(args),
         client_command => pykv::cli::run(client_command),
     }
 }

@@ -20,7 +20,9 @@ pub enum Access {
     Read,
     /// Read and change its namespaces (set, delete, clear).
     Write,
-    /// Everything, in every namespace, and the server-wide endpoints.
+    /// Everything, in every namespace, and the server-wide endpoints
+    /// (`pykv token create --admin`).
+    #[value(skip)]
     Admin,
 }
 

@@ -5,7 +5,8 @@
 //! - [`output`]: how answers read: plain values, aligned tables;
 //! - [`exit`]: exit codes, and the one-line message of each error;
 //! - [`shell`]: `pykv shell`, the interactive prompt, with [`input`] (the
-//!   terminal or a pipe) and [`words`] (splitting a line, with quotes).
+//!   terminal or a pipe) and [`words`] (splitting a line, with quotes);
+//! - [`token`]: `pykv token create|list|revoke`, on the token file.
 //!
 //! The HTTP side is [`crate::client`]; this module only turns arguments
 //! into requests and answers into text.
@@ -15,6 +16,7 @@ mod exit;
 mod input;
 mod output;
 mod shell;
+pub mod token;
 mod words;
 
 use std::process::ExitCode;
@@ -53,6 +55,7 @@ fn run_once(command: Command) -> Result<u8, Error> {
 
 fn connect(args: &ClientArgs) -> Result<Client, Error> {
     Client::with_timeout(&args.url, Duration::from_secs(args.timeout))
+        .map(|kv| kv.with_token(args.token.clone()))
 }
 
 fn format(args: &ClientArgs) -> Format {

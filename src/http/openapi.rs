@@ -18,7 +18,79 @@ use super::performance::{OperationFigures, Performance, RecentErrors};
 
 /// The document, built once per request of `/openapi.json` (it is small).
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    add_guard_answers(&mut doc);
+    doc
+}
+
+/// Routes that answer without a token (the documentation itself, and the
+/// empty-key errors, which are refused before anything else).
+const OPEN_PATHS: [&str; 5] = [
+    "/openapi.json",
+    "/docs",
+    "/docs/{file}",
+    "/get/",
+    "/delete/",
+];
+
+/// Every other route may also answer 401 (no or unknown token, once the
+/// server has tokens), 403 (outside the token's namespaces or access) and
+/// 429 (over a namespace's rate limit): added here once rather than on
+/// every handler. The bearer scheme lets the docs page send a token.
+fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    let guarded = [
+        (
+            "401",
+            "No token, or an unknown one, on a server that requires tokens",
+        ),
+        (
+            "403",
+            "The token does not allow this namespace or this access",
+        ),
+        (
+            "429",
+            "Over the namespace's rate limit; see the Retry-After header",
+        ),
+    ];
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if OPEN_PATHS.contains(&path.as_str()) {
+            continue;
+        }
+        let operations = [&mut item.get, &mut item.post, &mut item.delete];
+        for operation in operations.into_iter().flatten() {
+            for (status, description) in guarded {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description).into());
+            }
+            operation.security = Some(vec![
+                SecurityRequirement::default(),
+                SecurityRequirement::new("bearer", Vec::<String>::new()),
+            ]);
+        }
+    }
+    let scheme = SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme("bearer", scheme);
 }
 
 #[derive(OpenApi)]

@@ -276,6 +276,28 @@ pub struct ServeArgs {
     /// holds a token, every request needs one.
     #[arg(long, env = "PYKV_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
+
+    /// An origin allowed to call the API from a browser (repeat for
+    /// several; `*` for any). CORS is closed by default.
+    #[arg(long = "cors-origin", env = "PYKV_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Most connections served at once; more wait to be accepted.
+    #[arg(long, env = "PYKV_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Largest request head (request line and headers), in bytes; at
+    /// least 8192. Larger ones are answered 431.
+    #[arg(long, env = "PYKV_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Seconds a client has to send a request's headers (slowloris guard).
+    #[arg(long, env = "PYKV_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
+
+    /// Seconds a request may take, its body included; answered 408 past it.
+    #[arg(long, env = "PYKV_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
 }
 
 /// `pykv serve --log-format`.

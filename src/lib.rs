@@ -14,6 +14,8 @@
 //!   errors become HTTP statuses.
 //! - [`config`]: command-line flags and their environment variables;
 //!   [`quotas`]: the memory bounds and the quota file.
+//! - [`connections`]: the accept loop and its limits (connections,
+//!   header size, slow clients).
 //! - [`server`]: binds the listener, runs the background tasks, shuts down
 //!   cleanly on SIGINT and SIGTERM.
 //! - [`client`]: a small blocking HTTP client for the API, for Rust
@@ -29,7 +31,10 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod connections;
 pub mod db;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod quotas;
 pub mod server;

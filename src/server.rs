@@ -3,12 +3,14 @@
 //! then flush and sync the log.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::auth::{Authenticator, TokenFile};
 use crate::config::ServeArgs;
+use crate::connections::{self, ConnectionLimits};
 use crate::db::{Db, DbOptions};
 use crate::http::{AppState, router};
 use crate::store::StoreConfig;
@@ -50,6 +52,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         auth: auth.clone(),
         rate_limits: Arc::new(args.limits.rate_limits().map_err(anyhow::Error::msg)?),
+        cors_origins: args.cors_origins.clone(),
+        request_timeout: Duration::from_secs(args.request_timeout),
+    };
+    let limits = ConnectionLimits {
+        max_connections: args.max_connections,
+        max_header_bytes: args.max_header_bytes,
+        header_read_timeout: Duration::from_secs(args.header_read_timeout),
     };
 
     let listener = TcpListener::bind((args.host.as_str(), args.port))
@@ -69,10 +78,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    connections::serve(listener, router(state), limits, shutdown_signal()).await;
     tokio::task::block_in_place(|| db.shutdown());
     tracing::info!("log flushed and synced; shut down cleanly");
     Ok(())

@@ -78,6 +78,8 @@ async fn serve(host: &str, port: u16, body: Bytes) -> std::io::Result<()> {
                 continue;
             }
         };
+        // As `pykv serve` does (src/connections.rs): the comparison stays fair.
+        let _ = stream.set_nodelay(true);
         let body = body.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| answer(request, body.clone()));

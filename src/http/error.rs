@@ -35,6 +35,9 @@ pub enum ApiError {
         namespace: Option<String>,
         retry_after_secs: u64,
     },
+    RequestTimeout {
+        limit: std::time::Duration,
+    },
 }
 
 impl ApiError {
@@ -48,6 +51,7 @@ impl ApiError {
             ApiError::Auth(AuthError::Missing | AuthError::Unknown) => StatusCode::UNAUTHORIZED,
             ApiError::Auth(AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::KeyNotFound | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -87,6 +91,11 @@ impl ApiError {
             }
             ApiError::Store(e) => e.to_string(),
             ApiError::Auth(e) => e.to_string(),
+            ApiError::RequestTimeout { limit } => format!(
+                "the request took longer than {} s (sending its body included); \
+                 the limit is set by --request-timeout",
+                limit.as_secs()
+            ),
             ApiError::RateLimited {
                 namespace,
                 retry_after_secs,

@@ -9,6 +9,7 @@
 //!   [`docs`] (`/docs`, offline).
 
 mod console;
+mod cors;
 mod docs;
 mod error;
 mod guard;
@@ -20,10 +21,12 @@ pub mod performance;
 mod set_request;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
@@ -42,6 +45,11 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub auth: Arc<Authenticator>,
     pub rate_limits: Arc<RateLimits>,
+    /// Origins allowed to call from a browser (`--cors-origin`); none by
+    /// default.
+    pub cors_origins: Vec<String>,
+    /// How long a request may take, its body included (`--request-timeout`).
+    pub request_timeout: Duration,
 }
 
 impl AppState {
@@ -87,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         auth: state.auth.clone(),
     };
     let body_limit = DefaultBodyLimit::max(state.max_body_bytes);
+    let (cors_origins, request_timeout) = (state.cors_origins.clone(), state.request_timeout);
     let operability = Router::new()
         .route("/performance", get(performance_handler))
         .route("/performance/recent-errors", get(recent_errors_handler))
@@ -95,7 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/docs", get(docs_index_handler))
         .route("/docs/{file}", get(docs_file_handler))
         .with_state(ops);
-    Router::new()
+    let router = Router::new()
         .route("/set", post(handlers::set))
         // A wildcard, so that an unencoded `/` inside a key works too.
         .route("/get/{*key}", get(handlers::get))
@@ -116,9 +125,23 @@ pub fn router(state: AppState) -> Router {
         .merge(operability)
         // The web console (`/ui`, and `/` redirecting to it).
         .merge(console::router())
-        // Around every route and the fallbacks: counts and times each
-        // request under its route template.
-        .layer(middleware::from_fn_with_state(observer, observe::track))
+        .layer(middleware::from_fn_with_state(request_timeout, time_limit));
+    let router = match cors::layer(&cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    // Around every route and the fallbacks: counts and times each request
+    // under its route template.
+    router.layer(middleware::from_fn_with_state(observer, observe::track))
+}
+
+/// Answers 408 when a request (reading its body included) takes longer
+/// than `--request-timeout`: a slow client cannot hold a handler forever.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout { limit }.into_response(),
+    }
 }
 
 #[utoipa::path(

@@ -5,6 +5,13 @@ use tracing_subscriber::EnvFilter;
 
 use pykv::config::{Cli, Command, LogFormat, ServeArgs};
 
+/// mimalloc's small size classes (48, 56, 64 bytes, ...) fit the store's
+/// one-allocation entries more tightly than glibc's 16-byte steps with an
+/// 8-byte header, and its thread-local free lists are cheaper on the
+/// request path: both measured in docs/BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let matches = pykv::bench::with_bench(Cli::command()).get_matches();
     if let Some(args) = pykv::bench::requested(&matches) {

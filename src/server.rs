@@ -12,7 +12,7 @@ use crate::auth::{Authenticator, TokenFile};
 use crate::config::ServeArgs;
 use crate::connections::{self, ConnectionLimits};
 use crate::db::{Db, DbOptions};
-use crate::http::{AppState, router};
+use crate::http::{AppState, Shared, router};
 use crate::store::StoreConfig;
 use crate::wal::{AutoCompaction, WalOptions};
 
@@ -47,14 +47,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let auth = Authenticator::open(tokens)?;
     auth.spawn_reload();
-    let state = AppState {
+    let state = AppState::new(Shared {
         backend: db.clone(),
         max_body_bytes: args.max_body_bytes,
         auth: auth.clone(),
         rate_limits: Arc::new(args.limits.rate_limits().map_err(anyhow::Error::msg)?),
         cors_origins: args.cors_origins.clone(),
         request_timeout: Duration::from_secs(args.request_timeout),
-    };
+    });
     let limits = ConnectionLimits {
         max_connections: args.max_connections,
         max_header_bytes: args.max_header_bytes,

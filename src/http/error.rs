@@ -3,7 +3,7 @@
 //! Every error is answered as JSON in the seed's shape, `{"detail": "..."}`,
 //! with a message that says what was wrong and, where it helps, what to do.
 
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -132,11 +132,13 @@ impl From<PathRejection> for ApiError {
 
 impl ApiError {
     /// Maps a failure to read the body; `limit` is the configured maximum.
-    pub fn from_body(e: BytesRejection, limit: usize) -> Self {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    pub fn from_body_error(e: &axum::Error, limit: usize) -> Self {
+        let too_large = std::error::Error::source(e)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
             ApiError::PayloadTooLarge { limit }
         } else {
-            ApiError::MalformedJson(e.body_text())
+            ApiError::MalformedJson(format!("cannot read the body: {e}"))
         }
     }
 }

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -52,10 +54,10 @@ pub async fn set(
     State(state): State<AppState>,
     Caller(caller): Caller,
     query: Result<Query<NsQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> ApiResult {
     let query_ns = ns_of(query)?;
-    let body = body.map_err(|e| ApiError::from_body(e, state.max_body_bytes))?;
+    let body = read_body(body, state.max_body_bytes, state.request_timeout).await?;
     let request = SetRequest::parse(&body)?;
     // The body's namespace wins over the query's, as in PyKV; it is the
     // one the token must allow.
@@ -111,6 +113,18 @@ pub async fn get(
     write_json(&mut body, &namespace);
     body.push(b'}');
     Ok(json_response(body))
+}
+
+/// Reads a request body of at most `limit` bytes within `timeout`, so a
+/// client sending its body slowly cannot hold a handler (408), nor send
+/// an endless one (413). Only `POST /set` has a body; the other routes
+/// need no timer.
+async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(ApiError::RequestTimeout { limit: timeout }),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(ApiError::from_body_error(&e, limit)),
+    }
 }
 
 fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {

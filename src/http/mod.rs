@@ -24,9 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
@@ -39,8 +38,26 @@ use crate::auth::{Access, Authenticator, Grants};
 use crate::backend::KvBackend;
 
 /// What every handler shares.
+///
+/// Why one `Arc` around it all: axum clones the state for every request,
+/// and one reference count is cheaper than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub backend: Arc<dyn KvBackend>,
     pub max_body_bytes: usize,
     pub auth: Arc<Authenticator>,
@@ -52,7 +69,7 @@ pub struct AppState {
     pub request_timeout: Duration,
 }
 
-impl AppState {
+impl Shared {
     /// Whether the caller may touch `namespace` with `access`, and whether
     /// the namespace is within its rate limit.
     pub fn admit(
@@ -95,7 +112,7 @@ pub fn router(state: AppState) -> Router {
         auth: state.auth.clone(),
     };
     let body_limit = DefaultBodyLimit::max(state.max_body_bytes);
-    let (cors_origins, request_timeout) = (state.cors_origins.clone(), state.request_timeout);
+    let cors_origins = state.cors_origins.clone();
     let operability = Router::new()
         .route("/performance", get(performance_handler))
         .route("/performance/recent-errors", get(recent_errors_handler))
@@ -124,8 +141,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .merge(operability)
         // The web console (`/ui`, and `/` redirecting to it).
-        .merge(console::router())
-        .layer(middleware::from_fn_with_state(request_timeout, time_limit));
+        .merge(console::router());
     let router = match cors::layer(&cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
@@ -133,15 +149,6 @@ pub fn router(state: AppState) -> Router {
     // Around every route and the fallbacks: counts and times each request
     // under its route template.
     router.layer(middleware::from_fn_with_state(observer, observe::track))
-}
-
-/// Answers 408 when a request (reading its body included) takes longer
-/// than `--request-timeout`: a slow client cannot hold a handler forever.
-async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::RequestTimeout { limit }.into_response(),
-    }
 }
 
 #[utoipa::path(

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::namespace::{Namespace, SHARDS, Usage};
+use super::shard::Sample;
 use super::{Mutation, Store, StoreError, access_clock, now_ms};
 
 /// Entries sampled per eviction.
@@ -180,11 +181,7 @@ impl Store {
         let mut rng = fastrand::Rng::new();
         let (access, now) = (access_clock(), now_ms());
         let victim = (0..SAMPLES)
-            .filter_map(|_| {
-                let shard = rng.usize(..SHARDS);
-                let sample = space.shard(shard).sample(&mut rng, access, now)?;
-                Some((sample, shard))
-            })
+            .filter_map(|_| sample(space, &mut rng, access, now))
             .max_by_key(|(sample, _)| sample.idle);
         let Some((sample, shard)) = victim else {
             return false;
@@ -212,8 +209,7 @@ impl Store {
             .filter_map(|_| {
                 let at = rng.u64(..total);
                 let space = &spaces[cumulative.partition_point(|&c| c <= at)];
-                let shard = rng.usize(..SHARDS);
-                let sample = space.shard(shard).sample(&mut rng, access, now)?;
+                let (sample, shard) = sample(space, &mut rng, access, now)?;
                 Some((sample, space, shard))
             })
             .max_by_key(|(sample, _, _)| sample.idle);
@@ -237,6 +233,22 @@ impl Store {
             tracing::debug!(namespace = ?space.name, key, "evicted");
         }
     }
+}
+
+/// A random entry of `space` and its shard: a random shard first, then the
+/// next ones until one holds entries, so a namespace whose keys sit in a
+/// few shards is still sampled every time.
+fn sample(
+    space: &Namespace,
+    rng: &mut fastrand::Rng,
+    access: u32,
+    now: u64,
+) -> Option<(Sample, usize)> {
+    let start = rng.usize(..SHARDS);
+    (0..SHARDS).map(|i| (start + i) % SHARDS).find_map(|shard| {
+        let sample = space.shard(shard).sample(rng, access, now)?;
+        Some((sample, shard))
+    })
 }
 
 impl Namespace {

@@ -49,6 +49,10 @@ pub struct WalOptions {
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 /// Size of the probe write: big enough to need fresh disk blocks.
 const PROBE_BYTES: usize = 64 * 1024;
+/// Under `always`, a batch smaller than this waits [`GROUP_DELAY`] for
+/// more records before it is written and synced.
+const GROUP_BYTES: usize = 4096;
+const GROUP_DELAY: Duration = Duration::from_micros(200);
 /// Failed LSN ranges remembered for waiters that wake late.
 const FAILURES_KEPT: usize = 1024;
 
@@ -78,6 +82,10 @@ struct Pending {
     next_lsn: Lsn,
     /// Set while the log cannot be written; appends are refused.
     failed: Option<Arc<str>>,
+    /// Whether the writer sleeps on the condition variable. Appends wake
+    /// it only then: while it writes or syncs, it finds the new records by
+    /// itself, and a futex wake per request would be wasted.
+    writer_idle: bool,
 }
 
 /// The open log file, guarded by one lock shared by the writer thread and
@@ -102,6 +110,7 @@ impl Wal {
                 undos: Vec::new(),
                 next_lsn: 1,
                 failed: None,
+                writer_idle: false,
             }),
             wake: Condvar::new(),
             file: Mutex::new(LogFile {
@@ -198,8 +207,11 @@ impl Journal for Wal {
         pending.undos.push(undo);
         let lsn = pending.next_lsn;
         pending.next_lsn += 1;
+        let writer_idle = pending.writer_idle;
         drop(pending);
-        self.shared.wake.notify_one();
+        if writer_idle {
+            self.shared.wake.notify_one();
+        }
         Ok(lsn)
     }
 }
@@ -216,11 +228,21 @@ impl Shared {
                     self.probe();
                     pending = lock(&self.pending);
                 } else {
+                    pending.writer_idle = true;
                     pending = self.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
+                    pending.writer_idle = false;
                 }
             }
             if pending.buf.is_empty() {
                 return; // shutting down with nothing left to write
+            }
+            if self.policy == FsyncPolicy::Always && pending.buf.len() < GROUP_BYTES {
+                // A sync costs the same for one record as for a hundred:
+                // give the writers that are about to append a moment to
+                // join this one.
+                drop(pending);
+                std::thread::sleep(GROUP_DELAY);
+                pending = lock(&self.pending);
             }
             std::mem::swap(&mut pending.buf, &mut spare);
             let undos = std::mem::take(&mut pending.undos);

@@ -5,7 +5,7 @@
 //! shard, a disk-based engine) can sit behind the same HTTP API by
 //! implementing [`KvBackend`].
 
-use crate::store::{KeyPage, NamespaceStats, StoreError, StoreStats};
+use crate::store::{KeyPage, Limit, NamespaceStats, QuotaReport, StoreError, StoreStats};
 use crate::wal::SyncSnapshot;
 use std::future::Future;
 use std::pin::Pin;
@@ -97,6 +97,12 @@ pub trait KvBackend: Send + Sync + 'static {
     ) -> Result<KeyPage, StoreError>;
 
     fn stats(&self) -> BackendStats;
+
+    /// A namespace's quota and usage.
+    fn quota(&self, namespace: Option<&str>) -> Result<QuotaReport, StoreError>;
+
+    /// Replaces a namespace's quota until the next start.
+    fn set_quota(&self, namespace: Option<&str>, quota: Limit) -> Result<QuotaReport, StoreError>;
 
     /// Starts rewriting the persistent form down to the live data, in the
     /// background; false when a rewrite is already running.

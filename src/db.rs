@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::{BackendStats, Commit, KvBackend};
-use crate::store::{KeyPage, Lsn, NamespaceStats, Store, StoreConfig, StoreError, now_ms};
+use crate::store::{
+    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreError, now_ms,
+};
 use crate::wal::{
     AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
     WalOptions, recovery,
@@ -171,6 +173,14 @@ impl KvBackend for Db {
             log_syncs: self.wal.sync_stats(),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
         }
+    }
+
+    fn quota(&self, namespace: Option<&str>) -> Result<QuotaReport, StoreError> {
+        self.store.quota(namespace)
+    }
+
+    fn set_quota(&self, namespace: Option<&str>, quota: Limit) -> Result<QuotaReport, StoreError> {
+        self.store.set_quota(namespace, quota)
     }
 
     fn compact(&self) -> bool {

@@ -20,7 +20,7 @@ mod error {
 }
 
 #[path = "http/set_request.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 mod set_request;
 
 /// A decoded log record, reduced to what a fuzzer can check.

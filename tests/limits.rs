@@ -170,3 +170,35 @@ async fn a_bad_quota_file_stops_the_start_with_a_clear_error() {
     assert!(stderr.contains("a b"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test]
+async fn an_admin_sets_a_quota_while_the_server_runs() {
+    let server = Server::start();
+    for i in 0..20 {
+        server.set(Some("t"), &format!("k{i}"), json!(i)).await;
+    }
+    let r = server.get("/quota?ns=t").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["max_keys"], json!(null));
+    assert_eq!(r.body["used_keys"], 20);
+
+    let put = |body: serde_json::Value| {
+        let request = server.client.put(server.url("/quota?ns=t")).json(&body);
+        server.send(request)
+    };
+    let r = put(json!({"max_keys": 5, "max_bytes": null})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["max_keys"], 5);
+    assert_eq!(r.body["used_keys"], 5, "over the new quota: evicted at once");
+    server.set(Some("t"), "more", json!(1)).await;
+    assert_eq!(server.get("/namespaces/t/keys").await.body["total_keys"], 5);
+
+    for bad in [json!({"max_keys": -1}), json!({"max_keys": "ten"}), json!([1])] {
+        assert_eq!(put(bad.clone()).await.status, 422, "{bad}");
+    }
+    let r = server
+        .send(server.client.put(server.url("/quota?ns=t")).body("{nope"))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(server.get("/quota?ns=t").await.body["max_keys"], 5);
+}

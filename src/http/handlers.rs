@@ -119,7 +119,11 @@ pub async fn get(
 /// client sending its body slowly cannot hold a handler (408), nor send
 /// an endless one (413). Only `POST /set` has a body; the other routes
 /// need no timer.
-async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(ApiError::RequestTimeout { limit: timeout }),
         Ok(Ok(bytes)) => Ok(bytes),

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod performance;
+mod quota;
 mod set_request;
 
 use std::sync::Arc;
@@ -135,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .route("/stats", get(handlers::stats))
         .route("/health", get(handlers::health))
         .route("/compact", post(handlers::compact))
+        .route("/quota", get(quota::get_quota).put(quota::put_quota))
         .fallback(handlers::no_route)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(body_limit)

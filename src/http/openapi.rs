@@ -72,7 +72,12 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
         if OPEN_PATHS.contains(&path.as_str()) {
             continue;
         }
-        let operations = [&mut item.get, &mut item.post, &mut item.delete];
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+        ];
         for operation in operations.into_iter().flatten() {
             for (status, description) in guarded {
                 operation
@@ -117,6 +122,8 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
         super::handlers::stats,
         super::handlers::health,
         super::handlers::compact,
+        super::quota::get_quota,
+        super::quota::put_quota,
         super::performance_handler,
         super::recent_errors_handler,
         super::metrics_handler,
@@ -132,6 +139,8 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
         NamespacesAnswer,
         NamespaceKeysAnswer,
         KeysAnswer,
+        super::quota::QuotaBody,
+        super::quota::QuotaAnswer,
         ClearAnswer,
         StatsAnswer,
         NamespaceStats,

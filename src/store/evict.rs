@@ -16,7 +16,7 @@
 //! restart does not bring an evicted key back.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::namespace::{Namespace, SHARDS, Usage};
 use super::shard::Sample;
@@ -68,6 +68,37 @@ impl Limit {
     }
 }
 
+/// A namespace's quota, changeable while the server runs (the admin
+/// endpoint). `u64::MAX` stands for "unlimited".
+#[derive(Default)]
+pub(crate) struct QuotaCell {
+    max_bytes: AtomicU64,
+    max_keys: AtomicU64,
+}
+
+impl QuotaCell {
+    pub fn new(limit: Limit) -> Self {
+        let cell = QuotaCell::default();
+        cell.set(limit);
+        cell
+    }
+
+    pub fn get(&self) -> Limit {
+        let read = |a: &AtomicU64| Some(a.load(Ordering::Relaxed)).filter(|&v| v != u64::MAX);
+        Limit {
+            max_bytes: read(&self.max_bytes),
+            max_keys: read(&self.max_keys),
+        }
+    }
+
+    pub fn set(&self, limit: Limit) {
+        let write =
+            |a: &AtomicU64, v: Option<u64>| a.store(v.unwrap_or(u64::MAX), Ordering::Relaxed);
+        write(&self.max_bytes, limit.max_bytes);
+        write(&self.max_keys, limit.max_keys);
+    }
+}
+
 /// Every bound the store keeps.
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
@@ -98,7 +129,38 @@ impl Limits {
 impl Store {
     /// Whether limits are set at all; without them writes skip every check.
     pub(super) fn limited(&self) -> bool {
-        self.limits_enabled
+        self.limits_enabled.load(Ordering::Relaxed)
+    }
+
+    /// Sets a namespace's quota while the server runs (it lasts until the
+    /// next start, where the quota file rules again); evicts at once under
+    /// `lru` if the namespace is now over it. Returns the quota and usage.
+    pub fn set_quota(
+        &self,
+        namespace: Option<&str>,
+        quota: Limit,
+    ) -> Result<QuotaReport, StoreError> {
+        self.check_namespace(namespace)?;
+        let space = self.namespace_or_create(namespace);
+        space.quota.set(quota);
+        if !quota.is_unlimited() {
+            self.limits_enabled.store(true, Ordering::Relaxed);
+        }
+        self.make_room(&space);
+        Ok(quota_report(&space))
+    }
+
+    /// A namespace's quota and what it uses.
+    pub fn quota(&self, namespace: Option<&str>) -> Result<QuotaReport, StoreError> {
+        self.check_namespace(namespace)?;
+        Ok(match self.existing_namespace(namespace) {
+            Some(space) => quota_report(&space),
+            None => QuotaReport {
+                quota: self.config.limits.quota_of(namespace),
+                used_bytes: 0,
+                used_keys: 0,
+            },
+        })
     }
 
     /// Under `noeviction`, refuses a write that would pass a limit. Also,
@@ -111,8 +173,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let limits = &self.config.limits;
         let size = entry_size as u64;
+        let quota = space.quota.get();
         for (limit, scope) in [
-            (&space.quota, space.describe()),
+            (&quota, space.describe()),
             (&limits.global, "the store".into()),
         ] {
             if limit.max_bytes.is_some_and(|max| size > max) {
@@ -128,10 +191,10 @@ impl Store {
         }
         let bytes = entry_size as i64 - old_size.unwrap_or(0) as i64;
         let keys = i64::from(old_size.is_none());
-        if space.quota.would_exceed(&space.usage, bytes, keys) {
+        if quota.would_exceed(&space.usage, bytes, keys) {
             return Err(StoreError::LimitReached {
                 scope: space.describe(),
-                limit: space.quota.describe(),
+                limit: quota.describe(),
             });
         }
         if limits.global.would_exceed(&self.global, bytes, keys) {
@@ -150,7 +213,7 @@ impl Store {
             return;
         }
         // Bounded: an eviction that found nothing to take stops the loop.
-        while space.quota.exceeded_by(&space.usage) {
+        while space.quota.get().exceeded_by(&space.usage) {
             if !self.evict_from(space) {
                 break;
             }
@@ -169,7 +232,7 @@ impl Store {
             return;
         }
         let mut spaces = self.all_namespaces();
-        spaces.retain(|space| !space.quota.is_unlimited());
+        spaces.retain(|space| !space.quota.get().is_unlimited());
         for space in spaces {
             self.make_room(&space);
         }
@@ -232,6 +295,23 @@ impl Store {
             space.evictions.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(namespace = ?space.name, key, "evicted");
         }
+    }
+}
+
+/// A namespace's quota beside its usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaReport {
+    pub quota: Limit,
+    pub used_bytes: u64,
+    /// Entries held (expired ones included until they are freed).
+    pub used_keys: u64,
+}
+
+fn quota_report(space: &Namespace) -> QuotaReport {
+    QuotaReport {
+        quota: space.quota.get(),
+        used_bytes: space.usage.bytes(),
+        used_keys: space.usage.keys(),
     }
 }
 

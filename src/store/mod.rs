@@ -24,14 +24,14 @@ mod stats;
 mod undo;
 
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 
 use clock::access_clock;
 pub use clock::now_ms;
-pub use evict::{EvictionPolicy, Limit, Limits};
+pub use evict::{EvictionPolicy, Limit, Limits, QuotaReport};
 pub use expire::spawn_expiry_cycle;
 pub use namespace::{MAX_NAMESPACE_LEN, validate_namespace};
 pub use scan::{KeyPage, MAX_PAGE};
@@ -155,7 +155,7 @@ pub struct Store {
     /// Misses on namespaces that do not exist; they count in the totals.
     unknown_namespace_misses: AtomicU64,
     /// Whether any limit is set: without one, writes skip every check.
-    limits_enabled: bool,
+    limits_enabled: AtomicBool,
     /// Serializes writes under `noeviction` with limits, so a limit is
     /// checked and filled in one step.
     admission: Mutex<()>,
@@ -167,7 +167,7 @@ impl Store {
         let global = Arc::new(Usage::default());
         let default_quota = config.limits.quota_of(None);
         Store {
-            limits_enabled: evict::limits_enabled(&config.limits),
+            limits_enabled: AtomicBool::new(evict::limits_enabled(&config.limits)),
             admission: Mutex::new(()),
             default: Arc::new(Namespace::new(None, default_quota, global.clone())),
             config,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::StoreError;
-use super::evict::Limit;
+use super::evict::{Limit, QuotaCell};
 use super::shard::Shard;
 
 /// Longest namespace name accepted.
@@ -76,7 +76,7 @@ impl Usage {
 pub(crate) struct Namespace {
     /// `None` for the default namespace.
     pub name: Option<Box<str>>,
-    pub quota: Limit,
+    pub quota: QuotaCell,
     shards: Box<[Mutex<Shard>]>,
     pub usage: Usage,
     /// The whole store's usage, updated alongside.
@@ -130,7 +130,7 @@ impl Namespace {
     pub fn new(name: Option<&str>, quota: Limit, global: Arc<Usage>) -> Self {
         Namespace {
             name: name.map(Into::into),
-            quota,
+            quota: QuotaCell::new(quota),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             usage: Usage::default(),
             global,

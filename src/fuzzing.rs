@@ -5,23 +5,13 @@
 //! Not part of the API: hidden from the documentation, may change at any
 //! time.
 //!
-//! The `POST /set` body parser lives in the private module
-//! `http::set_request`; rather than widen its visibility, its source file
-//! is compiled here a second time as a private module, so the fuzzers run
-//! exactly the code the server runs. (If `http::set_request` becomes
-//! `pub(crate)`, `parse_set_request` can call it directly and the
-//! `#[path]` module below can go.)
+//! The fuzzers run exactly the code the server runs: the log's record
+//! decoder and the `POST /set` body parser (`http::set_request`, visible to
+//! the crate for this).
 
 use std::borrow::Cow;
 
-/// What `set_request.rs` reaches as `super::error`.
-mod error {
-    pub use crate::http::ApiError;
-}
-
-#[path = "http/set_request.rs"]
-#[allow(dead_code, clippy::duplicate_mod)]
-mod set_request;
+use crate::http::set_request;
 
 /// A decoded log record, reduced to what a fuzzer can check.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -189,11 +189,18 @@ async fn an_admin_sets_a_quota_while_the_server_runs() {
     let r = put(json!({"max_keys": 5, "max_bytes": null})).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["max_keys"], 5);
-    assert_eq!(r.body["used_keys"], 5, "over the new quota: evicted at once");
+    assert_eq!(
+        r.body["used_keys"], 5,
+        "over the new quota: evicted at once"
+    );
     server.set(Some("t"), "more", json!(1)).await;
     assert_eq!(server.get("/namespaces/t/keys").await.body["total_keys"], 5);
 
-    for bad in [json!({"max_keys": -1}), json!({"max_keys": "ten"}), json!([1])] {
+    for bad in [
+        json!({"max_keys": -1}),
+        json!({"max_keys": "ten"}),
+        json!([1]),
+    ] {
         assert_eq!(put(bad.clone()).await.status, 422, "{bad}");
     }
     let r = server

@@ -19,7 +19,7 @@ pub mod observe;
 pub mod openapi;
 pub mod performance;
 mod quota;
-mod set_request;
+pub(crate) mod set_request;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -39,7 +39,7 @@ fn json_response(body: Vec<u8>) -> Response {
 
 #[utoipa::path(
     post, path = "/set", tag = "keys",
-    params(("ns" = Option<String>, Query, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
+    params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
     request_body(content = super::openapi::SetBody, description = "The body's `namespace` wins over `?ns=`"),
     responses(
         (status = 200, description = "Stored (and as durable as `--fsync` promises)", body = super::openapi::SetAnswer),
@@ -80,7 +80,7 @@ pub async fn set(
     get, path = "/get/{key}", tag = "keys",
     params(
         ("key" = String, Path, description = "The key, percent-encoded; an unencoded `/` inside it works too"),
-        ("ns" = Option<String>, Query, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
+        ("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
     ),
     responses(
         (status = 200, description = "The value", body = super::openapi::GetAnswer),
@@ -139,7 +139,7 @@ fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
     delete, path = "/delete/{key}", tag = "keys",
     params(
         ("key" = String, Path, description = "The key, percent-encoded; an unencoded `/` inside it works too"),
-        ("ns" = Option<String>, Query, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
+        ("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
     ),
     responses(
         (status = 200, description = "Deleted", body = super::openapi::DeleteAnswer),
@@ -170,38 +170,19 @@ pub async fn delete(
     .into_response())
 }
 
-/// `/get/` and `/delete/` with nothing after the slash.
-fn empty_key() -> ApiError {
-    ApiError::invalid("path: the key must not be empty; use /get/{key} with a non-empty key")
-}
-
-#[utoipa::path(
-    get, path = "/get/", tag = "keys",
-    responses((status = 422, description = "The key is empty", body = super::openapi::ErrorBody))
-)]
-pub async fn get_empty_key() -> ApiError {
-    empty_key()
-}
-
-#[utoipa::path(
-    delete, path = "/delete/", tag = "keys",
-    responses((status = 422, description = "The key is empty", body = super::openapi::ErrorBody))
-)]
-pub async fn delete_empty_key() -> ApiError {
-    empty_key()
-}
-
 /// `GET /keys`: the query of a key listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Namespace to list; absent for the default namespace.
+    #[param(pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64)]
     pub ns: Option<String>,
     /// Only keys starting with this.
     pub prefix: Option<String>,
     /// Where to start: the `cursor` of the previous page.
     pub cursor: Option<String>,
     /// Keys per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -261,7 +242,7 @@ pub async fn list_namespaces(State(state): State<AppState>, Caller(caller): Call
 
 #[utoipa::path(
     get, path = "/namespaces/{ns}/keys", tag = "namespaces",
-    params(("ns" = String, Path, description = "Namespace name (1 to 64 of A-Z a-z 0-9 _ . -)")),
+    params(("ns" = String, Path, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace name (1 to 64 of A-Z a-z 0-9 _ . -)")),
     responses(
         (status = 200, description = "How many live keys the namespace holds", body = super::openapi::NamespaceKeysAnswer),
         (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
@@ -284,7 +265,7 @@ pub async fn namespace_keys(
 
 #[utoipa::path(
     delete, path = "/namespaces/{ns}", tag = "namespaces",
-    params(("ns" = String, Path, description = "Namespace name (1 to 64 of A-Z a-z 0-9 _ . -)")),
+    params(("ns" = String, Path, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace name (1 to 64 of A-Z a-z 0-9 _ . -)")),
     responses(
         (status = 200, description = "Every key of the namespace deleted", body = super::openapi::ClearAnswer),
         (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
@@ -310,7 +291,7 @@ pub async fn clear_namespace(
 
 #[utoipa::path(
     get, path = "/stats", tag = "server",
-    params(("ns" = Option<String>, Query, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
+    params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
     responses(
         (status = 200, description = "Counters of the store and its log", body = super::openapi::StatsAnswer),
         (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
@@ -390,7 +371,7 @@ fn namespace_stats_json(stats: &NamespaceStats) -> Value {
 
 #[utoipa::path(
     get, path = "/health", tag = "server",
-    params(("ns" = Option<String>, Query, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
+    params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
     responses(
         (status = 200, description = "The server answers", body = super::openapi::HealthAnswer),
         (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
@@ -439,7 +420,14 @@ pub async fn compact(State(state): State<AppState>, Caller(caller): Caller) -> A
     Ok(axum::Json(json!({ "status": status })).into_response())
 }
 
+/// Unknown paths. `/get/` and `/delete/` with nothing after the slash
+/// are answered as what they are, an empty key.
 pub async fn no_route(method: Method, uri: Uri) -> ApiError {
+    if matches!(uri.path(), "/get/" | "/delete/") {
+        return ApiError::invalid(
+            "path: the key must not be empty; use /get/{key} with a non-empty key",
+        );
+    }
     ApiError::NoRoute {
         method: method.to_string(),
         path: uri.path().to_owned(),

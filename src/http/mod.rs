@@ -126,9 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/set", post(handlers::set))
         // A wildcard, so that an unencoded `/` inside a key works too.
         .route("/get/{*key}", get(handlers::get))
-        .route("/get/", get(handlers::get_empty_key))
         .route("/delete/{*key}", delete(handlers::delete))
-        .route("/delete/", delete(handlers::delete_empty_key))
         .route("/keys", get(handlers::list_keys))
         .route("/namespaces", get(handlers::list_namespaces))
         .route("/namespaces/{ns}/keys", get(handlers::namespace_keys))

@@ -25,13 +25,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 
 /// Routes that answer without a token (the documentation itself, and the
 /// empty-key errors, which are refused before anything else).
-const OPEN_PATHS: [&str; 5] = [
-    "/openapi.json",
-    "/docs",
-    "/docs/{file}",
-    "/get/",
-    "/delete/",
-];
+const OPEN_PATHS: [&str; 3] = ["/openapi.json", "/docs", "/docs/{file}"];
 
 /// Every other route may also answer 401 (no or unknown token, once the
 /// server has tokens), 403 (outside the token's namespaces or access) and
@@ -112,9 +106,7 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
     paths(
         super::handlers::set,
         super::handlers::get,
-        super::handlers::get_empty_key,
         super::handlers::delete,
-        super::handlers::delete_empty_key,
         super::handlers::list_keys,
         super::handlers::list_namespaces,
         super::handlers::namespace_keys,

@@ -23,8 +23,10 @@ use crate::store::{Limit, QuotaReport};
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct QuotaBody {
     /// Most keys the namespace may hold; null for no limit.
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
     pub max_keys: Option<u64>,
     /// Most bytes the namespace may hold; null for no limit.
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
     pub max_bytes: Option<u64>,
 }
 
@@ -52,7 +54,7 @@ fn answer(namespace: Option<String>, report: QuotaReport) -> Response {
 
 #[utoipa::path(
     get, path = "/quota", tag = "namespaces",
-    params(("ns" = Option<String>, Query, description = "Namespace; absent: the default namespace")),
+    params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace; absent: the default namespace")),
     responses(
         (status = 200, description = "The namespace's quota and usage", body = QuotaAnswer),
         (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
@@ -71,7 +73,7 @@ pub async fn get_quota(
 
 #[utoipa::path(
     put, path = "/quota", tag = "namespaces",
-    params(("ns" = Option<String>, Query, description = "Namespace; absent: the default namespace")),
+    params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace; absent: the default namespace")),
     request_body = QuotaBody,
     responses(
         (status = 200, description = "The new quota (until the next start) and the usage after any eviction", body = QuotaAnswer),
@@ -104,6 +106,15 @@ fn parse_quota(body: &[u8]) -> Result<Limit, ApiError> {
              (null for no limit): {e}"
         ))
     })?;
+    // Usage is counted in signed 64 bits: larger bounds mean nothing.
+    for (field, value) in [("max_keys", quota.max_keys), ("max_bytes", quota.max_bytes)] {
+        if value.is_some_and(|v| v > i64::MAX as u64) {
+            return Err(ApiError::invalid(format!(
+                "field `{field}`: must be at most {}, or null for no limit",
+                i64::MAX
+            )));
+        }
+    }
     Ok(Limit {
         max_keys: quota.max_keys,
         max_bytes: quota.max_bytes,

@@ -9,3 +9,33 @@ use serde_json::value::RawValue;
 pub fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(d).map(Some)
 }
+
+/// A JSON number that is a whole number, as JSON Schema's `integer` reads
+/// it: `3600`, but also `3600.0` or `3.6e3`. `None` for anything else
+/// (a fraction, a negative, a string, a number past `u64`).
+pub fn whole_number(text: &str) -> Option<u64> {
+    if let Ok(n) = text.parse::<u64>() {
+        return Some(n);
+    }
+    if !text.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let n: f64 = text.parse().ok()?;
+    // 2^64 itself does not fit; every integral f64 below it does.
+    (n.is_finite() && n.fract() == 0.0 && n < 18_446_744_073_709_551_616.0).then_some(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_number;
+
+    #[test]
+    fn whole_numbers_in_any_json_spelling() {
+        assert_eq!(whole_number("3600"), Some(3600));
+        assert_eq!(whole_number("3600.0"), Some(3600));
+        assert_eq!(whole_number("3.6e3"), Some(3600));
+        for bad in ["1.5", "-1", "\"10\"", "true", "null", "1e30", "-0.0"] {
+            assert_eq!(whole_number(bad), None, "{bad}");
+        }
+    }
+}

@@ -157,6 +157,11 @@ impl IntoResponse for ApiError {
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
+            // The rest of the body was not read: the connection cannot
+            // carry another request, and the client must not try.
+            ApiError::PayloadTooLarge { .. } | ApiError::RequestTimeout { .. } => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         response

@@ -19,7 +19,7 @@ use super::guard::Caller;
 use super::set_request::SetRequest;
 use crate::auth::{Access, Grants};
 use crate::backend::BackendStats;
-use crate::store::{MAX_PAGE, NamespaceStats, StoreStats};
+use crate::store::{MAX_PAGE, NamespaceStats, StoreStats, validate_namespace};
 
 /// `?ns=`: the namespace named in the query string.
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +57,10 @@ pub async fn set(
     body: Body,
 ) -> ApiResult {
     let query_ns = ns_of(query)?;
+    // A bad `?ns=` is refused even when the body names another namespace.
+    if let Some(ns) = &query_ns {
+        validate_namespace(ns)?;
+    }
     let body = read_body(body, state.max_body_bytes, state.request_timeout).await?;
     let request = SetRequest::parse(&body)?;
     // The body's namespace wins over the query's, as in PyKV; it is the

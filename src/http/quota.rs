@@ -19,8 +19,11 @@ use super::handlers::{NsQuery, read_body};
 use crate::auth::Access;
 use crate::store::{Limit, QuotaReport};
 
-/// The body of `PUT /quota`: `null` (or absent) for no limit.
-#[derive(Debug, Deserialize, ToSchema)]
+/// The body of `PUT /quota`: `null` (or absent) for no limit. It describes
+/// the body for the OpenAPI document; [`parse_quota`] reads it by hand, to
+/// name the field at fault and accept `1000.0` as JSON Schema does.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
 pub struct QuotaBody {
     /// Most keys the namespace may hold; null for no limit.
     #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
@@ -96,27 +99,48 @@ pub async fn put_quota(
     Ok(answer(ns, report))
 }
 
+/// The body as raw fields: `Some` even for an explicit `null`.
+#[derive(Deserialize)]
+struct RawQuota<'a> {
+    #[serde(borrow, default, deserialize_with = "crate::json::present")]
+    max_keys: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "crate::json::present")]
+    max_bytes: Option<&'a RawValue>,
+}
+
 fn parse_quota(body: &[u8]) -> Result<Limit, ApiError> {
-    // Syntax errors (400) apart from wrong shapes or numbers (422).
+    let not_an_object = || {
+        ApiError::invalid(
+            "body must be a JSON object such as {\"max_keys\": 1000, \"max_bytes\": 1048576} \
+             (null or absent for no limit)",
+        )
+    };
+    // Syntax errors (400) apart from wrong shapes (422); serde would also
+    // read the struct from an array, hence the look at the first byte.
     serde_json::from_slice::<&RawValue>(body)
         .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    let quota: QuotaBody = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid(format!(
-            "body must be an object such as {{\"max_keys\": 1000, \"max_bytes\": 1048576}} \
-             (null for no limit): {e}"
-        ))
-    })?;
-    // Usage is counted in signed 64 bits: larger bounds mean nothing.
-    for (field, value) in [("max_keys", quota.max_keys), ("max_bytes", quota.max_bytes)] {
-        if value.is_some_and(|v| v > i64::MAX as u64) {
-            return Err(ApiError::invalid(format!(
-                "field `{field}`: must be at most {}, or null for no limit",
-                i64::MAX
-            )));
-        }
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(not_an_object());
     }
+    let raw: RawQuota = serde_json::from_slice(body).map_err(|_| not_an_object())?;
     Ok(Limit {
-        max_keys: quota.max_keys,
-        max_bytes: quota.max_bytes,
+        max_keys: bound("max_keys", raw.max_keys)?,
+        max_bytes: bound("max_bytes", raw.max_bytes)?,
     })
+}
+
+/// One bound: absent or `null` for none, else a whole number that fits the
+/// signed 64 bits usage is counted in.
+fn bound(field: &str, raw: Option<&RawValue>) -> Result<Option<u64>, ApiError> {
+    let Some(raw) = raw.filter(|r| r.get() != "null") else {
+        return Ok(None);
+    };
+    match crate::json::whole_number(raw.get()) {
+        Some(n) if n <= i64::MAX as u64 => Ok(Some(n)),
+        _ => Err(ApiError::invalid(format!(
+            "field `{field}`: must be a whole number from 0 to {}, or null for no limit; got {}",
+            i64::MAX,
+            raw.get()
+        ))),
+    }
 }

@@ -108,8 +108,8 @@ fn parse_ttl(raw: Option<&RawValue>) -> Result<Option<u64>, ApiError> {
     let Some(raw) = raw.filter(|r| !is_null(r)) else {
         return Ok(None);
     };
-    match raw.get().parse::<u64>() {
-        Ok(ttl) if (1..=MAX_TTL_SECS).contains(&ttl) => Ok(Some(ttl)),
+    match crate::json::whole_number(raw.get()) {
+        Some(ttl) if (1..=MAX_TTL_SECS).contains(&ttl) => Ok(Some(ttl)),
         _ => Err(ApiError::invalid(format!(
             "field `ttl`: must be a whole number of seconds from 1 to {MAX_TTL_SECS}, got {}; \
              omit it (or send null) for a key that never expires",
@@ -189,7 +189,7 @@ mod tests {
             "1.5",
             "\"10\"",
             "true",
-            "1e3",
+            "1e30",
             "99999999999999999999",
         ] {
             let body = format!(r#"{{"key":"k","value":1,"ttl":{ttl}}}"#);

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::namespace::{Namespace, SHARDS, Usage};
 use super::shard::Sample;
-use super::{Mutation, Store, StoreError, access_clock, now_ms};
+use super::{Mutation, Store, StoreError, access_of, now_ms};
 
 /// Entries sampled per eviction.
 pub const SAMPLES: usize = 16;
@@ -242,7 +242,8 @@ impl Store {
     /// Evicts the stalest of a sample of `space`'s entries.
     fn evict_from(&self, space: &Arc<Namespace>) -> bool {
         let mut rng = fastrand::Rng::new();
-        let (access, now) = (access_clock(), now_ms());
+        let now = now_ms();
+        let access = access_of(now);
         let victim = (0..SAMPLES)
             .filter_map(|_| sample(space, &mut rng, access, now))
             .max_by_key(|(sample, _)| sample.idle);
@@ -267,7 +268,8 @@ impl Store {
             return false;
         }
         let mut rng = fastrand::Rng::new();
-        let (access, now) = (access_clock(), now_ms());
+        let now = now_ms();
+        let access = access_of(now);
         let victim = (0..SAMPLES)
             .filter_map(|_| {
                 let at = rng.u64(..total);

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 
-use clock::access_clock;
+use clock::access_of;
 pub use clock::now_ms;
 pub use evict::{EvictionPolicy, Limit, Limits, QuotaReport};
 pub use expire::spawn_expiry_cycle;
@@ -225,7 +225,8 @@ impl Store {
         out: &mut Vec<u8>,
     ) -> Result<bool, StoreError> {
         self.check_namespace(namespace)?;
-        let (now, access) = (now_ms(), access_clock());
+        let now = now_ms();
+        let access = access_of(now);
         let found = self.with_namespace(namespace, |space| {
             let found = match space.shard_for(&self.hasher, key).get(key, now, access) {
                 Some(entry) => {
@@ -275,8 +276,8 @@ impl Store {
                 expires_at,
             } => {
                 let deadline = expires_at.and_then(NonZeroU64::new);
-                let entry = Entry::new(key, value, deadline, access_clock());
                 let now = now_ms();
+                let entry = Entry::new(key, value, deadline, access_of(now));
                 let space = self.namespace_or_create(namespace);
                 let index = Namespace::shard_index(&self.hasher, key);
                 // Under `noeviction`, checking a limit and filling it must

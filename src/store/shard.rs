@@ -44,14 +44,25 @@ impl Shard {
     /// one is removed on the way.
     pub fn get(&mut self, key: &str, now_ms: u64, access: u32) -> Option<&Entry> {
         let hash = self.hash(key.as_bytes());
-        let entry = self.table.find(hash, |e| e.key_bytes() == key.as_bytes())?;
-        if entry.is_expired(now_ms) {
-            self.remove(key, now_ms);
+        // One probe of the table; the fields are borrowed apart so that the
+        // entry can be handed out while the others are updated.
+        let Shard {
+            table,
+            expiry,
+            bytes,
+            expirations,
+            ..
+        } = self;
+        let slot = table
+            .find_entry(hash, |e| e.key_bytes() == key.as_bytes())
+            .ok()?;
+        if slot.get().is_expired(now_ms) {
+            let (old, _) = slot.remove();
+            forget(bytes, expiry, &old);
+            *expirations += 1;
             return None;
         }
-        let entry = self
-            .table
-            .find_mut(hash, |e| e.key_bytes() == key.as_bytes())?;
+        let entry = slot.into_mut();
         entry.touch(access);
         Some(entry)
     }
@@ -112,12 +123,7 @@ impl Shard {
 
     /// Drops what the shard keeps about an entry that left the table.
     fn forget(&mut self, old: &Entry) {
-        self.bytes -= old.size();
-        if let Some(at) = old.expires_at() {
-            // BTreeSet needs an owned tuple to look up; only keys with a TTL
-            // pay for it.
-            self.expiry.remove(&(at.get(), Box::<str>::from(old.key())));
-        }
+        forget(&mut self.bytes, &mut self.expiry, old);
     }
 
     /// Removes up to `budget` entries whose deadline has passed; returns how
@@ -209,6 +215,16 @@ impl Shard {
             ..Shard::default()
         };
         std::mem::replace(self, empty)
+    }
+}
+
+/// Drops the bytes and deadline of an entry that left the table.
+fn forget(bytes: &mut usize, expiry: &mut BTreeSet<(u64, Box<str>)>, old: &Entry) {
+    *bytes -= old.size();
+    if let Some(at) = old.expires_at() {
+        // BTreeSet needs an owned tuple to look up; only keys with a TTL pay
+        // for it.
+        expiry.remove(&(at.get(), Box::<str>::from(old.key())));
     }
 }
 

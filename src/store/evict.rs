@@ -296,6 +296,32 @@ impl Store {
         if let Ok(Some(_)) = self.remove_in(space, shard, &mutation, true) {
             space.evictions.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(namespace = ?space.name, key, "evicted");
+            self.eviction_log.record();
+        }
+    }
+}
+
+/// Evictions summed up in the log at info level, at most once a second:
+/// one line per eviction would flood it exactly when memory is tight.
+#[derive(Default)]
+pub(super) struct EvictionLog {
+    since_last_line: AtomicU64,
+    last_line_ms: AtomicU64,
+}
+
+impl EvictionLog {
+    fn record(&self) {
+        let evicted = self.since_last_line.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = now_ms();
+        let last = self.last_line_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .last_line_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let evicted = evicted.max(self.since_last_line.swap(0, Ordering::Relaxed));
+            tracing::info!(evicted, "evicted keys to stay within the memory limits");
         }
     }
 }

@@ -159,6 +159,7 @@ pub struct Store {
     /// Serializes writes under `noeviction` with limits, so a limit is
     /// checked and filled in one step.
     admission: Mutex<()>,
+    eviction_log: evict::EvictionLog,
 }
 
 impl Store {
@@ -169,6 +170,7 @@ impl Store {
         Store {
             limits_enabled: AtomicBool::new(evict::limits_enabled(&config.limits)),
             admission: Mutex::new(()),
+            eviction_log: evict::EvictionLog::default(),
             default: Arc::new(Namespace::new(None, default_quota, global.clone())),
             config,
             global,

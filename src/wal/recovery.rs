@@ -61,14 +61,48 @@ pub fn replay(
         path: path.to_owned(),
         cause,
     };
-    let data = std::fs::read(path).map_err(io)?;
+    // Mapped rather than read: the log can be far larger than what it
+    // holds live, and mapped pages leave the process's memory when it ends.
+    let map = map_log(file).map_err(io)?;
+    let data: &[u8] = map.as_deref().unwrap_or_default();
+    let scan = scan(path, data, store, repair)?;
+    drop(map);
+    if let Some(offset) = scan.cut_at {
+        file.set_len(offset).map_err(io)?;
+    } else if scan.needs_newline {
+        // A whole last record without its newline: add it, or the next
+        // append would be glued to it.
+        (&*file).write_all(b"\n").map_err(io)?;
+    }
+    Ok(scan.report)
+}
+
+/// What a scan of the log found.
+struct Scan {
+    report: RecoveryReport,
+    /// Where to cut the file back (a torn tail, or a repair).
+    cut_at: Option<u64>,
+    needs_newline: bool,
+}
+
+/// The log's bytes, mapped; `None` for an empty file, which cannot be.
+fn map_log(file: &File) -> std::io::Result<Option<memmap2::Mmap>> {
+    if file.metadata()?.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the file is the server's own log in its data directory, not
+    // written by anyone while it is replayed (the writer starts after).
+    unsafe { memmap2::Mmap::map(file) }.map(Some)
+}
+
+fn scan(path: &Path, data: &[u8], store: &Store, repair: bool) -> Result<Scan, RecoveryError> {
     let now = now_ms();
     let mut report = RecoveryReport::default();
     // Parsing and applying overlap: a second thread decodes lines into
     // batches of records while this one applies them, in log order.
     let stopped_at = std::thread::scope(|scope| {
         let (batches, parsed) = std::sync::mpsc::sync_channel(4);
-        scope.spawn(|| parse_lines(&data, batches));
+        scope.spawn(|| parse_lines(data, batches));
         for batch in parsed {
             for line in batch {
                 let record = match line.record {
@@ -80,39 +114,45 @@ pub fn replay(
         }
         None
     });
-    if let Some((number, offset, end, reason)) = stopped_at {
-        let offset = offset as u64;
-        let lost = data.len() as u64 - offset;
-        if data[end..].trim_ascii().is_empty() {
-            tracing::warn!(path = %path.display(), line = number, offset, %reason,
-                "dropping a torn last record (a crash in the middle of a write)");
-            report.torn_bytes = lost;
-        } else if repair {
-            let copy = keep_damaged_copy(path, &data).map_err(io)?;
-            tracing::warn!(path = %path.display(), line = number, offset, %reason,
-                copy = %copy.display(), lost_bytes = lost,
-                "repairing the log: kept a copy, recovered every record before the damage");
-            report.repaired = Some((copy, lost));
-        } else {
-            return Err(RecoveryError::Corrupt {
-                path: path.to_owned(),
-                line: number,
-                offset,
-                reason,
-            });
-        }
-        file.set_len(offset).map_err(io)?;
-        report.log_size = offset;
-        return Ok(report);
+    let Some((number, offset, end, reason)) = stopped_at else {
+        report.log_size = data.len() as u64;
+        let needs_newline = data.last().is_some_and(|&b| b != b'\n');
+        report.log_size += u64::from(needs_newline);
+        return Ok(Scan {
+            report,
+            cut_at: None,
+            needs_newline,
+        });
+    };
+    let offset = offset as u64;
+    let lost = data.len() as u64 - offset;
+    if data[end..].trim_ascii().is_empty() {
+        tracing::warn!(path = %path.display(), line = number, offset, %reason,
+            "dropping a torn last record (a crash in the middle of a write)");
+        report.torn_bytes = lost;
+    } else if repair {
+        let copy = keep_damaged_copy(path, data).map_err(|cause| RecoveryError::Io {
+            path: path.to_owned(),
+            cause,
+        })?;
+        tracing::warn!(path = %path.display(), line = number, offset, %reason,
+            copy = %copy.display(), lost_bytes = lost,
+            "repairing the log: kept a copy, recovered every record before the damage");
+        report.repaired = Some((copy, lost));
+    } else {
+        return Err(RecoveryError::Corrupt {
+            path: path.to_owned(),
+            line: number,
+            offset,
+            reason,
+        });
     }
-    report.log_size = data.len() as u64;
-    // A whole last record without its newline: add it, or the next append
-    // would be glued to it.
-    if data.last().is_some_and(|&b| b != b'\n') {
-        (&*file).write_all(b"\n").map_err(io)?;
-        report.log_size += 1;
-    }
-    Ok(report)
+    report.log_size = offset;
+    Ok(Scan {
+        report,
+        cut_at: Some(offset),
+        needs_newline: false,
+    })
 }
 
 /// Applies one record; a SET whose deadline has passed is applied as a

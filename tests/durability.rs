@@ -13,19 +13,17 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Server, enc, ns_query};
+use common::{Key, Server, check_exact_state, enc, ns_query, run_to_exit};
 use serde_json::{Value, json};
 
 // ---- a model of what concurrent writers were told -----------------------
 
 /// (namespace, key)
-type Key = (Option<String>, String);
 
 /// What the server said about one key: the state after the last
 /// acknowledged operation (`None`: absent), and the state an operation
@@ -342,40 +340,6 @@ fn an_unknown_fsync_policy_is_refused() {
     assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
 }
 
-/// Runs `pykv serve` expecting it to exit by itself (within 20 s); fails if
-/// it starts listening. Returns the exit code and stderr.
-fn run_to_exit(data_dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pykv"))
-        .arg("serve")
-        .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
-        .arg(data_dir)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pykv");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "pykv {args:?} kept running; stdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 // ---- SIGTERM ------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -415,54 +379,6 @@ async fn sigterm_under_eight_writers_exits_zero_and_keeps_every_acknowledged_wri
 
 fn k(ns: Option<&str>, key: &str) -> Key {
     (ns.map(str::to_owned), key.to_owned())
-}
-
-/// Checks that `server` holds exactly `expected` (every other key listed in
-/// `absent` must be missing), and the namespace list and counts agree.
-async fn check_exact_state(
-    server: &Server,
-    expected: &BTreeMap<Key, Value>,
-    absent: &[Key],
-    context: &str,
-) {
-    for ((ns, key), value) in expected {
-        assert_eq!(
-            server.value(ns.as_deref(), key).await.as_ref(),
-            Some(value),
-            "{context}: {ns:?}/{key}"
-        );
-    }
-    for (ns, key) in absent {
-        assert_eq!(
-            server.value(ns.as_deref(), key).await,
-            None,
-            "{context}: {ns:?}/{key} should be absent"
-        );
-    }
-    let mut per_ns: BTreeMap<String, u64> = BTreeMap::new();
-    for (ns, _) in expected.keys() {
-        if let Some(ns) = ns {
-            *per_ns.entry(ns.clone()).or_default() += 1;
-        }
-    }
-    let r = server.get("/namespaces").await;
-    assert_eq!(r.status, 200);
-    let names: Vec<&String> = per_ns.keys().collect();
-    assert_eq!(
-        r.body,
-        json!({"namespaces": names, "count": names.len()}),
-        "{context}: /namespaces"
-    );
-    for (ns, n) in &per_ns {
-        let r = server.get(&format!("/namespaces/{}/keys", enc(ns))).await;
-        assert_eq!(r.status, 200);
-        assert_eq!(r.body["total_keys"], json!(n), "{context}: keys of {ns}");
-    }
-    assert_eq!(
-        server.total_keys().await,
-        expected.len() as u64,
-        "{context}: /stats total_keys"
-    );
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
@@ -24,7 +25,7 @@ use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 /// How long a server may take to print its listening line.
@@ -442,4 +443,112 @@ pub fn seed_fields(stats: &Value) -> Value {
         .map(|(name, ns)| (name.clone(), seed_fields(ns)))
         .collect::<serde_json::Map<_, _>>()
         .into()
+}
+
+/// A key as the durability tests track it: (namespace, key).
+pub type Key = (Option<String>, String);
+
+/// Checks that `server` holds exactly `expected` (keys in `absent` must be
+/// missing), with matching /namespaces, per-namespace counts and
+/// total_keys.
+pub async fn check_exact_state(
+    server: &Server,
+    expected: &BTreeMap<Key, Value>,
+    absent: &[Key],
+    context: &str,
+) {
+    for ((ns, key), value) in expected {
+        assert_eq!(
+            server.value(ns.as_deref(), key).await.as_ref(),
+            Some(value),
+            "{context}: {ns:?}/{key}"
+        );
+    }
+    for (ns, key) in absent {
+        assert_eq!(
+            server.value(ns.as_deref(), key).await,
+            None,
+            "{context}: {ns:?}/{key} should be absent"
+        );
+    }
+    let mut per_ns: BTreeMap<String, u64> = BTreeMap::new();
+    for (ns, _) in expected.keys() {
+        if let Some(ns) = ns {
+            *per_ns.entry(ns.clone()).or_default() += 1;
+        }
+    }
+    let r = server.get("/namespaces").await;
+    assert_eq!(r.status, 200);
+    let names: Vec<&String> = per_ns.keys().collect();
+    assert_eq!(
+        r.body,
+        json!({"namespaces": names, "count": names.len()}),
+        "{context}: /namespaces"
+    );
+    for (ns, n) in &per_ns {
+        let r = server.get(&format!("/namespaces/{}/keys", enc(ns))).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["total_keys"], json!(n), "{context}: keys of {ns}");
+    }
+    assert_eq!(
+        server.total_keys().await,
+        expected.len() as u64,
+        "{context}: /stats total_keys"
+    );
+}
+
+/// Runs `pykv serve` expecting it to exit by itself (within 20 s); fails if
+/// it keeps running. Returns the exit code (`None`: killed by a signal) and
+/// stderr.
+pub fn run_to_exit(data_dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pykv"))
+        .arg("serve")
+        .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pykv");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "pykv {args:?} in {} kept running instead of refusing to start; stdout:\n{}\nstderr:\n{}",
+                data_dir.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        strip_ansi(&String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// Removes terminal colour sequences (`ESC [ ... letter`).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

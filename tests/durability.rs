@@ -23,8 +23,6 @@ use serde_json::{Value, json};
 
 // ---- a model of what concurrent writers were told -----------------------
 
-/// (namespace, key)
-
 /// What the server said about one key: the state after the last
 /// acknowledged operation (`None`: absent), and the state an operation
 /// whose answer never came would leave (it may or may not have happened).

@@ -13,8 +13,6 @@ use serde_json::{Value, json};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pykv_wal.log");
 
-/// (namespace, key)
-
 fn k(ns: Option<&str>, key: &str) -> Key {
     (ns.map(str::to_owned), key.to_owned())
 }

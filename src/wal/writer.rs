@@ -49,10 +49,6 @@ pub struct WalOptions {
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 /// Size of the probe write: big enough to need fresh disk blocks.
 const PROBE_BYTES: usize = 64 * 1024;
-/// Under `always`, a batch smaller than this waits [`GROUP_DELAY`] for
-/// more records before it is written and synced.
-const GROUP_BYTES: usize = 4096;
-const GROUP_DELAY: Duration = Duration::from_micros(200);
 /// Failed LSN ranges remembered for waiters that wake late.
 const FAILURES_KEPT: usize = 1024;
 
@@ -235,14 +231,6 @@ impl Shared {
             }
             if pending.buf.is_empty() {
                 return; // shutting down with nothing left to write
-            }
-            if self.policy == FsyncPolicy::Always && pending.buf.len() < GROUP_BYTES {
-                // A sync costs the same for one record as for a hundred:
-                // give the writers that are about to append a moment to
-                // join this one.
-                drop(pending);
-                std::thread::sleep(GROUP_DELAY);
-                pending = lock(&self.pending);
             }
             std::mem::swap(&mut pending.buf, &mut spare);
             let undos = std::mem::take(&mut pending.undos);

@@ -346,10 +346,11 @@ pub fn enc(s: &str) -> String {
     out
 }
 
-/// Spawns `pykv serve` and waits for its listening line. Returns the child,
-/// the base URL, and the thread collecting stderr.
-fn spawn(data_dir: &Path, args: &[String]) -> (Child, String, JoinHandle<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pykv"))
+/// `pykv serve` on a free loopback port in `data_dir`, quiet logs, its
+/// output piped.
+fn serve_command(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pykv"));
+    command
         .arg("serve")
         .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
         .arg(data_dir)
@@ -357,7 +358,14 @@ fn spawn(data_dir: &Path, args: &[String]) -> (Child, String, JoinHandle<String>
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Spawns `pykv serve` and waits for its listening line. Returns the child,
+/// the base URL, and the thread collecting stderr.
+fn spawn(data_dir: &Path, args: &[String]) -> (Child, String, JoinHandle<String>) {
+    let mut child = serve_command(data_dir, args)
         .spawn()
         .expect("spawn the pykv binary");
     let stderr = collect(child.stderr.take().expect("stderr pipe"));
@@ -501,17 +509,7 @@ pub async fn check_exact_state(
 /// it keeps running. Returns the exit code (`None`: killed by a signal) and
 /// stderr.
 pub fn run_to_exit(data_dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pykv"))
-        .arg("serve")
-        .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
-        .arg(data_dir)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pykv");
+    let mut child = serve_command(data_dir, args).spawn().expect("spawn pykv");
     let deadline = Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {

@@ -11,21 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, enc, ns_query};
+use common::{Model, Server, Tracked, enc, ns_query, verify_acknowledged};
 use serde_json::{Value, json};
 
 // ---- writers and what they were told -------------------------------------
-
-/// State of one key: after the last acknowledged operation (`None`:
-/// absent), and what an operation left unanswered would leave.
-#[derive(Debug, Clone, Default)]
-struct Tracked {
-    acked: Option<Value>,
-    inflight: Option<Option<Value>>,
-}
-
-/// (namespace, key) -> state
-type Model = HashMap<(Option<String>, String), Tracked>;
 
 #[derive(Debug, Default)]
 struct WriterReport {
@@ -257,32 +246,10 @@ fn assert_no_errors(reports: &[WriterReport], context: &str) {
     assert!(cut.is_empty(), "{context}: requests failed:\n{cut:#?}");
 }
 
-/// Every key of `model` must hold what the last acknowledged operation
-/// left, or what an unanswered one would leave; settles the unanswered
-/// ones. Also checks that /stats total_keys counts exactly the present
-/// keys plus `extra`.
+/// [`verify_acknowledged`], and /stats total_keys must count exactly the
+/// present keys plus `extra`.
 async fn verify(server: &Server, model: &mut Model, extra: u64, context: &str) {
-    let mut present = 0u64;
-    let mut wrong = Vec::new();
-    for ((ns, key), t) in model.iter_mut() {
-        let actual = server.value(ns.as_deref(), key).await;
-        if actual != t.acked && t.inflight.as_ref() != Some(&actual) {
-            wrong.push(format!(
-                "{ns:?}/{key}: got {actual:?}, acknowledged {:?} (unanswered: {:?})",
-                t.acked, t.inflight
-            ));
-        }
-        present += actual.is_some() as u64;
-        t.acked = actual;
-        t.inflight = None;
-    }
-    assert!(
-        wrong.is_empty(),
-        "{context}: {} of {} keys are wrong, e.g.:\n{}",
-        wrong.len(),
-        model.len(),
-        wrong[..wrong.len().min(10)].join("\n")
-    );
+    let present = verify_acknowledged(server, model, context).await;
     assert_eq!(
         server.total_keys().await,
         present + extra,

@@ -12,27 +12,18 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Key, Server, check_exact_state, enc, ns_query, run_to_exit};
+use common::{
+    Key, Model, Server, check_exact_state, enc, ns_query, run_to_exit, verify_acknowledged,
+};
 use serde_json::{Value, json};
 
 // ---- a model of what concurrent writers were told -----------------------
-
-/// What the server said about one key: the state after the last
-/// acknowledged operation (`None`: absent), and the state an operation
-/// whose answer never came would leave (it may or may not have happened).
-#[derive(Debug, Clone, Default)]
-struct Tracked {
-    acked: Option<Value>,
-    inflight: Option<Option<Value>>,
-}
-
-type Model = HashMap<Key, Tracked>;
 
 #[derive(Debug, Default)]
 struct WriterReport {
@@ -190,36 +181,6 @@ fn merge(model: &mut Model, reports: Vec<WriterReport>) {
     }
 }
 
-/// Checks every key of `model` on `server`: its value must be what the last
-/// acknowledged operation left, or what an unanswered later one would
-/// leave. Settles the unanswered ones to what the server shows. Returns the
-/// number of keys present.
-async fn verify(server: &Server, model: &mut Model, context: &str) -> usize {
-    let mut present = 0;
-    let mut wrong = Vec::new();
-    for ((ns, key), tracked) in model.iter_mut() {
-        let actual = server.value(ns.as_deref(), key).await;
-        let ok = actual == tracked.acked || tracked.inflight.as_ref() == Some(&actual);
-        if !ok {
-            wrong.push(format!(
-                "{ns:?}/{key}: got {actual:?}, acknowledged {:?} (unanswered: {:?})",
-                tracked.acked, tracked.inflight
-            ));
-        }
-        present += actual.is_some() as usize;
-        tracked.acked = actual;
-        tracked.inflight = None;
-    }
-    assert!(
-        wrong.is_empty(),
-        "{context}: {} of {} keys differ from what was acknowledged, e.g.:\n{}",
-        wrong.len(),
-        model.len(),
-        wrong[..wrong.len().min(10)].join("\n")
-    );
-    present
-}
-
 fn args_for(policy: Option<&'static str>) -> Vec<&'static str> {
     match policy {
         Some(p) => vec!["--fsync", p],
@@ -257,7 +218,7 @@ async fn kill_nine_rounds(
         let stderr = server.take_stderr();
         assert!(!stderr.contains("panicked"), "server panicked:\n{stderr}");
         server.restart();
-        let present = verify(
+        let present = verify_acknowledged(
             &server,
             &mut model,
             &format!("fsync {policy:?}, after kill -9 number {}", round + 1),
@@ -362,7 +323,7 @@ async fn sigterm_under_eight_writers_exits_zero_and_keeps_every_acknowledged_wri
         let mut model = Model::new();
         merge(&mut model, reports);
         server.restart();
-        let present = verify(
+        let present = verify_acknowledged(
             &server,
             &mut model,
             &format!("fsync {policy:?}: after SIGTERM"),

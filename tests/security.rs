@@ -1202,6 +1202,16 @@ fn set_seeds() -> Vec<Vec<u8>> {
     .collect()
 }
 
+/// Every fourth input random bytes, the others a mutated seed.
+fn fuzz_input(rng: &mut fastrand::Rng, i: usize, seeds: &[Vec<u8>]) -> Vec<u8> {
+    if i.is_multiple_of(4) {
+        let len = rng.usize(0..256);
+        return std::iter::repeat_with(|| rng.u8(..)).take(len).collect();
+    }
+    let pick = rng.usize(..seeds.len());
+    mutate(rng, &seeds[pick], seeds)
+}
+
 /// `input` with a few random byte-level changes: flips, insertions of
 /// interesting bytes, deletions, splices of another seed, truncations.
 fn mutate(rng: &mut fastrand::Rng, input: &[u8], seeds: &[Vec<u8>]) -> Vec<u8> {
@@ -1282,15 +1292,7 @@ fn mini_fuzz_of_the_parsers() {
     assert!(pykv::fuzzing::parse_set_request(&set[0]).is_ok());
     let mut accepted = [0usize; 2];
     for i in 0..CASES {
-        let input = if i % 4 == 0 {
-            let len = rng.usize(0..256);
-            std::iter::repeat_with(|| rng.u8(..)).take(len).collect()
-        } else {
-            {
-                let pick = rng.usize(..log.len());
-                mutate(&mut rng, &log[pick], &log)
-            }
-        };
+        let input = fuzz_input(&mut rng, i, &log);
         let outcome = std::panic::catch_unwind(|| pykv::fuzzing::decode_log_line(&input));
         match outcome {
             Err(_) => panic!(
@@ -1310,15 +1312,7 @@ fn mini_fuzz_of_the_parsers() {
             Ok(Err(_)) => {}
         }
 
-        let input = if i % 4 == 0 {
-            let len = rng.usize(0..256);
-            std::iter::repeat_with(|| rng.u8(..)).take(len).collect()
-        } else {
-            {
-                let pick = rng.usize(..set.len());
-                mutate(&mut rng, &set[pick], &set)
-            }
-        };
+        let input = fuzz_input(&mut rng, i, &set);
         let outcome = std::panic::catch_unwind(|| pykv::fuzzing::parse_set_request(&input));
         match outcome {
             Err(_) => panic!(

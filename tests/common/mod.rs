@@ -550,3 +550,45 @@ pub fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+/// What the server said about one key: the state after the last
+/// acknowledged operation (`None`: absent), and the state an operation
+/// whose answer never came would leave (it may or may not have happened).
+#[derive(Debug, Clone, Default)]
+pub struct Tracked {
+    pub acked: Option<Value>,
+    pub inflight: Option<Option<Value>>,
+}
+
+/// What concurrent writers were told, key by key.
+pub type Model = std::collections::HashMap<Key, Tracked>;
+
+/// Checks every key of `model` on `server`: its value must be what the last
+/// acknowledged operation left, or what an unanswered later one would
+/// leave. Settles the unanswered ones to what the server shows. Returns the
+/// number of keys present.
+pub async fn verify_acknowledged(server: &Server, model: &mut Model, context: &str) -> u64 {
+    let mut present = 0;
+    let mut wrong = Vec::new();
+    for ((ns, key), tracked) in model.iter_mut() {
+        let actual = server.value(ns.as_deref(), key).await;
+        let ok = actual == tracked.acked || tracked.inflight.as_ref() == Some(&actual);
+        if !ok {
+            wrong.push(format!(
+                "{ns:?}/{key}: got {actual:?}, acknowledged {:?} (unanswered: {:?})",
+                tracked.acked, tracked.inflight
+            ));
+        }
+        present += actual.is_some() as u64;
+        tracked.acked = actual;
+        tracked.inflight = None;
+    }
+    assert!(
+        wrong.is_empty(),
+        "{context}: {} of {} keys differ from what was acknowledged, e.g.:\n{}",
+        wrong.len(),
+        model.len(),
+        wrong[..wrong.len().min(10)].join("\n")
+    );
+    present
+}

@@ -11,12 +11,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
+use crate::http::hot;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -31,11 +31,11 @@ const MIN_HEADER_BYTES: usize = 8192;
 /// How long shutdown waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops
+/// Serves `service` on `listener` until `shutdown` resolves, then stops
 /// accepting and lets the requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    service: hot::Service,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -64,8 +64,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = http.serve_connection(TokioIo::new(stream), service.clone());
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;

@@ -12,7 +12,7 @@ use crate::auth::{Authenticator, TokenFile};
 use crate::config::ServeArgs;
 use crate::connections::{self, ConnectionLimits};
 use crate::db::{Db, DbOptions};
-use crate::http::{AppState, Shared, router};
+use crate::http::{AppState, Shared, service};
 use crate::store::StoreConfig;
 use crate::wal::{AutoCompaction, WalOptions};
 
@@ -78,7 +78,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
-    connections::serve(listener, router(state), limits, shutdown_signal()).await;
+    connections::serve(listener, service(state), limits, shutdown_signal()).await;
     tokio::task::block_in_place(|| db.shutdown());
     tracing::info!("log flushed and synced; shut down cleanly");
     Ok(())

@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::error::ApiError;
 use super::guard::Caller;
 use super::set_request::SetRequest;
+use super::{AppState, Shared};
 use crate::auth::{Access, Grants};
 use crate::backend::BackendStats;
 use crate::store::{MAX_PAGE, NamespaceStats, StoreStats, validate_namespace};
@@ -57,27 +57,49 @@ pub async fn set(
     body: Body,
 ) -> ApiResult {
     let query_ns = ns_of(query)?;
+    Ok(json_response(
+        set_answer(&state, &caller, query_ns.as_deref(), body).await?,
+    ))
+}
+
+/// `POST /set` once the caller is known and the query read: the body of
+/// the answer. Shared with the hot path ([`super::hot`]).
+pub(super) async fn set_answer(
+    state: &Shared,
+    caller: &Grants,
+    query_ns: Option<&str>,
+    body: Body,
+) -> Result<Vec<u8>, ApiError> {
     // A bad `?ns=` is refused even when the body names another namespace.
-    if let Some(ns) = &query_ns {
+    if let Some(ns) = query_ns {
         validate_namespace(ns)?;
     }
     let body = read_body(body, state.max_body_bytes, state.request_timeout).await?;
     let request = SetRequest::parse(&body)?;
     // The body's namespace wins over the query's, as in PyKV; it is the
     // one the token must allow.
-    let namespace = request.namespace.as_deref().or(query_ns.as_deref());
-    state.admit(&caller, namespace, Access::Write)?;
+    let namespace = request.namespace.as_deref().or(query_ns);
+    state.admit(caller, namespace, Access::Write)?;
     state
         .backend
         .set(namespace, &request.key, &request.value, request.ttl)?
         .durable()
         .await?;
-    Ok(axum::Json(json!({
-        "status": "success",
-        "key": request.key,
-        "namespace": namespace,
-    }))
-    .into_response())
+    Ok(serde_json::to_vec(&SetAnswer {
+        key: &request.key,
+        namespace,
+        status: "success",
+    })
+    .expect("strings always serialize"))
+}
+
+/// The answer to a SET, fields in the (alphabetical) order this server
+/// has always sent them.
+#[derive(serde::Serialize)]
+struct SetAnswer<'a> {
+    key: &'a str,
+    namespace: Option<&'a str>,
+    status: &'static str,
 }
 
 #[utoipa::path(
@@ -100,23 +122,36 @@ pub async fn get(
 ) -> ApiResult {
     let Path(key) = key?;
     let namespace = ns_of(query)?;
-    state.admit(&caller, namespace.as_deref(), Access::Read)?;
+    Ok(json_response(get_answer(
+        &state,
+        &caller,
+        &key,
+        namespace.as_deref(),
+    )?))
+}
+
+/// `GET /get/{key}` once the caller, key and namespace are known: the body
+/// of the answer. Shared with the hot path ([`super::hot`]).
+pub(super) fn get_answer(
+    state: &Shared,
+    caller: &Grants,
+    key: &str,
+    namespace: Option<&str>,
+) -> Result<Vec<u8>, ApiError> {
+    state.admit(caller, namespace, Access::Read)?;
     // The answer is written around the stored JSON text, which is copied in
     // once and never parsed.
     let mut body = Vec::with_capacity(64 + 2 * key.len());
     body.extend_from_slice(b"{\"key\":");
     write_json(&mut body, &key);
     body.extend_from_slice(b",\"value\":");
-    if !state
-        .backend
-        .get_into(namespace.as_deref(), &key, &mut body)?
-    {
+    if !state.backend.get_into(namespace, key, &mut body)? {
         return Err(ApiError::KeyNotFound);
     }
     body.extend_from_slice(b",\"namespace\":");
     write_json(&mut body, &namespace);
     body.push(b'}');
-    Ok(json_response(body))
+    Ok(body)
 }
 
 /// Reads a request body of at most `limit` bytes within `timeout`, so a

@@ -1,5 +1,7 @@
 //! The HTTP API: the seed's routes, wire-compatible with PyKV.
 //!
+//! - [`hot`]: the service in front of the router, which answers plain
+//!   `GET /get/{key}` and `POST /set` requests without it;
 //! - [`handlers`]: one thin function per route;
 //! - [`set_request`]: parsing and validation of `POST /set` bodies;
 //! - [`error`]: the one place where errors become statuses and JSON;
@@ -14,6 +16,7 @@ mod docs;
 mod error;
 mod guard;
 mod handlers;
+pub mod hot;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
@@ -105,8 +108,14 @@ struct OpsState {
     auth: Arc<Authenticator>,
 }
 
-pub fn router(state: AppState) -> Router {
+/// The server's service: the hot path, and the router behind it.
+pub fn service(state: AppState) -> hot::Service {
     let observer = Observer::new();
+    let router = router(state.clone(), observer.clone());
+    hot::Service::new(router, state, observer)
+}
+
+fn router(state: AppState, observer: Arc<Observer>) -> Router {
     let ops = OpsState {
         backend: state.backend.clone(),
         observer: observer.clone(),

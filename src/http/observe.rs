@@ -372,9 +372,8 @@ fn fnv1a(s: &str) -> u64 {
     })
 }
 
-/// The middleware around every route: times the request, counts it under
-/// its route template, method and status, keeps errors in the ring, and
-/// logs a line at debug level (never the key, value or headers).
+/// The middleware around every route: times the request and hands the
+/// answer to [`Observer::finish`].
 pub async fn track(
     State(observer): State<Arc<Observer>>,
     matched: Option<MatchedPath>,
@@ -387,34 +386,64 @@ pub async fn track(
     // details.
     let uri = request.uri().clone();
     let response = next.run(request).await;
-    let latency = start.elapsed();
+    let template = matched.as_ref().map(MatchedPath::as_str);
+    observer
+        .finish(&method, uri.path(), template, start, response)
+        .await
+}
 
-    let (stats, route) = observer.route(matched.as_ref().map(MatchedPath::as_str));
-    let status = response.status();
-    stats.latency.record(latency);
-    stats.count(method_index(&method), status.as_u16());
-    tracing::debug!(
-        method = %method,
-        route,
-        status = status.as_u16(),
-        latency_ms = latency.as_secs_f64() * 1e3,
-        "request"
-    );
-    if status.as_u16() < 400 {
-        return response;
+impl Observer {
+    /// Counts a request under its route template, method and status, and
+    /// logs a line at debug level (never the key, value or headers).
+    /// Returns the route's label.
+    pub fn record(
+        &self,
+        template: Option<&str>,
+        method: &Method,
+        status: StatusCode,
+        latency: Duration,
+    ) -> &str {
+        let (stats, route) = self.route(template);
+        stats.latency.record(latency);
+        stats.count(method_index(method), status.as_u16());
+        tracing::debug!(
+            method = %method,
+            route,
+            status = status.as_u16(),
+            latency_ms = latency.as_secs_f64() * 1e3,
+            "request"
+        );
+        route
     }
-    let (response, detail) = read_detail(response).await;
-    observer.push_error(ErrorRecord {
-        time: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64(),
-        method: method.to_string(),
-        route: route.to_owned(),
-        status: status.as_u16(),
-        detail: redact(&detail, uri.path(), route),
-    });
-    response
+
+    /// Records an answer started at `start` ([`Observer::record`]) and,
+    /// when it is an error, keeps it in the ring of recent errors.
+    pub async fn finish(
+        &self,
+        method: &Method,
+        path: &str,
+        template: Option<&str>,
+        start: Instant,
+        response: Response,
+    ) -> Response {
+        let status = response.status();
+        let route = self.record(template, method, status, start.elapsed());
+        if status.as_u16() < 400 {
+            return response;
+        }
+        let (response, detail) = read_detail(response).await;
+        self.push_error(ErrorRecord {
+            time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
+            method: method.to_string(),
+            route: route.to_owned(),
+            status: status.as_u16(),
+            detail: redact(&detail, path, route),
+        });
+        response
+    }
 }
 
 /// Reads an error answer's `{"detail"}` and rebuilds the answer.

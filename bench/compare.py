@@ -41,6 +41,7 @@ def parse_args():
     p.add_argument("--duration", type=float, default=5, help="seconds per measurement")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="generator threads")
+    p.add_argument("--warmup", type=float, default=1, help="unmeasured seconds before each measurement")
     p.add_argument("--keyspace", type=int, default=100_000)
     p.add_argument("--value-size", type=int, default=32)
     return p.parse_args()
@@ -51,7 +52,7 @@ def load(args, url, op, *extra):
     return benchlib.bench(
         args.binary, url,
         "--op", op, "-c", args.connections, "--threads", args.threads,
-        "--duration", args.duration, "--keyspace", args.keyspace,
+        "--duration", args.duration, "--warmup", args.warmup, "--keyspace", args.keyspace,
         "--value-size", args.value_size, *extra,
     )
 

@@ -64,6 +64,41 @@ async fn counts_exactly_the_requests_asked() {
     assert_eq!(server.total_keys().await, 50);
 }
 
+/// Paced: 300 tickets at 1000 a second cannot end before the last is
+/// due (0.299 s), and the warm-up's requests reach the server but are not
+/// counted in the report.
+#[tokio::test]
+async fn paces_and_leaves_the_warmup_out_of_the_counts() {
+    let server = Server::start();
+    let url = server.base_url();
+    let (output, report) = bench(&[
+        "--url",
+        url,
+        "-n",
+        "300",
+        "--rate",
+        "1000",
+        "--warmup",
+        "0.2",
+        "--op",
+        "set",
+        "--keyspace",
+        "10",
+    ]);
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(count(&report, "/requests"), 300);
+    assert_eq!(count(&report, "/status/200"), 300);
+    assert_eq!(report["warmup_s"], 0.2);
+    let elapsed = report["elapsed_s"].as_f64().unwrap();
+    assert!(elapsed >= 0.299, "300 requests at 1000/s took {elapsed} s");
+    let performance = server.get("/performance").await;
+    let sets = performance.body["operation_breakdown"]["/set"]["count"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no /set count in {:#}", performance.body));
+    // The warm-up sent about 200 (1000/s for 0.2 s).
+    assert!(sets > 300 + 100, "the server saw {sets} SETs");
+}
+
 #[tokio::test]
 async fn honours_the_mix() {
     let server = Server::start();

@@ -12,8 +12,8 @@
 //!
 //! For a fair comparison it runs like `pykv serve`: the default
 //! multi-threaded tokio runtime (one worker per core), hyper's HTTP/1.1
-//! server (which axum uses underneath), no `TCP_NODELAY` on accepted
-//! sockets (axum's `serve` sets none either).
+//! server (which axum uses underneath), `TCP_NODELAY` on accepted sockets
+//! (as `src/connections.rs` sets it).
 
 use std::process::ExitCode;
 use std::time::Duration;

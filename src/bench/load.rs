@@ -13,19 +13,12 @@
 //!   generator stops sending, so the requests that would have waited are
 //!   never measured ("coordinated omission").
 //! - **Open-loop** (`--rate R`): ticket `k` is due at `start + k / R`,
-//!   whatever the answers do. A request sent late because every
-//!   connection was busy is timed from when it was *due*, so queueing
-//!   behind a stall counts in its latency, as a real client arriving at
-//!   that moment would see it. This is how "p99 at half the peak" is
-//!   measured. A request sent early is held until due; its clock starts
-//!   when it is actually sent, so the timer's millisecond granularity is
-//!   not counted as server latency. That granularity still releases
-//!   paced requests in bursts, once per millisecond; a request of a burst
-//!   that waits for a free connection counts the wait. The ceiling pays
-//!   the same, so compare p99s at the same rate rather than against zero.
-//!   (Yielding until the exact instant instead was tried: 32 tasks
-//!   spinning starve the generator's own I/O, and p99 got worse for both
-//!   servers.)
+//!   whatever the answers do, handed out by a [`Pacer`] thread that wakes
+//!   every 50 µs (tokio's timer fires on whole milliseconds, which sent
+//!   paced requests in bursts). A request is timed from when it was
+//!   *due*, so queueing behind a stall, or waiting for a free connection,
+//!   counts in its latency, as a real client arriving at that moment would
+//!   see it. This is how "p99 at half the peak" is measured.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +32,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::BenchArgs;
+use super::pacer::Pacer;
 use super::progress::Progress;
 use super::report::{ErrorKind, Outcome, Setup, Summary, Tally};
 use super::workload::{Mix, Op, Requests};
@@ -63,6 +57,7 @@ pub struct Plan {
     keyspace: u64,
     stop: Stop,
     rate: Option<f64>,
+    warmup: Option<Duration>,
     timeout: Duration,
     preload: bool,
     quiet: bool,
@@ -79,6 +74,7 @@ pub fn plan(args: &BenchArgs) -> Result<Plan, String> {
         keyspace: args.keyspace,
         stop: args.stop()?,
         rate: args.rate()?,
+        warmup: args.warmup()?,
         timeout: Duration::from_secs(args.timeout),
         preload: args.preload,
         quiet: args.quiet,
@@ -91,6 +87,7 @@ pub fn plan(args: &BenchArgs) -> Result<Plan, String> {
             value_size: args.value_size,
             target_rate: args.rate,
             preloaded: 0,
+            warmup_s: args.warmup,
         },
     })
 }
@@ -132,6 +129,10 @@ async fn drive(plan: Arc<Plan>, connections: usize) -> Result<Summary, String> {
         let (tally, kept, _) = phase.run(conns).await;
         check_preload(&tally)?;
         conns = kept;
+    }
+    if let Some(warmup) = plan.warmup {
+        // The same load, for a while; its figures are dropped.
+        (_, conns, _) = Phase::warmup(plan.clone(), warmup).run(conns).await;
     }
     let (tally, _, elapsed) = Phase::measure(plan.clone()).run(conns).await;
     Ok(Summary {
@@ -189,6 +190,8 @@ async fn connect(authority: &str) -> Result<Sender, (ErrorKind, String)> {
 /// One phase of a run: its tickets, and what each ticket asks.
 struct Phase {
     plan: Arc<Plan>,
+    /// Shown by the progress bar.
+    label: &'static str,
     /// Preload: ticket `k` sets key `k`; measure: random keys and ops.
     preload: bool,
     stop: Stop,
@@ -196,6 +199,8 @@ struct Phase {
     next: AtomicU64,
     done: AtomicU64,
     start: Instant,
+    /// Open-loop only: hands out tickets as they fall due.
+    pacer: Option<Pacer>,
 }
 
 /// A request to send: its key, its operation, and when it falls due.
@@ -208,23 +213,36 @@ struct Ticket {
 impl Phase {
     fn preload(plan: Arc<Plan>) -> Self {
         let stop = Stop::Count(plan.keyspace);
-        Phase::new(plan, true, stop, None)
+        Phase::new(plan, "preload", true, stop, None)
+    }
+
+    fn warmup(plan: Arc<Plan>, time: Duration) -> Self {
+        let rate = plan.rate;
+        Phase::new(plan, "warmup", false, Stop::Time(time), rate)
     }
 
     fn measure(plan: Arc<Plan>) -> Self {
         let (stop, rate) = (plan.stop, plan.rate);
-        Phase::new(plan, false, stop, rate)
+        Phase::new(plan, "bench", false, stop, rate)
     }
 
-    fn new(plan: Arc<Plan>, preload: bool, stop: Stop, rate: Option<f64>) -> Self {
+    fn new(
+        plan: Arc<Plan>,
+        label: &'static str,
+        preload: bool,
+        stop: Stop,
+        rate: Option<f64>,
+    ) -> Self {
         Phase {
             plan,
+            label,
             preload,
             stop,
             rate,
             next: AtomicU64::new(0),
             done: AtomicU64::new(0),
             start: Instant::now(),
+            pacer: None,
         }
     }
 
@@ -233,10 +251,13 @@ impl Phase {
     /// phase's wall time.
     async fn run(mut self, conns: Vec<Option<Sender>>) -> (Tally, Vec<Option<Sender>>, Duration) {
         self.start = Instant::now();
+        if let Some(rate) = self.rate {
+            let pacer = Pacer::start(self.start, rate, self.stop, conns.len());
+            self.pacer = Some(pacer.expect("cannot start the pacing thread"));
+        }
         let phase = Arc::new(self);
-        let label = if phase.preload { "preload" } else { "bench" };
         let counter = phase.clone();
-        let progress = Progress::start(label, phase.plan.quiet, phase.stop, move || {
+        let progress = Progress::start(phase.label, phase.plan.quiet, phase.stop, move || {
             counter.done.load(Ordering::Relaxed)
         });
         let tasks: Vec<_> = conns
@@ -259,8 +280,14 @@ impl Phase {
     async fn drive(self: Arc<Self>, mut conn: Option<Sender>) -> (Tally, Option<Sender>) {
         let mut tally = Tally::default();
         let mut rng = fastrand::Rng::new();
-        while let Some(ticket) = self.take(&mut rng) {
-            let clock = start_clock(ticket.due).await;
+        loop {
+            if let Some(pacer) = &self.pacer {
+                pacer.wait().await;
+            }
+            let Some(ticket) = self.take(&mut rng) else {
+                break;
+            };
+            let clock = start_clock(ticket.due);
             let request = self.plan.requests.build(ticket.op, ticket.index);
             let outcome = self.attempt(&mut conn, request).await;
             tally.record(ticket.op, clock.elapsed(), outcome);
@@ -322,17 +349,10 @@ impl Phase {
     }
 }
 
-/// When a request's latency starts counting (see the module's notes on
-/// open-loop pacing).
-async fn start_clock(due: Option<Instant>) -> Instant {
-    match due {
-        Some(due) if due > Instant::now() => {
-            tokio::time::sleep_until(due.into()).await;
-            Instant::now()
-        }
-        Some(due) => due,
-        None => Instant::now(),
-    }
+/// When a request's latency starts counting: when it fell due (the
+/// pacer hands tickets out no sooner), or now in closed loop.
+fn start_clock(due: Option<Instant>) -> Instant {
+    due.unwrap_or_else(Instant::now)
 }
 
 async fn exchange(

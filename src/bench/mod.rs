@@ -5,6 +5,7 @@
 //!   namespaces, the exact requests;
 //! - [`load`]: who asks it: one task per keep-alive HTTP/1.1 connection,
 //!   closed-loop or paced at a target rate (open-loop);
+//! - [`pacer`]: the thread that hands out paced tickets as they fall due;
 //! - [`report`]: what came back: an HDR latency histogram, counts by
 //!   operation, status and error kind, printed as text or JSON;
 //! - [`progress`]: the progress bar on stderr while it runs;
@@ -18,6 +19,7 @@
 
 mod ceiling;
 mod load;
+mod pacer;
 mod progress;
 mod report;
 mod workload;
@@ -99,6 +101,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "RPS")]
     pub rate: Option<f64>,
 
+    /// Seconds of the same load, not measured, before the measured run,
+    /// so that connections, caches and the server's tables are warm (a
+    /// fresh start was seen to be slow for a few hundred milliseconds).
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub warmup: f64,
+
     /// Worker threads of the generator's runtime. On a small machine the
     /// generator competes with the server for the cores: keep it low.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -161,6 +169,16 @@ impl BenchArgs {
             )),
             (OpChoice::Get, None) => Ok(Mix::only(workload::Op::Get)),
             (OpChoice::Set, None) => Ok(Mix::only(workload::Op::Set)),
+        }
+    }
+
+    fn warmup(&self) -> Result<Option<Duration>, String> {
+        match self.warmup {
+            w if !(w.is_finite() && w >= 0.0) => {
+                Err(format!("--warmup must be 0 or more seconds, got {w}"))
+            }
+            0.0 => Ok(None),
+            w => Ok(Some(Duration::from_secs_f64(w))),
         }
     }
 

@@ -143,6 +143,8 @@ pub struct Setup {
     pub value_size: usize,
     pub target_rate: Option<f64>,
     pub preloaded: u64,
+    /// Seconds of unmeasured load before the measured phase.
+    pub warmup_s: f64,
 }
 
 /// The whole run's figures.
@@ -208,6 +210,7 @@ impl Summary {
             "value_size": s.value_size,
             "target_rate": s.target_rate,
             "preloaded": s.preloaded,
+            "warmup_s": s.warmup_s,
             "requests": t.attempted(),
             "answered": t.answered(),
             "elapsed_s": (self.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,

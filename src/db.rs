@@ -60,7 +60,9 @@ impl Db {
         let file = OpenOptions::new()
             .create(true)
             .read(true)
-            .append(true)
+            // Not in append mode: the writer writes at the records' end,
+            // which may be before the file's (src/wal/writer.rs).
+            .write(true)
             .open(&path)
             .map_err(dir_error)?;
 

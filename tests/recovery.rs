@@ -192,6 +192,69 @@ async fn a_torn_last_record_is_cut_off_with_a_warning() {
     );
 }
 
+/// Under `--fsync always` the writer zero-fills the file ahead of its
+/// records; a crash leaves those zeros, after whole records or after a
+/// torn one. They are free space, not corruption, and are cut off.
+#[tokio::test]
+async fn zeros_after_the_records_are_cut_off_as_free_space() {
+    for torn in [&b""[..], &br#"{"timestamp": 1.0, "action": "SET", "ke"#[..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("wal.log");
+        let mut expected = seed_log(dir.path()).await;
+        let valid = std::fs::read(&log).unwrap();
+        let mut crashed = valid.clone();
+        crashed.extend_from_slice(torn);
+        crashed.resize(crashed.len() + (1 << 20), 0);
+        std::fs::write(&log, &crashed).unwrap();
+
+        let mut server = Server::start_in(dir.path(), &["--fsync", "always"]);
+        let context = format!("after zeros behind {:?}", String::from_utf8_lossy(torn));
+        assert_eq!(
+            std::fs::metadata(&log).unwrap().len(),
+            valid.len() as u64,
+            "{context}: the log was not cut back to its last whole record"
+        );
+        check_exact_state(&server, &expected, &[], &context).await;
+        server.set(Some("a"), "after", json!("zeros")).await;
+        expected.insert(k(Some("a"), "after"), json!("zeros"));
+        stop_cleanly(&mut server);
+        // A clean stop leaves no zeros behind: plain JSON lines.
+        assert_whole_json_lines(&log);
+        assert!(!std::fs::read(&log).unwrap().contains(&0), "{context}");
+
+        server.restart();
+        check_exact_state(&server, &expected, &[], &context).await;
+        stop_cleanly(&mut server);
+    }
+}
+
+/// The real thing: an `always` server killed with SIGKILL leaves its
+/// zero-filled tail, and every acknowledged record comes back.
+#[tokio::test]
+async fn an_always_server_killed_leaves_zeros_that_replay_ignores() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("wal.log");
+    let mut server = Server::start_in(dir.path(), &["--fsync", "always"]);
+    let mut expected = BTreeMap::new();
+    for i in 0..50 {
+        let key = format!("k{i}");
+        assert_eq!(server.set(Some("z"), &key, json!(i)).await.status, 200);
+        expected.insert(k(Some("z"), &key), json!(i));
+    }
+    server.kill();
+    let bytes = std::fs::read(&log).unwrap();
+    let records_end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    assert!(
+        bytes.len() > records_end,
+        "the log was not zero-filled ahead of its records ({} bytes)",
+        bytes.len()
+    );
+    server.restart();
+    check_exact_state(&server, &expected, &[], "after SIGKILL under always").await;
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), records_end as u64);
+    stop_cleanly(&mut server);
+}
+
 #[tokio::test]
 async fn a_whole_last_record_without_newline_is_kept() {
     let dir = tempfile::tempdir().unwrap();

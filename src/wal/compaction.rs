@@ -69,11 +69,12 @@ pub fn compact(wal: &Wal, store: &Store) -> Result<CompactionReport, CompactionE
     }
     let result = (|| {
         let before = wal.size();
-        // Append mode, as the log it replaces: the writer relies on it.
+        // Not in append mode, as the log it replaces: the writer writes
+        // at the records' end, which may be before the file's.
         let _ = std::fs::remove_file(&tmp_path);
         let tmp = OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .write(true)
             .open(&tmp_path)
             .map_err(io)?;
         write_snapshot(&tmp, store).map_err(io)?;
@@ -89,8 +90,7 @@ pub fn compact(wal: &Wal, store: &Store) -> Result<CompactionReport, CompactionE
         std::fs::rename(&tmp_path, &shared.path).map_err(io)?;
         File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
         let after = tmp.metadata().map_err(io)?.len();
-        log.file = Arc::new(tmp);
-        log.len = after;
+        log.replace(tmp, after);
         shared.log_size.store(after, Ordering::Relaxed);
         Ok(CompactionReport { before, after })
     })();

@@ -7,9 +7,12 @@
 //!   asked for, which keeps a copy of the damaged file and recovers
 //!   everything before the damage.
 //! - SETs whose deadline has passed are skipped.
+//! - Zeros after the last record are space the writer filled ahead of its
+//!   records (under `--fsync always`, src/wal/writer.rs), not data: they
+//!   are cut off. A JSON line never holds a zero byte.
 
 use std::fs::File;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::SyncSender;
 
@@ -64,17 +67,31 @@ pub fn replay(
     // Mapped rather than read: the log can be far larger than what it
     // holds live, and mapped pages leave the process's memory when it ends.
     let map = map_log(file).map_err(io)?;
-    let data: &[u8] = map.as_deref().unwrap_or_default();
+    let whole: &[u8] = map.as_deref().unwrap_or_default();
+    let data = without_zero_tail(whole);
+    let (records_end, zero_tail) = (data.len() as u64, whole.len() > data.len());
     let scan = scan(path, data, store, repair)?;
     drop(map);
     if let Some(offset) = scan.cut_at {
         file.set_len(offset).map_err(io)?;
-    } else if scan.needs_newline {
+    } else if zero_tail {
+        file.set_len(records_end).map_err(io)?;
+    }
+    if scan.needs_newline {
         // A whole last record without its newline: add it, or the next
-        // append would be glued to it.
-        (&*file).write_all(b"\n").map_err(io)?;
+        // record would be glued to it.
+        file.write_all_at(b"\n", records_end).map_err(io)?;
     }
     Ok(scan.report)
+}
+
+/// The log without the zeros that follow its last record.
+fn without_zero_tail(data: &[u8]) -> &[u8] {
+    let end = data
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1);
+    &data[..end]
 }
 
 /// What a scan of the log found.

@@ -63,6 +63,7 @@ impl Db {
             // Not in append mode: the writer writes at the records' end,
             // which may be before the file's (src/wal/writer.rs).
             .write(true)
+            .truncate(false)
             .open(&path)
             .map_err(dir_error)?;
 

@@ -291,8 +291,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PYKV_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: usize,
 
-    /// Seconds a client has to send a request's headers (slowloris guard).
-    #[arg(long, env = "PYKV_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    /// Seconds a connection may go without sending a whole request head
+    /// while none of its requests is being answered: a slowloris guard,
+    /// which also closes idle keep-alive connections.
+    #[arg(long, env = "PYKV_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout: u64,
 
     /// Seconds a request may take, its body included; answered 408 past it.

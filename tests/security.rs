@@ -933,6 +933,39 @@ async fn a_client_that_stops_mid_request_line_is_cut_off() {
     assert_alive(&server, None).await;
 }
 
+/// The header timeout bounds the wait for a request's head, not the
+/// answering of it: a body sent within `--request-timeout` but over more
+/// than the header timeout is still answered.
+#[tokio::test]
+async fn a_request_being_answered_outlives_the_header_timeout() {
+    let server = Server::start_with(&["--header-read-timeout", "1", "--request-timeout", "10"]);
+    let to = addr(&server);
+    let body = br#"{"key":"slow","value":"body"}"#;
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(to).unwrap();
+        let head = format!(
+            "POST /set HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        for chunk in body.chunks(body.len().div_ceil(5)) {
+            std::thread::sleep(Duration::from_millis(600));
+            stream.write_all(chunk).unwrap();
+        }
+        read_until_closed(&mut stream, Duration::from_secs(5)).0
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        raw_status(&answer),
+        Some(200),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(server.value(None, "slow").await, Some(json!("body")));
+}
+
 #[tokio::test]
 async fn idle_connections_cannot_hold_every_slot() {
     // Connections that never send a byte are cut off by the header

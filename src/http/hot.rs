@@ -107,16 +107,14 @@ impl Service {
             .map_err(ApiError::Auth)
             .and_then(|caller| handlers::get_answer(&self.state, &caller, key, namespace));
         match answer {
-            Ok(body) => {
-                self.observer.record(
-                    Some(GET_ROUTE),
-                    &Method::GET,
-                    StatusCode::OK,
-                    start.elapsed(),
-                );
-                Answer::Ready(Some(json(body)))
-            }
-            Err(e) => self.failed(Method::GET, request.uri().path(), GET_ROUTE, start, e),
+            Ok(body) => Answer::Ready(Some(answered(
+                &self.observer,
+                &Method::GET,
+                GET_ROUTE,
+                start,
+                body,
+            ))),
+            Err(e) => self.refused(Method::GET, request.uri().path(), GET_ROUTE, start, e),
         }
     }
 
@@ -130,7 +128,7 @@ impl Service {
         let caller = match self.state.auth.authenticate(authorization(&parts.headers)) {
             Ok(caller) => caller,
             Err(e) => {
-                return self.failed(Method::POST, SET_ROUTE, SET_ROUTE, start, ApiError::Auth(e));
+                return self.refused(Method::POST, SET_ROUTE, SET_ROUTE, start, ApiError::Auth(e));
             }
         };
         let state = self.state.clone();
@@ -139,34 +137,14 @@ impl Service {
             // `classify` saw the query: absent, or `ns=` and a valid name.
             let namespace = parts.uri.query().and_then(|q| q.strip_prefix("ns="));
             match handlers::set_answer(&state, &caller, namespace, Body::new(body)).await {
-                Ok(body) => {
-                    observer.record(
-                        Some(SET_ROUTE),
-                        &Method::POST,
-                        StatusCode::OK,
-                        start.elapsed(),
-                    );
-                    json(body)
-                }
-                Err(e) => {
-                    let response = observer
-                        .finish(
-                            &Method::POST,
-                            SET_ROUTE,
-                            Some(SET_ROUTE),
-                            start,
-                            e.into_response(),
-                        )
-                        .await;
-                    response.map(Either::Right)
-                }
+                Ok(body) => answered(&observer, &Method::POST, SET_ROUTE, start, body),
+                Err(e) => failed(&observer, &Method::POST, SET_ROUTE, SET_ROUTE, start, e).await,
             }
         })
     }
 
-    /// An error of the hot path, counted and kept as the router's
-    /// middleware would.
-    fn failed(
+    /// An error of the hot path, as an answer future.
+    fn refused(
         &self,
         method: Method,
         path: &str,
@@ -176,12 +154,7 @@ impl Service {
     ) -> Answer {
         let observer = self.observer.clone();
         let path = path.to_owned();
-        Answer::pending(async move {
-            let response = observer
-                .finish(&method, &path, Some(route), start, error.into_response())
-                .await;
-            response.map(Either::Right)
-        })
+        Answer::pending(async move { failed(&observer, &method, &path, route, start, error).await })
     }
 
     fn route<B>(&self, request: Request<B>) -> Answer
@@ -243,6 +216,34 @@ impl Future for Answer {
             Answer::Pending(future) => future.as_mut().poll(cx).map(Ok),
         }
     }
+}
+
+/// A hot request answered: counted as the router's middleware counts it.
+fn answered(
+    observer: &Observer,
+    method: &Method,
+    route: &'static str,
+    start: Instant,
+    body: Vec<u8>,
+) -> Response<AnswerBody> {
+    observer.record(Some(route), method, StatusCode::OK, start.elapsed());
+    json(body)
+}
+
+/// A hot request refused: counted and kept in the recent errors as the
+/// router's middleware would.
+async fn failed(
+    observer: &Observer,
+    method: &Method,
+    path: &str,
+    route: &'static str,
+    start: Instant,
+    error: ApiError,
+) -> Response<AnswerBody> {
+    let response = observer
+        .finish(method, path, Some(route), start, error.into_response())
+        .await;
+    response.map(Either::Right)
 }
 
 fn authorization(headers: &HeaderMap) -> Option<&[u8]> {

@@ -35,8 +35,8 @@ pub struct DirLock {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "the data directory {dir} is in use by another PyKV process{holder} (it holds the lock \
-         {lock}). Stop that process first, or choose another directory with --data-dir"
+        "the data directory {dir} is in use by another PyKV process{holder}, which holds {lock}. \
+         Stop that process first, or choose another directory with --data-dir"
     )]
     Held {
         dir: PathBuf,

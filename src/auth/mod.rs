@@ -179,7 +179,15 @@ impl Authenticator {
         }
         let was_closed = !self.is_open();
         let set = match &text {
-            Some(bytes) => self.file.parse(bytes)?,
+            Some(bytes) => match self.file.parse(bytes) {
+                Ok(set) => set,
+                Err(e) => {
+                    // The tokens loaded before stay in force; remembering
+                    // the text says so once, not at every reload.
+                    self.state.write().unwrap_or_else(|p| p.into_inner()).text = text;
+                    return Err(e);
+                }
+            },
             None if was_closed => {
                 tracing::warn!(
                     file = %self.file.path().display(),
@@ -348,5 +356,24 @@ mod tests {
             auth.authenticate(Some(format!("Bearer {old}").as_bytes())),
             Err(AuthError::Unknown)
         );
+    }
+
+    #[test]
+    fn an_invalid_file_keeps_the_tokens_before_and_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, file) = auth_with(dir.path());
+        let (token, _) = file.create(vec!["a".into()], Access::Write).unwrap();
+        auth.reload().unwrap();
+        std::fs::write(file.path(), "{ not json").unwrap();
+        assert!(auth.reload().is_err());
+        assert!(
+            auth.reload().is_ok(),
+            "the same invalid text is reported once"
+        );
+        assert!(
+            auth.authenticate(Some(format!("Bearer {token}").as_bytes()))
+                .is_ok()
+        );
+        assert_eq!(auth.authenticate(None), Err(AuthError::Missing));
     }
 }

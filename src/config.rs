@@ -41,8 +41,8 @@ pub enum Command {
     Compact(ClientArgs),
     /// Interactive prompt (reads commands from stdin when it is not a terminal).
     Shell(ShellArgs),
-    /// Create, list and revoke API tokens (works on the token file; the
-    /// server picks up changes by itself).
+    /// Create, list and revoke API tokens, or open the server on purpose
+    /// (works on the token file; the server picks up changes by itself).
     Token(TokenArgs),
 }
 
@@ -59,8 +59,12 @@ pub enum TokenAction {
     Create(TokenCreateArgs),
     /// List the tokens (never the tokens themselves).
     List(TokenFileArgs),
-    /// Revoke a token by the id `list` shows.
+    /// Revoke a token by the id `list` shows. Revoking the last one does
+    /// not open the server: it then refuses every request needing a token.
     Revoke(TokenRevokeArgs),
+    /// Open the server to every client, on purpose: no request needs a
+    /// token any more. Refused while a token exists.
+    Open(TokenFileArgs),
 }
 
 /// Where the token file is.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::{BackendStats, Commit, KvBackend};
+use crate::dir_lock::{DirLock, LockError};
 use crate::store::{
     KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreError, now_ms,
 };
@@ -36,6 +37,8 @@ pub enum OpenError {
         cause: std::io::Error,
     },
     #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error(transparent)]
     Recovery(#[from] RecoveryError),
 }
 
@@ -44,10 +47,15 @@ pub struct Db {
     wal: Arc<Wal>,
     compactor: Arc<Compactor>,
     started: Instant,
+    /// Held while the log is in use: no other process may touch the
+    /// directory meanwhile.
+    _lock: DirLock,
 }
 
 impl Db {
-    /// Opens the data directory, replays its log and starts journaling.
+    /// Locks the data directory, replays its log and starts journaling.
+    /// Nothing in the directory is read or changed before the lock is
+    /// held (src/dir_lock.rs).
     pub fn open(options: &DbOptions) -> Result<(Db, RecoveryReport), OpenError> {
         let dir = &options.data_dir;
         let dir_error = |cause| OpenError::DataDir {
@@ -55,6 +63,7 @@ impl Db {
             cause,
         };
         std::fs::create_dir_all(dir).map_err(dir_error)?;
+        let lock = DirLock::acquire(dir)?;
         remove_leftover_rewrite(dir).map_err(dir_error)?;
         let path = dir.join(LOG_FILE);
         let file = OpenOptions::new()
@@ -81,6 +90,7 @@ impl Db {
             wal,
             compactor,
             started: Instant::now(),
+            _lock: lock,
         };
         Ok((db, report))
     }

@@ -334,7 +334,8 @@ fn corruption_before_the_tail_stops_the_start_naming_file_line_and_offset() {
             text,
             "{bad:?}: a refused start must leave the log alone"
         );
-        assert_eq!(files_in(dir.path()), ["wal.log"], "{bad:?}");
+        // The lock file is taken before the log is read (src/dir_lock.rs).
+        assert_eq!(files_in(dir.path()), ["pykv.lock", "wal.log"], "{bad:?}");
     }
 }
 
@@ -485,7 +486,7 @@ async fn a_leftover_rewrite_is_removed_and_the_real_log_loaded() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop_cleanly(&mut server);
-    assert_eq!(files_in(dir.path()), ["wal.log"]);
+    assert_eq!(files_in(dir.path()), ["pykv.lock", "wal.log"]);
     server.restart();
     check_exact_state(
         &server,

@@ -3,18 +3,20 @@
 //! - [`tokens`]: the token file (hashes only), creation and revocation;
 //! - this file: checking a presented token, and what it grants.
 //!
-//! With no token configured the server is open, as PyKV is. Once one
-//! exists, every request needs `Authorization: Bearer TOKEN`.
+//! A server whose token file never held a token is open, as PyKV is. Once
+//! one exists, every request needs `Authorization: Bearer TOKEN`, and it
+//! stays so when the last token is revoked or the file disappears: only
+//! `pykv token open`, an operator's explicit act, opens the server again.
 
 pub mod tokens;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 
-pub use tokens::{Access, TokenFile, TokenRecord, hash_token};
+pub use tokens::{Access, AuthMode, TokenFile, TokenRecord, TokenSet, hash_token};
 
 /// Why a request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +25,12 @@ pub enum AuthError {
     Missing,
     #[error("the token is not valid (unknown, revoked, or mistyped)")]
     Unknown,
+    #[error(
+        "this server requires a token and none exists (the last one was revoked): an operator \
+         can create one with `pykv token create`, or open the server to every client on \
+         purpose with `pykv token open`"
+    )]
+    NoToken,
     #[error("this token may not {action} {scope}")]
     Forbidden { action: &'static str, scope: String },
 }
@@ -89,7 +97,7 @@ impl Grants {
 pub struct Authenticator {
     file: TokenFile,
     state: RwLock<Snapshot>,
-    /// Whether any token exists: the common case of an open server then
+    /// Whether tokens are required: the common case of an open server then
     /// costs one atomic load a request, no lock.
     closed: AtomicBool,
 }
@@ -97,9 +105,17 @@ pub struct Authenticator {
 #[derive(Default)]
 struct Snapshot {
     tokens: Arc<Vec<TokenRecord>>,
-    /// Modification time and length of the file when it was read.
-    stamp: Option<(SystemTime, u64)>,
+    /// The file's bytes when it was last read (`None`: it did not exist).
+    /// Compared whole, not by modification time and size: a revocation
+    /// and a creation within one tick of the file system's clock can
+    /// leave both unchanged, and the revoked token must still be refused.
+    text: Option<Vec<u8>>,
+    loaded: bool,
 }
+
+/// How often the token file is re-read: a revoked token is refused
+/// within this (SECURITY.md promises a second).
+const RELOAD_EVERY: Duration = Duration::from_millis(250);
 
 impl Authenticator {
     pub fn open(file: TokenFile) -> Result<Arc<Self>, tokens::TokenFileError> {
@@ -131,7 +147,7 @@ impl Authenticator {
         }
         let tokens = self.tokens();
         if tokens.is_empty() {
-            return Ok(Grants::Open);
+            return Err(AuthError::NoToken);
         }
         let token = authorization
             .and_then(|h| h.strip_prefix(b"Bearer "))
@@ -148,28 +164,60 @@ impl Authenticator {
         found.map(Grants::Token).ok_or(AuthError::Unknown)
     }
 
-    /// Re-reads the file if it changed since it was last read.
+    /// Re-reads the file if its content changed since it was last read.
+    ///
+    /// A closed server stays closed unless the file itself says `"auth":
+    /// "open"`: a missing file then means no token (every request
+    /// refused), not an open server.
     pub fn reload(&self) -> Result<(), tokens::TokenFileError> {
-        let stamp = std::fs::metadata(self.file.path())
-            .ok()
-            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
-        if self.state.read().unwrap_or_else(|p| p.into_inner()).stamp == stamp && stamp.is_some() {
-            return Ok(());
+        let text = self.file.read()?;
+        {
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            if state.loaded && state.text == text {
+                return Ok(());
+            }
         }
-        let tokens = self.file.load()?;
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        if state.tokens.len() != tokens.len() {
-            tracing::info!(tokens = tokens.len(), "token file loaded");
-        }
-        self.closed.store(!tokens.is_empty(), Ordering::Release);
-        *state = Snapshot {
-            tokens: Arc::new(tokens),
-            stamp,
+        let was_closed = !self.is_open();
+        let set = match &text {
+            Some(bytes) => match self.file.parse(bytes) {
+                Ok(set) => set,
+                Err(e) => {
+                    // The tokens loaded before stay in force; remembering
+                    // the text says so once, not at every reload.
+                    self.state.write().unwrap_or_else(|p| p.into_inner()).text = text;
+                    return Err(e);
+                }
+            },
+            None if was_closed => {
+                tracing::warn!(
+                    file = %self.file.path().display(),
+                    "the token file disappeared; the server stays closed and refuses every \
+                     request that needs a token. Create a token with `pykv token create`, or open \
+                     the server on purpose with `pykv token open`"
+                );
+                TokenSet::default()
+            }
+            None => TokenSet::default(),
         };
+        let closed = (was_closed && text.is_none()) || set.requires_token();
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if state.tokens.len() != set.tokens.len() || !state.loaded {
+            tracing::info!(tokens = set.tokens.len(), "token file loaded");
+        }
+        log_transition(self.file.path(), was_closed, closed, set.tokens.len());
+        // Tokens first, then the flag: a request seeing the server closed
+        // finds the tokens that closed it.
+        *state = Snapshot {
+            tokens: Arc::new(set.tokens),
+            text,
+            loaded: true,
+        };
+        self.closed.store(closed, Ordering::Release);
         Ok(())
     }
 
-    /// Re-reads the file every half second, for as long as the server runs.
+    /// Re-reads the file every [`RELOAD_EVERY`], for as long as the server
+    /// runs.
     pub fn spawn_reload(self: &Arc<Self>) {
         let auth = Arc::downgrade(self);
         std::thread::Builder::new()
@@ -180,10 +228,30 @@ impl Authenticator {
                         tracing::warn!(error = %e, "cannot reload the token file; keeping the tokens loaded before");
                     }
                     drop(auth);
-                    std::thread::sleep(Duration::from_millis(500));
+                    std::thread::sleep(RELOAD_EVERY);
                 }
             })
             .expect("spawning the token reload thread");
+    }
+}
+
+/// Says loudly when the server opens (always on purpose, by the file's
+/// `"auth": "open"`), and when it is closed with no token left.
+fn log_transition(file: &std::path::Path, was_closed: bool, closed: bool, tokens: usize) {
+    if was_closed && !closed {
+        tracing::warn!(
+            file = %file.display(),
+            "TOKENS ARE NO LONGER REQUIRED: the token file was opened on purpose (`pykv token \
+             open`). Every client that reaches this server can now read, change and clear every \
+             namespace"
+        );
+    } else if closed && tokens == 0 {
+        tracing::warn!(
+            file = %file.display(),
+            "tokens are required and none exists: every request that needs a token is refused \
+             (401), admins included. Create one with `pykv token create`, or open the server on \
+             purpose with `pykv token open`"
+        );
     }
 }
 
@@ -240,5 +308,72 @@ mod tests {
             auth.authenticate(Some(header.as_bytes())),
             Err(AuthError::Unknown)
         );
+    }
+
+    #[test]
+    fn the_last_revocation_or_a_lost_file_never_opens_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, file) = auth_with(dir.path());
+        let (token, record) = file.create(vec!["a".into()], Access::Write).unwrap();
+        auth.reload().unwrap();
+        file.revoke(&record.id).unwrap();
+        auth.reload().unwrap();
+        let header = format!("Bearer {token}");
+        assert_eq!(
+            auth.authenticate(Some(header.as_bytes())),
+            Err(AuthError::NoToken)
+        );
+        assert_eq!(auth.authenticate(None), Err(AuthError::NoToken));
+        assert!(!auth.is_open());
+
+        std::fs::remove_file(file.path()).unwrap();
+        auth.reload().unwrap();
+        assert_eq!(auth.authenticate(None), Err(AuthError::NoToken));
+
+        file.open_to_everyone().unwrap();
+        auth.reload().unwrap();
+        assert_eq!(auth.authenticate(None), Ok(Grants::Open));
+    }
+
+    #[test]
+    fn a_revocation_is_seen_even_when_size_and_time_look_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, file) = auth_with(dir.path());
+        let (old, record) = file.create(vec!["a".into()], Access::Write).unwrap();
+        auth.reload().unwrap();
+        let before = std::fs::metadata(file.path()).unwrap();
+        // Same shape of record: the file keeps its length.
+        file.revoke(&record.id).unwrap();
+        file.create(vec!["a".into()], Access::Write).unwrap();
+        let after = std::fs::File::options()
+            .write(true)
+            .open(file.path())
+            .unwrap();
+        after.set_modified(before.modified().unwrap()).unwrap();
+        assert_eq!(std::fs::metadata(file.path()).unwrap().len(), before.len());
+        auth.reload().unwrap();
+        assert_eq!(
+            auth.authenticate(Some(format!("Bearer {old}").as_bytes())),
+            Err(AuthError::Unknown)
+        );
+    }
+
+    #[test]
+    fn an_invalid_file_keeps_the_tokens_before_and_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, file) = auth_with(dir.path());
+        let (token, _) = file.create(vec!["a".into()], Access::Write).unwrap();
+        auth.reload().unwrap();
+        std::fs::write(file.path(), "{ not json").unwrap();
+        assert!(auth.reload().is_err());
+        assert!(
+            auth.reload().is_ok(),
+            "the same invalid text is reported once"
+        );
+        assert!(
+            auth.authenticate(Some(format!("Bearer {token}").as_bytes()))
+                .is_ok()
+        );
+        assert_eq!(auth.authenticate(None), Err(AuthError::Missing));
     }
 }

@@ -1,14 +1,39 @@
-//! API tokens scoped to namespaces, kept as SHA-256 hashes in a JSON file.
+//! API tokens scoped to namespaces, kept as SHA-256 hashes in a JSON file,
+//! and whether the server requires a token at all.
 //!
 //! Why SHA-256 and not a slow password hash: tokens are 256 random bits,
 //! so a fast hash cannot be brute-forced; what matters is that the file
-//! never holds a usable token. The file is replaced atomically (temporary
-//! file, sync, rename) so a running server never reads half of it.
+//! never holds a usable token.
+//!
+//! Why the file says `"auth": "required"`: once a token has existed, the
+//! server must not open itself to everyone because the last one was
+//! revoked. Creating a token sets it; only `pykv token open` (an
+//! operator's explicit act) sets `"open"`. A file without the field (older
+//! ones, hand-written ones) requires a token when it holds one.
+//!
+//! Every change is a read-modify-write under an exclusive `flock` of a
+//! sidecar file (`tokens.json.lock`), so two `pykv token` commands run at
+//! once never lose each other's token; and the new text replaces the file
+//! atomically (a temporary file in the same directory, synced, renamed,
+//! the directory synced), so a running server never reads half of it and
+//! a crash leaves the old file or the new one.
 
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// Whether requests need a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every request needs a token, even when none exists.
+    Required,
+    /// No request needs a token: set only by `pykv token open`.
+    Open,
+}
 
 /// What a token may do.
 #[derive(
@@ -41,9 +66,35 @@ pub struct TokenRecord {
     pub created: u64,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct TokenFileContent {
-    tokens: Vec<TokenRecord>,
+/// What the token file says: the mode, and every token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSet {
+    /// `None` in a file written before the field existed: see
+    /// [`TokenSet::mode`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth: Option<AuthMode>,
+    pub tokens: Vec<TokenRecord>,
+}
+
+impl TokenSet {
+    /// The mode in force: as written, or, for a file without it, required
+    /// as soon as a token exists.
+    pub fn mode(&self) -> AuthMode {
+        self.auth.unwrap_or(if self.tokens.is_empty() {
+            AuthMode::Open
+        } else {
+            AuthMode::Required
+        })
+    }
+
+    pub fn requires_token(&self) -> bool {
+        self.mode() == AuthMode::Required
+    }
+
+    /// Parses the file's text.
+    pub fn parse(text: &[u8]) -> Result<TokenSet, serde_json::Error> {
+        serde_json::from_slice(text)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +116,11 @@ pub enum TokenFileError {
     },
     #[error("no token with id {0:?}; `pykv token list` shows them")]
     UnknownId(String),
+    #[error(
+        "{0} token(s) still exist: the server cannot be opened to every client while tokens \
+         are in force. Revoke them first (`pykv token list`, `pykv token revoke ID`)"
+    )]
+    TokensRemain(usize),
 }
 
 /// The token file.
@@ -86,75 +142,159 @@ impl TokenFile {
         &self.path
     }
 
-    /// Every token; none when the file does not exist.
-    pub fn load(&self) -> Result<Vec<TokenRecord>, TokenFileError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(cause) => {
-                return Err(TokenFileError::Read {
-                    path: self.path.clone(),
-                    cause,
-                });
-            }
-        };
-        let content: TokenFileContent =
-            serde_json::from_str(&text).map_err(|cause| TokenFileError::Invalid {
+    /// The file's bytes; `None` when it does not exist.
+    pub fn read(&self) -> Result<Option<Vec<u8>>, TokenFileError> {
+        match std::fs::read(&self.path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(cause) => Err(TokenFileError::Read {
                 path: self.path.clone(),
                 cause,
-            })?;
-        Ok(content.tokens)
+            }),
+        }
     }
 
-    /// Creates a token; returns it (the only time it is ever seen) and its
-    /// record.
+    /// The mode and every token; open and empty when the file does not
+    /// exist.
+    pub fn load(&self) -> Result<TokenSet, TokenFileError> {
+        match self.read()? {
+            Some(text) => self.parse(&text),
+            None => Ok(TokenSet::default()),
+        }
+    }
+
+    pub(crate) fn parse(&self, text: &[u8]) -> Result<TokenSet, TokenFileError> {
+        TokenSet::parse(text).map_err(|cause| TokenFileError::Invalid {
+            path: self.path.clone(),
+            cause,
+        })
+    }
+
+    /// Creates a token, which makes tokens required; returns the token
+    /// (the only time it is ever seen) and its record.
     pub fn create(
         &self,
         namespaces: Vec<String>,
         access: Access,
     ) -> Result<(String, TokenRecord), TokenFileError> {
-        let mut tokens = self.load()?;
-        let token = new_token();
-        let sha256 = hash_token(&token);
-        let record = TokenRecord {
-            id: sha256[..12].to_owned(),
-            sha256,
-            namespaces,
-            access,
-            created: crate::store::now_ms() / 1000,
-        };
-        tokens.push(record.clone());
-        self.save(tokens)?;
-        Ok((token, record))
+        self.edit(|set| {
+            let token = new_token();
+            let sha256 = hash_token(&token);
+            let record = TokenRecord {
+                id: sha256[..12].to_owned(),
+                sha256,
+                namespaces,
+                access,
+                created: crate::store::now_ms() / 1000,
+            };
+            set.tokens.push(record.clone());
+            set.auth = Some(AuthMode::Required);
+            Ok((token, record))
+        })
     }
 
-    /// Removes the token with `id`.
-    pub fn revoke(&self, id: &str) -> Result<TokenRecord, TokenFileError> {
-        let mut tokens = self.load()?;
-        let at = tokens
-            .iter()
-            .position(|t| t.id == id)
-            .ok_or_else(|| TokenFileError::UnknownId(id.to_owned()))?;
-        let record = tokens.remove(at);
-        self.save(tokens)?;
-        Ok(record)
+    /// Removes the token with `id`. Tokens stay required, even when it was
+    /// the last one; returns its record and how many tokens remain.
+    pub fn revoke(&self, id: &str) -> Result<(TokenRecord, usize), TokenFileError> {
+        self.edit(|set| {
+            let at = set
+                .tokens
+                .iter()
+                .position(|t| t.id == id)
+                .ok_or_else(|| TokenFileError::UnknownId(id.to_owned()))?;
+            set.auth = Some(set.mode());
+            let record = set.tokens.remove(at);
+            Ok((record, set.tokens.len()))
+        })
     }
 
-    fn save(&self, tokens: Vec<TokenRecord>) -> Result<(), TokenFileError> {
+    /// Opens the server to every client, on purpose: refused while a token
+    /// exists. Returns whether it was closed before.
+    pub fn open_to_everyone(&self) -> Result<bool, TokenFileError> {
+        self.edit(|set| {
+            if !set.tokens.is_empty() {
+                return Err(TokenFileError::TokensRemain(set.tokens.len()));
+            }
+            let was_closed = set.requires_token();
+            set.auth = Some(AuthMode::Open);
+            Ok(was_closed)
+        })
+    }
+
+    /// Reads the file, applies `change`, and writes the result, under the
+    /// edit lock; nothing is written when `change` fails.
+    fn edit<T>(
+        &self,
+        change: impl FnOnce(&mut TokenSet) -> Result<T, TokenFileError>,
+    ) -> Result<T, TokenFileError> {
         let write_error = |cause| TokenFileError::Write {
             path: self.path.clone(),
             cause,
         };
-        let text = serde_json::to_string_pretty(&TokenFileContent { tokens })
-            .expect("token records serialize");
-        if let Some(dir) = self.path.parent() {
+        if let Some(dir) = self.parent() {
             std::fs::create_dir_all(dir).map_err(write_error)?;
         }
-        let tmp = self.path.with_extension("json.tmp");
-        let file = std::fs::File::create(&tmp).map_err(write_error)?;
-        std::io::Write::write_all(&mut &file, text.as_bytes()).map_err(write_error)?;
-        file.sync_all().map_err(write_error)?;
-        std::fs::rename(&tmp, &self.path).map_err(write_error)
+        let _lock = self.lock_for_edit().map_err(write_error)?;
+        let mut set = self.load()?;
+        let result = change(&mut set)?;
+        self.save(&set).map_err(write_error)?;
+        Ok(result)
+    }
+
+    /// The directory holding the file (`.` for a bare file name).
+    fn parent(&self) -> Option<&Path> {
+        self.path.parent().map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+    }
+
+    /// An exclusive `flock` of `FILE.lock`, waited for: edits are short.
+    fn lock_for_edit(&self) -> std::io::Result<File> {
+        let mut name = self.path.clone().into_os_string();
+        name.push(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(PathBuf::from(name))?;
+        loop {
+            // SAFETY: flock on a descriptor owned by `file`; no memory.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(file);
+            }
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+    }
+
+    /// Replaces the file atomically: a temporary file of this process in
+    /// the same directory, synced, renamed over it, then the directory
+    /// synced so that the rename itself survives a crash.
+    fn save(&self, set: &TokenSet) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(set).expect("token records serialize");
+        let mut tmp_name = self.path.clone().into_os_string();
+        tmp_name.push(format!(".{}.tmp", std::process::id()));
+        let tmp = PathBuf::from(tmp_name);
+        let written = (|| {
+            let file = File::create(&tmp)?;
+            std::io::Write::write_all(&mut &file, text.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written?;
+        match self.parent() {
+            Some(dir) => File::open(dir)?.sync_all(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -177,7 +317,8 @@ mod tests {
     fn create_list_revoke() {
         let dir = tempfile::tempdir().unwrap();
         let file = TokenFile::in_data_dir(dir.path());
-        assert!(file.load().unwrap().is_empty());
+        assert!(file.load().unwrap().tokens.is_empty());
+        assert_eq!(file.load().unwrap().mode(), AuthMode::Open);
         let (token, record) = file.create(vec!["a".into()], Access::Read).unwrap();
         assert!(token.starts_with("pykv_") && token.len() == 5 + 64);
         assert_eq!(record.sha256, hash_token(&token));
@@ -185,12 +326,41 @@ mod tests {
         assert!(!text.contains(&token), "the token itself is never stored");
         let (other, _) = file.create(vec![], Access::Admin).unwrap();
         assert_ne!(token, other);
-        assert_eq!(file.load().unwrap().len(), 2);
-        file.revoke(&record.id).unwrap();
-        assert_eq!(file.load().unwrap().len(), 1);
+        assert_eq!(file.load().unwrap().tokens.len(), 2);
+        assert_eq!(file.revoke(&record.id).unwrap().1, 1);
+        assert_eq!(file.load().unwrap().tokens.len(), 1);
         assert!(matches!(
             file.revoke(&record.id),
             Err(TokenFileError::UnknownId(_))
         ));
+    }
+
+    #[test]
+    fn the_last_revocation_keeps_tokens_required_until_opened_on_purpose() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = TokenFile::in_data_dir(dir.path());
+        let (_, record) = file.create(vec!["a".into()], Access::Write).unwrap();
+        assert!(matches!(
+            file.open_to_everyone(),
+            Err(TokenFileError::TokensRemain(1))
+        ));
+        assert_eq!(file.revoke(&record.id).unwrap().1, 0);
+        let set = file.load().unwrap();
+        assert!(set.tokens.is_empty());
+        assert_eq!(set.mode(), AuthMode::Required);
+        assert!(file.open_to_everyone().unwrap(), "it was closed");
+        assert_eq!(file.load().unwrap().mode(), AuthMode::Open);
+        assert!(!file.open_to_everyone().unwrap(), "already open");
+        file.create(vec![], Access::Admin).unwrap();
+        assert_eq!(file.load().unwrap().mode(), AuthMode::Required);
+    }
+
+    #[test]
+    fn a_file_without_the_mode_requires_a_token_when_it_holds_one() {
+        let empty = TokenSet::parse(br#"{"tokens": []}"#).unwrap();
+        assert_eq!(empty.mode(), AuthMode::Open);
+        let record = r#"{"id":"x","sha256":"00","access":"read","created":0}"#;
+        let one = TokenSet::parse(format!(r#"{{"tokens": [{record}]}}"#).as_bytes()).unwrap();
+        assert_eq!(one.mode(), AuthMode::Required);
     }
 }

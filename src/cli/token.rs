@@ -1,13 +1,14 @@
-//! `pykv token create|list|revoke`: the token file, edited where the server
-//! keeps it. No server is needed; a running one picks changes up within a
-//! second.
+//! `pykv token create|list|revoke|open`: the token file, edited where the
+//! server keeps it. No server is needed; a running one picks changes up
+//! within a second. Each change replaces the file atomically, so it is
+//! safe while a server runs (src/auth/tokens.rs).
 
 use std::process::ExitCode;
 
 use super::exit::{NOT_FOUND, USAGE};
 use super::output::table;
 use crate::auth::tokens::TokenFileError;
-use crate::auth::{Access, TokenFile, TokenRecord};
+use crate::auth::{Access, AuthMode, TokenFile, TokenRecord};
 use crate::config::{TokenAction, TokenArgs, TokenFileArgs};
 use crate::store::validate_namespace;
 
@@ -23,6 +24,7 @@ pub fn run(args: TokenArgs) -> ExitCode {
         }
         TokenAction::List(file) => list(&file),
         TokenAction::Revoke(revoke) => revoke_token(&revoke.file, &revoke.id),
+        TokenAction::Open(file) => open_server(&file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,6 +47,7 @@ fn token_file(args: &TokenFileArgs) -> TokenFile {
 fn failed(e: TokenFileError) -> (u8, String) {
     let code = match e {
         TokenFileError::UnknownId(_) => NOT_FOUND,
+        TokenFileError::TokensRemain(_) => USAGE,
         _ => super::SERVER_ERROR,
     };
     (code, e.to_string())
@@ -67,17 +70,22 @@ fn create_token(args: &TokenFileArgs, namespaces: Vec<String>, access: Access) -
 }
 
 fn list(args: &TokenFileArgs) -> Outcome {
-    let tokens = token_file(args).load().map_err(failed)?;
+    let set = token_file(args).load().map_err(failed)?;
     if args.json {
+        let listing = serde_json::json!({ "auth": set.mode(), "tokens": set.tokens });
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "tokens": tokens }))
-                .expect("records serialize")
+            serde_json::to_string_pretty(&listing).expect("records serialize")
         );
         return Ok(());
     }
+    let mode = set.mode();
+    let tokens = set.tokens;
     if tokens.is_empty() {
-        println!("no tokens: the server is open to every client");
+        match mode {
+            AuthMode::Open => println!("no tokens: the server is open to every client"),
+            AuthMode::Required => println!("no tokens: {CLOSED_WITHOUT_TOKENS}"),
+        }
         return Ok(());
     }
     let rows: Vec<Vec<String>> = tokens
@@ -103,9 +111,33 @@ fn list(args: &TokenFileArgs) -> Outcome {
     Ok(())
 }
 
+/// What a server with tokens required and none left does.
+const CLOSED_WITHOUT_TOKENS: &str = "the server stays closed and refuses every request that \
+    needs a token, admins included. Create one with `pykv token create`, or open the server to \
+    every client on purpose with `pykv token open`";
+
 fn revoke_token(args: &TokenFileArgs, id: &str) -> Outcome {
-    let record = token_file(args).revoke(id).map_err(failed)?;
+    let (record, remaining) = token_file(args).revoke(id).map_err(failed)?;
     println!("revoked token {} ({})", record.id, describe(&record));
+    if remaining == 0 {
+        eprintln!("warning: that was the last token: {CLOSED_WITHOUT_TOKENS}");
+    }
+    Ok(())
+}
+
+/// `pykv token open`: the one way to stop requiring tokens.
+fn open_server(args: &TokenFileArgs) -> Outcome {
+    let file = token_file(args);
+    let was_closed = file.open_to_everyone().map_err(failed)?;
+    if was_closed {
+        eprintln!(
+            "warning: the server no longer requires a token: every client that reaches it can \
+             read, change and clear every namespace (a running server logs it within a second). \
+             `pykv token create` closes it again"
+        );
+    } else {
+        eprintln!("the server was already open to every client; nothing changed");
+    }
     Ok(())
 }
 

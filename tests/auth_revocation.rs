@@ -1,0 +1,229 @@
+//! Revocation with a real server and the real `pykv token` commands: a
+//! revoked token is refused within a second, and revoking the last token
+//! never opens the server. Only `pykv token open`, an operator's explicit
+//! act, does, and the server says so loudly in its log.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Resp, Server};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pykv");
+/// SECURITY.md's promise.
+const REVOKED_WITHIN: Duration = Duration::from_secs(1);
+
+fn pykv_token(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("token")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pykv token")
+}
+
+/// `pykv token create ARGS`: the token and its id.
+fn create_token(dir: &Path, args: &[&str]) -> (String, String) {
+    let before = ids(dir);
+    let out = pykv_token(dir, &[&["create"], args].concat());
+    assert!(out.status.success(), "pykv token create {args:?}: {out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let id = ids(dir)
+        .into_iter()
+        .find(|id| !before.contains(id))
+        .expect("the new token is listed");
+    (token, id)
+}
+
+fn ids(dir: &Path) -> Vec<String> {
+    let out = pykv_token(dir, &["list", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `pykv token revoke ID`, which must succeed: its stderr.
+fn revoke(dir: &Path, id: &str) -> String {
+    let out = pykv_token(dir, &["revoke", id]);
+    assert!(out.status.success(), "pykv token revoke {id}: {out:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+async fn call(server: &Server, method: Method, path: &str, token: Option<&str>) -> Resp {
+    let mut request = server.client.request(method.clone(), server.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if method == Method::POST {
+        request = request.json(&json!({"key": "k", "value": "changed"}));
+    }
+    server.send(request).await
+}
+
+/// Repeats `GET path` with `token` every 25 ms until it is answered
+/// `want`, for up to 1.5 s; returns the last answer and how long it took.
+async fn wait_for(server: &Server, path: &str, token: Option<&str>, want: u16) -> (Resp, Duration) {
+    let start = Instant::now();
+    loop {
+        let r = call(server, Method::GET, path, token).await;
+        if r.status == want || start.elapsed() > Duration::from_millis(1500) {
+            return (r, start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Reads, changes, clears and the server-wide routes, each with the
+/// revoked token and with none: every one must be 401 with a `detail`
+/// that says how to create a token or open the server on purpose.
+async fn assert_closed_to_everyone(server: &Server, revoked: &str, context: &str) {
+    let requests = [
+        (Method::GET, "/get/k?ns=alpha"),
+        (Method::POST, "/set?ns=alpha"),
+        (Method::DELETE, "/namespaces/alpha"),
+        (Method::GET, "/namespaces"),
+        (Method::GET, "/stats"),
+        (Method::GET, "/metrics"),
+        (Method::POST, "/compact"),
+    ];
+    for (method, path) in requests {
+        for token in [Some(revoked), None] {
+            let who = if token.is_some() {
+                "the revoked token"
+            } else {
+                "no token"
+            };
+            let r = call(server, method.clone(), path, token).await;
+            assert_eq!(
+                r.status, 401,
+                "{context}: {method} {path} with {who}: {r:?}"
+            );
+            let detail = r.detail();
+            assert!(
+                detail.contains("pykv token create") && detail.contains("pykv token open"),
+                "{context}: {method} {path}: the refusal should say what to do: {detail}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn revoking_the_last_token_keeps_the_server_closed_until_opened_on_purpose() {
+    let dir = tempfile::tempdir().unwrap();
+    let (token, id) = create_token(dir.path(), &["--ns", "alpha", "--access", "write"]);
+    let mut server = Server::start_in(dir.path(), &[]);
+    let r = call(&server, Method::POST, "/set?ns=alpha", Some(&token)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = call(&server, Method::GET, "/get/k?ns=alpha", None).await;
+    assert_eq!(r.status, 401, "closed while the token exists: {r:?}");
+
+    // Opening is refused while a token exists, and changes nothing.
+    let out = pykv_token(dir.path(), &["open"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Revoke them first"),
+        "{out:?}"
+    );
+
+    let warning = revoke(dir.path(), &id);
+    assert!(
+        warning.contains("last token") && warning.contains("pykv token open"),
+        "revoking the last token should warn that the server stays closed: {warning}"
+    );
+    let (r, took) = wait_for(&server, "/get/k?ns=alpha", Some(&token), 401).await;
+    assert_eq!(
+        r.status, 401,
+        "the revoked token still reads after {took:?}: {r:?}"
+    );
+    assert!(
+        took <= REVOKED_WITHIN,
+        "the revoked token was refused only after {took:?}"
+    );
+
+    // Closed to everyone, and it stays so over several reloads of the file.
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        assert_closed_to_everyone(&server, &token, "after the last revocation").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listing = pykv_token(dir.path(), &["list"]);
+    assert!(
+        String::from_utf8_lossy(&listing.stdout).contains("stays closed"),
+        "{listing:?}"
+    );
+
+    // The explicit act opens it; the data is as the refusals left it.
+    let out = pykv_token(dir.path(), &["open"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no longer requires a token"),
+        "{out:?}"
+    );
+    let (r, took) = wait_for(&server, "/get/k?ns=alpha", None, 200).await;
+    assert_eq!(
+        r.status, 200,
+        "not open {took:?} after `pykv token open`: {r:?}"
+    );
+    assert_eq!(r.body["value"], json!("changed"), "{r:?}");
+    assert_eq!(call(&server, Method::GET, "/stats", None).await.status, 200);
+
+    server.terminate();
+    server.wait_exit();
+    let log = server.take_stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("none exists")),
+        "the server should log that it stays closed with no token:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("TOKENS ARE NO LONGER REQUIRED")),
+        "the server should log loudly that it was opened:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_within_a_second_while_others_remain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, _) = create_token(dir.path(), &["--admin"]);
+    let (tenant, id) = create_token(dir.path(), &["--ns", "alpha", "--access", "read"]);
+    let server = Server::start_in(dir.path(), &[]);
+    let r = call(&server, Method::GET, "/get/k?ns=alpha", Some(&tenant)).await;
+    assert_eq!(r.status, 404, "{r:?}");
+
+    let warning = revoke(dir.path(), &id);
+    assert!(!warning.contains("last token"), "{warning}");
+    let (r, took) = wait_for(&server, "/get/k?ns=alpha", Some(&tenant), 401).await;
+    assert_eq!(
+        r.status, 401,
+        "the revoked token still reads after {took:?}: {r:?}"
+    );
+    assert!(
+        took <= REVOKED_WITHIN,
+        "the revoked token was refused only after {took:?}"
+    );
+    assert_eq!(
+        call(&server, Method::GET, "/metrics", None).await.status,
+        401
+    );
+    // Prometheus text, not JSON: the status alone.
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200, "the admin token is unaffected");
+}

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::backend::{BackendStats, Commit, KvBackend};
 use crate::store::{
-    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreError, now_ms,
+    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreError, Undo, now_ms,
 };
 use crate::wal::{
     AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
@@ -37,6 +37,8 @@ pub enum OpenError {
     },
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
+    #[error("cannot start the write-ahead log: {0}")]
+    Log(std::io::Error),
 }
 
 pub struct Db {
@@ -69,12 +71,15 @@ impl Db {
 
         let store = Arc::new(Store::new(options.store.clone()));
         let report = recovery::replay(&path, &file, &store, options.repair)?;
-        let wal = Wal::start(&path, file, report.log_size, &options.wal);
+        let wal = Wal::start(&path, file, report.log_size, &options.wal).map_err(OpenError::Log)?;
+        // Started now, while the OS gives threads: freeing a cleared
+        // namespace later never needs a new one.
+        Undo::start_reclaimer();
         store.attach_journal(Box::new(wal.clone()));
         // Limits may be lower than when the log was written.
         store.enforce_limits();
-        let compactor = Compactor::new(wal.clone(), store.clone());
-        compactor.spawn_auto(options.auto_compaction);
+        let compactor = Compactor::new(wal.clone(), store.clone(), options.auto_compaction)
+            .map_err(OpenError::Log)?;
         crate::store::spawn_expiry_cycle(&store);
         let db = Db {
             store,
@@ -188,5 +193,9 @@ impl KvBackend for Db {
 
     fn compact(&self) -> bool {
         self.compactor.start()
+    }
+
+    fn write_outage(&self) -> Option<String> {
+        self.wal.outage().map(|cause| cause.to_string())
     }
 }

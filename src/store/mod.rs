@@ -18,6 +18,7 @@ mod entry;
 mod evict;
 mod expire;
 mod namespace;
+mod reclaim;
 mod scan;
 mod shard;
 mod stats;
@@ -404,7 +405,7 @@ impl Store {
             return Ok((deleted, None));
         }
         // The journal keeps the taken maps in the undo until the clear is
-        // durable, then frees them on its own thread.
+        // durable, then hands them to the reclaimer (reclaim.rs).
         let mutation = Mutation::ClearNamespace { namespace: name };
         let undo = UndoAction::RestoreShards(taken);
         let lsn = self.journal_or_revert(&mutation, &space, undo, &mut guards)?;

@@ -11,6 +11,7 @@ use std::ops::DerefMut;
 use std::sync::Arc;
 
 use super::namespace::Namespace;
+use super::reclaim;
 use super::shard::{Entry, Shard};
 
 pub struct Undo {
@@ -49,12 +50,20 @@ impl Undo {
     }
 
     /// Drops the undo once its mutation is durable. A cleared namespace's
-    /// maps are freed on a thread of their own, so that freeing a million
-    /// entries never holds up the caller.
+    /// maps go to the reclaimer thread ([`super::reclaim`]), so that
+    /// freeing a million entries never holds up the caller (the log
+    /// writer), and no thread is started per clear.
     pub fn discard(self) {
         if let UndoAction::RestoreShards(taken) = self.action {
-            std::thread::spawn(move || drop(taken));
+            reclaim::free(taken);
         }
+    }
+
+    /// Starts the thread that frees cleared namespaces, once, before the
+    /// server takes requests; false when the OS refused it (they are then
+    /// freed where they are discarded).
+    pub fn start_reclaimer() -> bool {
+        reclaim::start()
     }
 
     pub(crate) fn into_action(self) -> UndoAction {

@@ -461,10 +461,9 @@ fn unhealthy(cause: &str) -> Response {
         ),
     });
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(LOG_RETRY_AFTER_SECS),
-    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(LOG_RETRY_AFTER_SECS));
     response
 }
 

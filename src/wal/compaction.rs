@@ -234,7 +234,9 @@ impl Compactor {
 fn work(compactor: &Weak<Compactor>, policy: AutoCompaction) {
     loop {
         std::thread::park_timeout(Duration::from_secs(1));
-        let Some(this) = compactor.upgrade() else { return };
+        let Some(this) = compactor.upgrade() else {
+            return;
+        };
         let asked = this.running.load(Ordering::SeqCst);
         if asked || (this.due(policy) && !this.running.swap(true, Ordering::SeqCst)) {
             // A panic (a bug) fails this compaction, not the next ones.

@@ -16,9 +16,9 @@ mod sync_stats;
 mod writer;
 
 pub use compaction::{AutoCompaction, CompactionError, Compactor};
+pub use fault::VARIABLE as FAULT_VARIABLE;
 pub use recovery::{RecoveryError, RecoveryReport};
 pub use sync_stats::{SYNC_BOUNDS, SyncSnapshot};
-pub use fault::VARIABLE as FAULT_VARIABLE;
 pub use writer::{EXIT_WRITER_LOST, FsyncPolicy, Wal, WalOptions};
 
 /// Name of the log inside the data directory.

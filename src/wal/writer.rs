@@ -450,7 +450,11 @@ impl Shared {
             let mut pending = lock(&self.pending);
             let was = pending.failed.replace(cause.clone());
             pending.buf.clear();
-            (std::mem::take(&mut pending.undos), pending.next_lsn - 1, was)
+            (
+                std::mem::take(&mut pending.undos),
+                pending.next_lsn - 1,
+                was,
+            )
         };
         // Logged once per failure, not at each failed probe.
         if was.as_deref() != Some(&*cause) {

@@ -19,6 +19,11 @@ use std::time::{Duration, Instant};
 
 use pykv::store::{Journal, Lsn, Mutation, Store, StoreConfig, StoreError, Undo};
 
+/// The server's allocator (src/main.rs), so that freeing costs here what
+/// it costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KEYS: u32 = 1_000_000;
 
 fn main() {

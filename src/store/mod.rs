@@ -17,8 +17,8 @@ mod clock;
 mod entry;
 mod evict;
 mod expire;
+mod lazy_free;
 mod namespace;
-mod reclaim;
 mod scan;
 mod shard;
 mod stats;
@@ -405,7 +405,7 @@ impl Store {
             return Ok((deleted, None));
         }
         // The journal keeps the taken maps in the undo until the clear is
-        // durable, then hands them to the reclaimer (reclaim.rs).
+        // durable, then hands them to the reclaimer (lazy_free.rs).
         let mutation = Mutation::ClearNamespace { namespace: name };
         let undo = UndoAction::RestoreShards(taken);
         let lsn = self.journal_or_revert(&mutation, &space, undo, &mut guards)?;

@@ -10,8 +10,8 @@
 use std::ops::DerefMut;
 use std::sync::Arc;
 
+use super::lazy_free;
 use super::namespace::Namespace;
-use super::reclaim;
 use super::shard::{Entry, Shard};
 
 pub struct Undo {
@@ -50,12 +50,12 @@ impl Undo {
     }
 
     /// Drops the undo once its mutation is durable. A cleared namespace's
-    /// maps go to the reclaimer thread ([`super::reclaim`]), so that
+    /// maps go to the reclaimer thread ([`super::lazy_free`]), so that
     /// freeing a million entries never holds up the caller (the log
     /// writer), and no thread is started per clear.
     pub fn discard(self) {
         if let UndoAction::RestoreShards(taken) = self.action {
-            reclaim::free(taken);
+            lazy_free::free(taken);
         }
     }
 
@@ -63,7 +63,7 @@ impl Undo {
     /// server takes requests; false when the OS refused it (they are then
     /// freed where they are discarded).
     pub fn start_reclaimer() -> bool {
-        reclaim::start()
+        lazy_free::start()
     }
 
     pub(crate) fn into_action(self) -> UndoAction {

@@ -1,5 +1,6 @@
-//! The reclaimer: one long-lived thread that frees what a namespace clear
-//! took away, so that freeing a million entries holds up no one.
+//! Lazy freeing, as Redis's `lazyfree.c`: one long-lived thread that frees
+//! what a namespace clear took away, so that freeing a million entries holds
+//! up no one.
 //!
 //! Why a thread at all: a durable clear's maps are freed by the log writer
 //! once the clear is on disk, and the writer serves every write of the

@@ -107,4 +107,8 @@ pub trait KvBackend: Send + Sync + 'static {
     /// Starts rewriting the persistent form down to the live data, in the
     /// background; false when a rewrite is already running.
     fn compact(&self) -> bool;
+
+    /// Why writes are refused now, if they are (the log cannot be written):
+    /// `/health` then reports the server unhealthy.
+    fn write_outage(&self) -> Option<String>;
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::backend::{BackendStats, Commit, KvBackend};
 use crate::dir_lock::{DirLock, LockError};
 use crate::store::{
-    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreError, now_ms,
+    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreError, Undo, now_ms,
 };
 use crate::wal::{
     AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
@@ -40,6 +40,8 @@ pub enum OpenError {
     Locked(#[from] LockError),
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
+    #[error("cannot start the write-ahead log: {0}")]
+    Log(std::io::Error),
 }
 
 pub struct Db {
@@ -78,12 +80,15 @@ impl Db {
 
         let store = Arc::new(Store::new(options.store.clone()));
         let report = recovery::replay(&path, &file, &store, options.repair)?;
-        let wal = Wal::start(&path, file, report.log_size, &options.wal);
+        let wal = Wal::start(&path, file, report.log_size, &options.wal).map_err(OpenError::Log)?;
+        // Started now, while the OS gives threads: freeing a cleared
+        // namespace later never needs a new one.
+        Undo::start_reclaimer();
         store.attach_journal(Box::new(wal.clone()));
         // Limits may be lower than when the log was written.
         store.enforce_limits();
-        let compactor = Compactor::new(wal.clone(), store.clone());
-        compactor.spawn_auto(options.auto_compaction);
+        let compactor = Compactor::new(wal.clone(), store.clone(), options.auto_compaction)
+            .map_err(OpenError::Log)?;
         crate::store::spawn_expiry_cycle(&store);
         let db = Db {
             store,
@@ -198,5 +203,9 @@ impl KvBackend for Db {
 
     fn compact(&self) -> bool {
         self.compactor.start()
+    }
+
+    fn write_outage(&self) -> Option<String> {
+        self.wal.outage().map(|cause| cause.to_string())
     }
 }

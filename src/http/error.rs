@@ -10,6 +10,10 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::AuthError;
 use crate::store::StoreError;
 
+/// When a write refused because the log cannot be written may be retried
+/// (`Retry-After`): the writer probes the log four times a second.
+pub const LOG_RETRY_AFTER_SECS: u64 = 1;
+
 #[derive(Debug)]
 pub enum ApiError {
     /// The request body is not JSON at all.
@@ -158,6 +162,9 @@ impl IntoResponse for ApiError {
                 retry_after_secs, ..
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            ApiError::Store(StoreError::LogUnavailable(_)) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(LOG_RETRY_AFTER_SECS));
             }
             // The rest of the body was not read: the connection cannot
             // carry another request, and the client must not try.

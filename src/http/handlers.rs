@@ -8,12 +8,12 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::ApiError;
+use super::error::{ApiError, LOG_RETRY_AFTER_SECS};
 use super::guard::Caller;
 use super::set_request::SetRequest;
 use super::{AppState, Shared};
@@ -414,14 +414,20 @@ fn namespace_stats_json(stats: &NamespaceStats) -> Value {
     responses(
         (status = 200, description = "The server answers", body = super::openapi::HealthAnswer),
         (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
+        (status = 503, description = "The write-ahead log cannot be written, so writes are refused; see the Retry-After header", body = super::openapi::UnhealthyAnswer),
     )
 )]
-/// Liveness needs no token; a namespace's size does.
+/// Liveness needs no token; a namespace's size does. A server that
+/// refuses writes (its log cannot be written) answers 503 before anything
+/// else, so that a load balancer takes it out whatever it asks.
 pub async fn health(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     query: Result<Query<NsQuery>, QueryRejection>,
 ) -> ApiResult {
+    if let Some(cause) = state.backend.write_outage() {
+        return Ok(unhealthy(&cause));
+    }
     let namespace = ns_of(query)?;
     let body = match namespace {
         Some(ns) => {
@@ -442,6 +448,23 @@ pub async fn health(
         }
     };
     Ok(axum::Json(body).into_response())
+}
+
+/// The answer of `/health` while writes are refused: 503, with when to
+/// ask again. The cause says what failed (a full disk, the writer), never
+/// where: `/health` needs no token.
+fn unhealthy(cause: &str) -> Response {
+    let body = json!({
+        "status": "unhealthy",
+        "detail": format!(
+            "the write-ahead log cannot be written ({cause}); writes are refused until it can"
+        ),
+    });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(LOG_RETRY_AFTER_SECS));
+    response
 }
 
 /// `POST /compact`: starts a rewrite of the log, as PyKV does.

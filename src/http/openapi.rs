@@ -137,6 +137,7 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
         StatsAnswer,
         NamespaceStats,
         HealthAnswer,
+        UnhealthyAnswer,
         CompactAnswer,
         ErrorBody,
         Performance,
@@ -298,6 +299,17 @@ pub struct StatsAnswer {
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     Healthy,
+}
+
+/// `/health` when the write-ahead log cannot be written: writes are
+/// refused with 503 until it can; a load balancer should take the node out.
+#[derive(Serialize, ToSchema)]
+pub struct UnhealthyAnswer {
+    /// Always `unhealthy`.
+    #[schema(example = "unhealthy")]
+    pub status: String,
+    /// Why, and that writes are refused meanwhile.
+    pub detail: String,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -17,6 +17,7 @@ mod clock;
 mod entry;
 mod evict;
 mod expire;
+mod lazy_free;
 mod namespace;
 mod scan;
 mod shard;
@@ -404,7 +405,7 @@ impl Store {
             return Ok((deleted, None));
         }
         // The journal keeps the taken maps in the undo until the clear is
-        // durable, then frees them on its own thread.
+        // durable, then hands them to the reclaimer (lazy_free.rs).
         let mutation = Mutation::ClearNamespace { namespace: name };
         let undo = UndoAction::RestoreShards(taken);
         let lsn = self.journal_or_revert(&mutation, &space, undo, &mut guards)?;

@@ -10,6 +10,7 @@
 use std::ops::DerefMut;
 use std::sync::Arc;
 
+use super::lazy_free;
 use super::namespace::Namespace;
 use super::shard::{Entry, Shard};
 
@@ -49,12 +50,20 @@ impl Undo {
     }
 
     /// Drops the undo once its mutation is durable. A cleared namespace's
-    /// maps are freed on a thread of their own, so that freeing a million
-    /// entries never holds up the caller.
+    /// maps go to the reclaimer thread ([`super::lazy_free`]), so that
+    /// freeing a million entries never holds up the caller (the log
+    /// writer), and no thread is started per clear.
     pub fn discard(self) {
         if let UndoAction::RestoreShards(taken) = self.action {
-            std::thread::spawn(move || drop(taken));
+            lazy_free::free(taken);
         }
+    }
+
+    /// Starts the thread that frees cleared namespaces, once, before the
+    /// server takes requests; false when the OS refused it (they are then
+    /// freed where they are discarded).
+    pub fn start_reclaimer() -> bool {
+        lazy_free::start()
     }
 
     pub(crate) fn into_action(self) -> UndoAction {

@@ -20,9 +20,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::thread::Thread;
 use std::time::Duration;
 
 use super::writer::{Wal, lock};
@@ -129,11 +131,18 @@ pub struct AutoCompaction {
     pub ratio: f64,
 }
 
-/// Runs compactions, one at a time, on a thread of their own, and keeps
+/// Runs compactions, one at a time, on one long-lived thread, and keeps
 /// what `/stats` reports of them.
+///
+/// Why one thread for the server's life rather than one per compaction: a
+/// thread started per `POST /compact` fails when the OS refuses one (a
+/// pids cgroup at its limit), and that failure would leave a compaction
+/// "running" forever. The same thread checks every second whether the log
+/// has grown enough to compact by itself.
 pub struct Compactor {
     wal: Arc<Wal>,
     store: Arc<Store>,
+    /// Set when a compaction is asked for, cleared when it is over.
     running: AtomicBool,
     /// Seconds since the epoch of the last finished compaction.
     last: Mutex<Option<f64>>,
@@ -141,35 +150,53 @@ pub struct Compactor {
     base: AtomicU64,
     /// Compactions finished since the start.
     finished: AtomicU64,
+    /// The compaction thread, woken when a compaction is asked for.
+    worker: OnceLock<Thread>,
 }
 
 impl Compactor {
-    pub fn new(wal: Arc<Wal>, store: Arc<Store>) -> Arc<Self> {
+    /// Starts the compaction thread; it stops by itself once the compactor
+    /// is dropped. Fails when the OS refuses the thread.
+    pub fn new(
+        wal: Arc<Wal>,
+        store: Arc<Store>,
+        policy: AutoCompaction,
+    ) -> std::io::Result<Arc<Self>> {
         let base = wal.size();
-        Arc::new(Compactor {
+        let this = Arc::new(Compactor {
             wal,
             store,
             running: AtomicBool::new(false),
             last: Mutex::new(None),
             base: AtomicU64::new(base),
             finished: AtomicU64::new(0),
-        })
+            worker: OnceLock::new(),
+        });
+        let weak = Arc::downgrade(&this);
+        let worker = std::thread::Builder::new()
+            .name("pykv-compaction".into())
+            .spawn(move || work(&weak, policy))?;
+        let _ = this.worker.set(worker.thread().clone());
+        Ok(this)
     }
 
-    /// Starts a compaction in the background; false when one is running.
-    pub fn start(self: &Arc<Self>) -> bool {
+    /// Asks the compaction thread for a compaction; false when one is
+    /// running already.
+    pub fn start(&self) -> bool {
         if self.running.swap(true, Ordering::SeqCst) {
             return false;
         }
-        let this = self.clone();
-        std::thread::Builder::new()
-            .name("pykv-compaction".into())
-            .spawn(move || {
-                this.run();
-                this.running.store(false, Ordering::SeqCst);
-            })
-            .expect("spawning the compaction thread");
+        if let Some(worker) = self.worker.get() {
+            worker.unpark();
+        }
         true
+    }
+
+    /// Whether the log has grown enough to be compacted by itself.
+    fn due(&self, policy: AutoCompaction) -> bool {
+        let size = self.wal.size();
+        let base = self.base.load(Ordering::Relaxed).max(1);
+        size >= policy.min_bytes && size as f64 >= policy.ratio * base as f64
     }
 
     fn run(&self) {
@@ -200,24 +227,25 @@ impl Compactor {
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::SeqCst)
     }
+}
 
-    /// Checks the log's growth every second and compacts when due; stops
-    /// once the compactor is dropped.
-    pub fn spawn_auto(self: &Arc<Self>, policy: AutoCompaction) {
-        let this = Arc::downgrade(self);
-        std::thread::Builder::new()
-            .name("pykv-auto-compact".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(Duration::from_secs(1));
-                    let Some(this) = this.upgrade() else { return };
-                    let size = this.wal.size();
-                    let base = this.base.load(Ordering::Relaxed).max(1);
-                    if size >= policy.min_bytes && size as f64 >= policy.ratio * base as f64 {
-                        this.start();
-                    }
-                }
-            })
-            .expect("spawning the auto-compaction thread");
+/// The compaction thread: wakes when a compaction is asked for, or every
+/// second to check the log's growth; ends once the compactor is dropped.
+fn work(compactor: &Weak<Compactor>, policy: AutoCompaction) {
+    loop {
+        std::thread::park_timeout(Duration::from_secs(1));
+        let Some(this) = compactor.upgrade() else {
+            return;
+        };
+        let asked = this.running.load(Ordering::SeqCst);
+        if asked || (this.due(policy) && !this.running.swap(true, Ordering::SeqCst)) {
+            // A panic (a bug) fails this compaction, not the next ones.
+            if catch_unwind(AssertUnwindSafe(|| this.run())).is_err() {
+                tracing::error!("compaction failed on a panic; the log is unchanged");
+                let _ = std::fs::remove_file(this.wal.shared().path.with_file_name(REWRITE_FILE));
+                lock(&this.wal.shared().file).capture = None;
+            }
+            this.running.store(false, Ordering::SeqCst);
+        }
     }
 }

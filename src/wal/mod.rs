@@ -5,18 +5,21 @@
 //! - [`writer`]: group commit and the fsync policies;
 //! - [`recovery`]: replay at start, torn tails, corruption and repair;
 //! - [`compaction`]: rewriting the log down to the live data while writes
-//!   go on.
+//!   go on;
+//! - `fault`: a test-only hook that makes the writer fail.
 
 pub mod compaction;
+mod fault;
 pub mod record;
 pub mod recovery;
 mod sync_stats;
 mod writer;
 
 pub use compaction::{AutoCompaction, CompactionError, Compactor};
+pub use fault::VARIABLE as FAULT_VARIABLE;
 pub use recovery::{RecoveryError, RecoveryReport};
 pub use sync_stats::{SYNC_BOUNDS, SyncSnapshot};
-pub use writer::{FsyncPolicy, Wal, WalOptions};
+pub use writer::{EXIT_WRITER_LOST, FsyncPolicy, Wal, WalOptions};
 
 /// Name of the log inside the data directory.
 pub const LOG_FILE: &str = "wal.log";

@@ -24,10 +24,22 @@
 //! never changes), the refused batch and everything queued behind it are
 //! reverted in memory newest first, and the writer probes the disk until
 //! it has room again.
+//!
+//! A panic of the writer (a bug, or an injected fault: [`super::fault`]) is
+//! the same failure: the writer runs under a supervisor that catches it,
+//! cuts the batch in flight out of the file, fails it and everything
+//! queued as above, and goes on probing, so no write waits forever and
+//! writes resume by themselves. Why recover rather than exit: the failed
+//! state is the one a full disk already reaches and leaves, tested, and
+//! after it memory and log agree again (nothing unacknowledged survives in
+//! either). Only if that recovery panics too does the process exit with
+//! [`EXIT_WRITER_LOST`], for a supervisor to restart it; the log then holds
+//! every acknowledged write.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -36,6 +48,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::fault::Fault;
 use super::record;
 use super::sync_stats::{SyncSnapshot, SyncStats};
 use crate::store::{Journal, Lsn, Mutation, StoreError, Undo, now_ms};
@@ -67,6 +80,9 @@ const FAILURES_KEPT: usize = 1024;
 const PREALLOC_BYTES: u64 = 1 << 20;
 /// What the zero-filling writes at a time.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+/// The exit status when the writer cannot recover from a panic
+/// (`EX_SOFTWARE`): a supervisor restarts the server, which replays the log.
+pub const EXIT_WRITER_LOST: i32 = 70;
 
 pub struct Wal {
     shared: Arc<Shared>,
@@ -86,6 +102,17 @@ pub(super) struct Shared {
     pub log_size: AtomicU64,
     shutdown: AtomicBool,
     syncs: SyncStats,
+    /// Test-only fault injection; `None` in production.
+    fault: Option<Fault>,
+}
+
+/// The batch the writer has taken and not yet settled: what a panic while
+/// writing it must cut out of the file and fail. Owned by the supervisor,
+/// so that it outlives the panic.
+#[derive(Default)]
+struct InFlight {
+    bytes: Vec<u8>,
+    undos: Vec<Undo>,
 }
 
 struct Pending {
@@ -117,7 +144,13 @@ pub(super) struct LogFile {
 
 impl Wal {
     /// Starts the log on an open file of `len` bytes (already replayed).
-    pub fn start(path: &Path, file: File, len: u64, options: &WalOptions) -> Arc<Wal> {
+    /// Fails when the OS refuses its threads.
+    pub fn start(
+        path: &Path,
+        file: File,
+        len: u64,
+        options: &WalOptions,
+    ) -> std::io::Result<Arc<Wal>> {
         let shared = Arc::new(Shared {
             path: path.to_owned(),
             policy: options.fsync,
@@ -141,21 +174,30 @@ impl Wal {
             log_size: AtomicU64::new(len),
             shutdown: AtomicBool::new(false),
             syncs: SyncStats::default(),
+            fault: Fault::from_env()?,
         });
-        let mut threads = vec![spawn("pykv-wal-writer", {
+        let wal = Arc::new(Wal {
+            shared: shared.clone(),
+            threads: Mutex::default(),
+        });
+        // Pushed one by one: if the second cannot start, dropping `wal`
+        // stops the first.
+        let writer = spawn("pykv-wal-writer", {
             let shared = shared.clone();
-            move || shared.write_loop()
-        })];
+            move || shared.supervise_writer()
+        })?;
+        lock(&wal.threads).push(writer);
         if options.fsync == FsyncPolicy::Everysec {
-            threads.push(spawn("pykv-wal-fsync", {
-                let shared = shared.clone();
-                move || shared.sync_every_second()
-            }));
+            let syncer = spawn("pykv-wal-fsync", move || shared.supervise_syncer())?;
+            lock(&wal.threads).push(syncer);
         }
-        Arc::new(Wal {
-            shared,
-            threads: Mutex::new(threads),
-        })
+        Ok(wal)
+    }
+
+    /// Why the log cannot be written now, if it cannot: writes are refused
+    /// with 503 and the server is unhealthy until it can.
+    pub fn outage(&self) -> Option<Arc<str>> {
+        lock(&self.shared.pending).failed.clone()
     }
 
     pub(super) fn shared(&self) -> &Arc<Shared> {
@@ -213,6 +255,15 @@ impl LogFile {
         self.allocated = len;
     }
 
+    /// Cuts everything after the records off: a batch that failed, or that
+    /// a panic left half written. A compaction running now may have copied
+    /// records that are about to be reverted: it is made to give up.
+    fn cut_back(&mut self) {
+        let _ = self.file.set_len(self.len);
+        self.allocated = self.len;
+        self.capture = None;
+    }
+
     /// Cuts the zeros after the records off, and syncs the new size.
     fn trim(&mut self) -> std::io::Result<()> {
         if self.allocated > self.len {
@@ -262,8 +313,9 @@ impl Drop for Wal {
 impl Journal for Wal {
     fn append(&self, mutation: &Mutation<'_>, undo: Undo) -> Result<Lsn, (StoreError, Undo)> {
         let mut pending = lock(&self.shared.pending);
-        if let Some(reason) = &pending.failed {
-            return Err((StoreError::LogUnavailable(reason.to_string()), undo));
+        if let Some(cause) = &pending.failed {
+            let reason = self.shared.reason(cause).to_string();
+            return Err((StoreError::LogUnavailable(reason), undo));
         }
         if self.shared.shutdown.load(Ordering::Relaxed) {
             let reason = "the server is shutting down".to_string();
@@ -283,40 +335,73 @@ impl Journal for Wal {
 }
 
 impl Shared {
-    fn write_loop(&self) {
-        let mut spare = Vec::with_capacity(64 * 1024);
-        loop {
-            let mut pending = lock(&self.pending);
-            while pending.buf.is_empty() && !self.shutdown.load(Ordering::SeqCst) {
-                if pending.failed.is_some() {
-                    drop(pending);
-                    std::thread::sleep(PROBE_INTERVAL);
-                    self.probe();
-                    pending = lock(&self.pending);
-                } else {
-                    pending.writer_idle = true;
-                    pending = self.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
-                    pending.writer_idle = false;
-                }
+    /// Runs the writer, recovering from its panics (see the module's
+    /// documentation): a panic fails the batch in flight and everything
+    /// queued, exactly as a failed write does, and the writer goes on.
+    fn supervise_writer(&self) {
+        let mut in_flight = InFlight::default();
+        while let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.write_loop(&mut in_flight))) {
+            let cause = format!("the log writer failed: {}", panic_message(&*panic));
+            let recovered = catch_unwind(AssertUnwindSafe(|| self.recover(&mut in_flight, cause)));
+            if recovered.is_err() {
+                tracing::error!(
+                    path = %self.path.display(),
+                    "the log writer cannot recover from a failure; exiting so that a supervisor \
+                     restarts the server (the log holds every acknowledged write)"
+                );
+                std::process::exit(EXIT_WRITER_LOST);
             }
-            if pending.buf.is_empty() {
-                return; // shutting down with nothing left to write
-            }
-            std::mem::swap(&mut pending.buf, &mut spare);
-            let undos = std::mem::take(&mut pending.undos);
-            let last = pending.next_lsn - 1;
-            drop(pending);
+        }
+    }
 
-            let result = self.write_batch(&spare);
-            spare.clear();
+    /// After a panic: cuts whatever the batch in flight left in the file
+    /// back out, and fails it with everything queued behind it.
+    fn recover(&self, in_flight: &mut InFlight, cause: String) {
+        in_flight.bytes.clear();
+        lock(&self.file).cut_back();
+        self.fail(cause, std::mem::take(&mut in_flight.undos));
+    }
+
+    /// Takes what is buffered and writes it, batch after batch, until
+    /// shutdown. The batch stays in `in_flight` until it is settled.
+    fn write_loop(&self, in_flight: &mut InFlight) {
+        while let Some(last) = self.take_batch(in_flight) {
+            let result = self.write_batch(&in_flight.bytes);
+            in_flight.bytes.clear();
+            let undos = std::mem::take(&mut in_flight.undos);
             match result {
                 Ok(()) => {
                     self.settled.send_replace(last);
                     undos.into_iter().for_each(Undo::discard);
                 }
-                Err(e) => self.fail(e, undos),
+                Err(e) => self.fail(e.to_string(), undos),
             }
         }
+    }
+
+    /// Waits for records (probing the log meanwhile while it is failed) and
+    /// moves them into `in_flight`; returns the last LSN taken, or `None`
+    /// at shutdown once everything is written.
+    fn take_batch(&self, in_flight: &mut InFlight) -> Option<Lsn> {
+        let mut pending = lock(&self.pending);
+        while pending.buf.is_empty() && !self.shutdown.load(Ordering::SeqCst) {
+            if pending.failed.is_some() {
+                drop(pending);
+                std::thread::sleep(PROBE_INTERVAL);
+                self.probe();
+                pending = lock(&self.pending);
+            } else {
+                pending.writer_idle = true;
+                pending = self.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
+                pending.writer_idle = false;
+            }
+        }
+        if pending.buf.is_empty() {
+            return None; // shutting down with nothing left to write
+        }
+        std::mem::swap(&mut pending.buf, &mut in_flight.bytes);
+        in_flight.undos = std::mem::take(&mut pending.undos);
+        Some(pending.next_lsn - 1)
     }
 
     /// Writes one batch, syncing it under `always`; on error the file is
@@ -327,6 +412,9 @@ impl Shared {
             log.preallocate(batch.len());
         }
         let result = log.file.write_all_at(batch, log.len).and_then(|()| {
+            if let Some(fault) = &self.fault {
+                fault.strike();
+            }
             if self.policy == FsyncPolicy::Always {
                 self.sync(&log.file)
             } else {
@@ -335,21 +423,20 @@ impl Shared {
         });
         match result {
             Ok(()) => {
-                log.len += batch.len() as u64;
-                log.allocated = log.allocated.max(log.len);
-                log.dirty = true;
+                let end = log.len + batch.len() as u64;
                 if let Some(capture) = &mut log.capture {
                     capture.extend_from_slice(batch);
                 }
-                self.log_size.store(log.len, Ordering::Relaxed);
+                log.allocated = log.allocated.max(end);
+                log.dirty = true;
+                // Last: until the records' end moves, a panic cuts the
+                // batch back out of the file (`recover`).
+                log.len = end;
+                self.log_size.store(end, Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
-                let _ = log.file.set_len(log.len);
-                log.allocated = log.len;
-                // A compaction running now may have copied records that are
-                // about to be reverted: make it give up.
-                log.capture = None;
+                log.cut_back();
                 Err(e)
             }
         }
@@ -357,31 +444,46 @@ impl Shared {
 
     /// Refuses new appends, reverts the failed batch and everything queued
     /// behind it (newest first), and settles their waiters with an error.
-    fn fail(&self, error: std::io::Error, batch_undos: Vec<Undo>) {
-        let reason: Arc<str> = format!("{}: {error}", self.path.display()).into();
-        tracing::error!(%reason, "cannot write the log; refusing writes until it can");
-        let (queued_undos, last) = {
+    fn fail(&self, cause: String, batch_undos: Vec<Undo>) {
+        let cause: Arc<str> = cause.into();
+        let (queued_undos, last, was) = {
             let mut pending = lock(&self.pending);
-            pending.failed = Some(reason.clone());
+            let was = pending.failed.replace(cause.clone());
             pending.buf.clear();
-            (std::mem::take(&mut pending.undos), pending.next_lsn - 1)
+            (
+                std::mem::take(&mut pending.undos),
+                pending.next_lsn - 1,
+                was,
+            )
         };
+        // Logged once per failure, not at each failed probe.
+        if was.as_deref() != Some(&*cause) {
+            tracing::error!(path = %self.path.display(), %cause, "cannot write the log; refusing writes until it can");
+        }
         queued_undos.into_iter().rev().for_each(Undo::revert);
         batch_undos.into_iter().rev().for_each(Undo::revert);
         let first = *self.settled.borrow() + 1;
-        {
+        if first <= last {
             let mut failures = lock(&self.failures);
             if failures.len() == FAILURES_KEPT {
                 failures.pop_front();
             }
-            failures.push_back((first, last, reason));
+            failures.push_back((first, last, self.reason(&cause)));
         }
         self.settled.send_replace(last);
+    }
+
+    /// What a refused write is told: the log and why it cannot be written.
+    fn reason(&self, cause: &str) -> Arc<str> {
+        format!("{}: {cause}", self.path.display()).into()
     }
 
     /// While failed: tries a write that needs fresh disk space, cuts it
     /// back, and lifts the failure if it went through.
     fn probe(&self) {
+        if let Some(fault) = &self.fault {
+            fault.strike();
+        }
         let log = lock(&self.file);
         let probe = [b" ".repeat(PROBE_BYTES - 1), b"\n".to_vec()].concat();
         let ok = log.file.write_all_at(&probe, log.allocated).is_ok();
@@ -397,6 +499,14 @@ impl Shared {
             .iter()
             .find(|(first, last, _)| (*first..=*last).contains(&lsn))
             .map(|(_, _, reason)| reason.clone())
+    }
+
+    /// Runs the `everysec` syncer; a panic restarts it rather than silently
+    /// ending the syncs.
+    fn supervise_syncer(&self) {
+        while catch_unwind(AssertUnwindSafe(|| self.sync_every_second())).is_err() {
+            tracing::error!(path = %self.path.display(), "the periodic sync of the log failed; restarting it");
+        }
     }
 
     /// Under `everysec`: syncs the log once a second when it has changed.
@@ -430,11 +540,21 @@ impl Shared {
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+/// Starts one of the log's threads; the error says which could not start.
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(f)
-        .expect("spawning a log thread")
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start the thread {name}: {e}")))
+}
+
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

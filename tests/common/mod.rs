@@ -88,8 +88,14 @@ impl Server {
     /// Starts a server in `data_dir`, which the caller owns (and may reuse
     /// for another server after this one has exited).
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Server {
+        Server::start_in_env(data_dir, args, &[])
+    }
+
+    /// As `start_in`, with extra environment variables (test-only hooks
+    /// such as `PYKV_FAULT_WAL_WRITER`); `restart` does not keep them.
+    pub fn start_in_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (child, base, stderr) = spawn(data_dir, &args);
+        let (child, base, stderr) = spawn(data_dir, &args, env);
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(60))
@@ -197,7 +203,7 @@ impl Server {
     /// SIGKILLing the old one first if it is still running. The URL changes.
     pub fn restart(&mut self) {
         self.kill();
-        let (child, base, stderr) = spawn(&self.data_dir, &self.args);
+        let (child, base, stderr) = spawn(&self.data_dir, &self.args, &[]);
         self.child = Mutex::new(child);
         self.base = base;
         self.stderr = Mutex::new(Some(stderr));
@@ -364,8 +370,13 @@ fn serve_command(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Comma
 
 /// Spawns `pykv serve` and waits for its listening line. Returns the child,
 /// the base URL, and the thread collecting stderr.
-fn spawn(data_dir: &Path, args: &[String]) -> (Child, String, JoinHandle<String>) {
+fn spawn(
+    data_dir: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> (Child, String, JoinHandle<String>) {
     let mut child = serve_command(data_dir, args)
+        .envs(env.iter().copied())
         .spawn()
         .expect("spawn the pykv binary");
     let stderr = collect(child.stderr.take().expect("stderr pipe"));

@@ -1,0 +1,258 @@
+//! The log writer failing (issue 12, item 6): writes are refused with 503
+//! and Retry-After in bounded time, never left waiting; `/health` answers
+//! 503 "unhealthy" so that a load balancer takes the node out; the writer
+//! recovers by itself once the cause is gone; and what was acknowledged is
+//! what a restart finds.
+//!
+//! Two ways to make it fail, for two reasons:
+//!
+//! - the real binary's test-only hook `PYKV_FAULT_WAL_WRITER=
+//!   panic-after:N:PATH` (src/wal/fault.rs) makes the writer panic, after N
+//!   batches, at every write it tries while the file PATH exists, just
+//!   after the batch reached the file and before it is acknowledged. It
+//!   runs everywhere and shows the recovery from any failure of the writer;
+//! - a real pids cgroup at its limit, the issue's own conditions, shows
+//!   that no request needs a new thread any more. It needs root and a pids
+//!   controller (root ignores `RLIMIT_NPROC`, so prlimit cannot do it), and
+//!   says SKIPPED where it cannot run.
+//!
+//! Before the fix, the writer's panic left every later write waiting
+//! forever; here each request has a bound, and a hang fails the test.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use serde_json::{Value, json};
+
+/// The longest a refused write may take to be answered.
+const ANSWER_BOUND: Duration = Duration::from_secs(5);
+/// The longest the writer may take to resume once the fault is gone.
+const RECOVERY_BOUND: Duration = Duration::from_secs(10);
+
+/// An answer's status, `Retry-After` header and JSON body.
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+/// Sends `request`, failing the test if no answer comes within
+/// [`ANSWER_BOUND`] (a write left waiting).
+async fn bounded(request: reqwest::RequestBuilder, what: &str) -> Answer {
+    let response = tokio::time::timeout(ANSWER_BOUND, request.send())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {ANSWER_BOUND:?}: it hangs"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.json().await.unwrap();
+    Answer {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+fn set(server: &Server, key: &str, value: Value) -> reqwest::RequestBuilder {
+    server
+        .client
+        .post(server.url("/set?ns=t"))
+        .json(&json!({"key": key, "value": value}))
+}
+
+/// Asserts a 503 that says the log cannot be written, with Retry-After.
+fn assert_refused(answer: &Answer, what: &str) {
+    assert_eq!(answer.status, 503, "{what}: {}", answer.body);
+    assert_eq!(answer.retry_after.as_deref(), Some("1"), "{what}");
+    let detail = answer.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("log writer failed"), "{what}: {detail}");
+}
+
+#[tokio::test]
+async fn a_failed_log_writer_answers_503_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let trigger = dir.path().join("writer-fault");
+    let fault = format!("panic-after:3:{}", trigger.display());
+    let server = Server::start_in_env(
+        &data,
+        &["--fsync", "always"],
+        &[("PYKV_FAULT_WAL_WRITER", &fault)],
+    );
+    for i in 0..3 {
+        server.set(Some("t"), &format!("acked{i}"), json!(i)).await;
+    }
+
+    // The writer fails on the next batch: the writes it was writing, those
+    // queued behind them and those sent afterwards are all refused, each
+    // in bounded time.
+    std::fs::write(&trigger, "").unwrap();
+    let writes = (0..16).map(|i| bounded(set(&server, &format!("c{i}"), json!(i)), "a write"));
+    for answer in join_all(writes).await {
+        assert_refused(&answer, "a write when the writer failed");
+    }
+    let later = bounded(set(&server, "refused", json!("x")), "a later write").await;
+    assert_refused(&later, "a write while the writer is failed");
+    let clear = bounded(server.client.delete(server.url("/namespaces/t")), "a clear").await;
+    assert_refused(&clear, "a clear while the writer is failed");
+
+    // Unhealthy, with or without a token or a namespace.
+    for path in ["/health", "/health?ns=t"] {
+        let health = bounded(server.client.get(server.url(path)), path).await;
+        assert_eq!(health.status, 503, "{path}: {}", health.body);
+        assert_eq!(health.body["status"], "unhealthy", "{path}");
+        assert_eq!(health.retry_after.as_deref(), Some("1"), "{path}");
+    }
+
+    // Reads go on, and nothing refused was applied.
+    assert_eq!(server.value(Some("t"), "acked2").await, Some(json!(2)));
+    assert_eq!(server.value(Some("t"), "refused").await, None);
+    assert_eq!(server.value(Some("t"), "c0").await, None);
+
+    // The cause is gone: the writer resumes by itself.
+    std::fs::remove_file(&trigger).unwrap();
+    let started = Instant::now();
+    loop {
+        let answer = bounded(set(&server, "after", json!("ok")), "a write after").await;
+        if answer.status == 200 {
+            break;
+        }
+        assert_refused(&answer, "a write before the writer resumed");
+        assert!(started.elapsed() < RECOVERY_BOUND, "writes never resumed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = bounded(server.client.get(server.url("/health")), "/health").await;
+    assert_eq!(
+        (health.status, &health.body["status"]),
+        (200, &json!("healthy"))
+    );
+
+    // A restart finds every acknowledged write and nothing refused.
+    let mut server = server;
+    server.terminate();
+    assert!(server.wait_exit().success());
+    let server = Server::start_in(&data, &[]);
+    for i in 0..3 {
+        let key = format!("acked{i}");
+        assert_eq!(server.value(Some("t"), &key).await, Some(json!(i)));
+    }
+    assert_eq!(server.value(Some("t"), "after").await, Some(json!("ok")));
+    assert_eq!(server.value(Some("t"), "refused").await, None);
+    assert_eq!(server.total_keys().await, 4);
+}
+
+/// Awaits every future, concurrently, in order (the test crates have no
+/// `futures` dependency).
+async fn join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(task.await.unwrap());
+    }
+    outputs
+}
+
+/// A pids cgroup holding only the server, so that the OS refuses it any
+/// new thread, as in the issue. Needs root and a pids controller (cgroup v1
+/// `/sys/fs/cgroup/pids`, or v2 with `pids` enabled at the root); `None`
+/// elsewhere. Dropping it moves the server back out and removes the group.
+struct PidsCgroup {
+    dir: std::path::PathBuf,
+    parent_procs: std::path::PathBuf,
+    pid: u32,
+}
+
+impl PidsCgroup {
+    fn confine(pid: u32) -> Option<PidsCgroup> {
+        let root = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(std::path::Path::new)
+            .find(|root| {
+                root.join("cgroup.procs").exists()
+                    && (root.ends_with("pids")
+                        || std::fs::read_to_string(root.join("cgroup.subtree_control"))
+                            .is_ok_and(|c| c.contains("pids")))
+            })?;
+        let dir = root.join(format!("pykv-test-{}-{pid}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        let group = PidsCgroup {
+            dir,
+            parent_procs: root.join("cgroup.procs"),
+            pid,
+        };
+        std::fs::write(group.dir.join("cgroup.procs"), pid.to_string()).ok()?;
+        // Its threads as they are now, and not one more.
+        let current = std::fs::read_to_string(group.dir.join("pids.current")).ok()?;
+        std::fs::write(group.dir.join("pids.max"), current.trim()).ok()?;
+        Some(group)
+    }
+
+    /// Whether the group holds as many threads as it may: the OS refuses
+    /// it any new one.
+    fn limit_reached(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("pids.max"))
+            .ok()
+            .zip(std::fs::read_to_string(self.dir.join("pids.current")).ok())
+            .is_some_and(|(max, current)| max.trim() == current.trim())
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.parent_procs, self.pid.to_string());
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// The issue's own failure: durable namespace clears while the OS refuses
+/// new threads. Each clear used to start a thread to free the cleared
+/// namespace; the refusal panicked the log writer and every later write
+/// hung. Now nothing is started per request: the clears, a compaction and
+/// later writes are all answered.
+#[tokio::test]
+async fn clears_and_compactions_at_a_thread_limit_keep_the_server_writing() {
+    let mut server = Server::start_with(&["--fsync", "always"]);
+    for i in 0..8 {
+        server.set(Some(&format!("ns{i}")), "k", json!(i)).await;
+    }
+    let Some(cgroup) = PidsCgroup::confine(server.pid()) else {
+        eprintln!("SKIPPED: cannot create a pids cgroup here (needs root and a pids controller)");
+        return;
+    };
+    assert!(
+        cgroup.limit_reached(),
+        "the server must be at its thread limit"
+    );
+
+    let clears = (0..8).map(|i| {
+        let url = server.url(&format!("/namespaces/ns{i}"));
+        bounded(server.client.delete(url), "a clear at the thread limit")
+    });
+    for answer in join_all(clears).await {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body["status"], "cleared");
+    }
+    let compact = bounded(server.client.post(server.url("/compact")), "a compaction").await;
+    assert_eq!(compact.status, 200, "{}", compact.body);
+    let write = bounded(set(&server, "after", json!(1)), "a write after the clears").await;
+    assert_eq!(write.status, 200, "{}", write.body);
+    let health = bounded(server.client.get(server.url("/health")), "/health").await;
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert!(cgroup.limit_reached(), "the limit held throughout");
+
+    drop(cgroup);
+    server.restart();
+    let names = server.get("/namespaces").await;
+    assert_eq!(names.body["namespaces"], json!(["t"]), "{names:?}");
+    assert_eq!(server.value(Some("t"), "after").await, Some(json!(1)));
+}

@@ -833,7 +833,7 @@ async fn cors_allows_only_the_named_origins() {
 
 #[tokio::test]
 async fn oversized_headers_are_refused() {
-    let server = Server::start_with(&["--max-header-bytes", "4096"]);
+    let server = Server::start_with(&["--max-header-bytes", "8192"]);
     let to = addr(&server);
     let big = "a".repeat(10 * 1024);
     let request = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");

@@ -1153,6 +1153,117 @@ async fn tokens_never_appear_in_logs_or_answers() {
     }
 }
 
+/// `/performance/recent-errors` describes what a client sent instead of
+/// repeating it, whatever its shape: secrets in a TTL (with the `;` that
+/// once ended the redaction), a key of the wrong type, namespace names in
+/// the body, the query and the path, a query value, a quota, a broken
+/// body, a key in a path, a method, a token.
+#[tokio::test]
+async fn recent_errors_never_keep_what_a_client_sent() {
+    let (server, tokens, _dir) = closed_server(&[]);
+    let admin = Some(tokens.admin.as_str());
+    let alpha = Some(tokens.alpha.as_str());
+    let raw = |method: Method, path: &str, token: Option<&str>, body: &str| {
+        let mut request = server
+            .client
+            .request(method, server.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+    };
+    let requests = [
+        raw(
+            Method::POST,
+            "/set?ns=alpha",
+            alpha,
+            r#"{"key":"k","value":1,"ttl":"a;SECRET01"}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set?ns=alpha",
+            alpha,
+            r#"{"key":"k","value":1,"ttl":"x got y; SECRET02 got"}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set?ns=alpha",
+            alpha,
+            r#"{"key":{"SECRET03":1},"value":1}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set",
+            admin,
+            r#"{"key":"k","value":1,"namespace":"SECRET04;bad name"}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set",
+            admin,
+            r#"{"key":"k","value":1,"namespace":["SECRET05"]}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set?ns=SECRET06%3Bbad",
+            admin,
+            r#"{"key":"k","value":1}"#,
+        ),
+        raw(Method::GET, "/get/k?ns=SECRET07;bad", admin, ""),
+        // A tenant token refused elsewhere: the scope names the namespace.
+        raw(Method::GET, "/get/k?ns=SECRET08", alpha, ""),
+        raw(Method::GET, "/get/k?ns=SECRET09%20bad", alpha, ""),
+        raw(Method::DELETE, "/namespaces/SECRET10%3B", admin, ""),
+        raw(Method::GET, "/keys?ns=alpha&limit=SECRET11", admin, ""),
+        raw(
+            Method::PUT,
+            "/quota?ns=alpha",
+            admin,
+            r#"{"max_keys":"SECRET12"}"#,
+        ),
+        raw(Method::POST, "/set?ns=alpha", alpha, r#"{"key":"SECRET13"#),
+        raw(Method::POST, "/set?ns=alpha", alpha, r#"["SECRET14"]"#),
+        raw(Method::GET, "/get/SECRET15?ns=alpha", alpha, ""),
+        raw(Method::POST, "/get/SECRET16", admin, ""),
+        raw(Method::GET, "/no/such/SECRET17", admin, ""),
+        raw(Method::from_bytes(b"SECRET18").unwrap(), "/set", admin, ""),
+        raw(Method::GET, "/get/k", Some("pykv_SECRET19"), ""),
+    ];
+    let sent = requests.len();
+    for request in requests {
+        let response = server.send_raw(request).await;
+        assert!((400..500).contains(&response), "{response}");
+    }
+    let r = call(
+        &server,
+        Method::GET,
+        "/performance/recent-errors",
+        admin,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let errors = r.json();
+    assert_eq!(errors["count"], json!(sent), "{errors}");
+    assert!(!r.text.contains("SECRET"), "client input kept: {}", r.text);
+    // What was wrong is still said, the input described.
+    let detail = |i: usize| errors["errors"][i]["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail(0).starts_with("field `ttl`")
+            && detail(0).contains("got a JSON string of 10 characters"),
+        "{}",
+        detail(0)
+    );
+    assert!(
+        detail(3).contains("a string of 17 characters"),
+        "{}",
+        detail(3)
+    );
+    assert_eq!(errors["errors"][sent - 2]["method"], "OTHER", "{errors}");
+}
+
 /// `pykv serve` with `RUST_LOG=debug`, logging in `format`: the child, its
 /// base URL, and the thread collecting its stderr.
 fn spawn_logging(

@@ -114,7 +114,7 @@ impl Service {
                 start,
                 body,
             ))),
-            Err(e) => self.refused(Method::GET, request.uri().path(), GET_ROUTE, start, e),
+            Err(e) => self.refused(&Method::GET, GET_ROUTE, start, e),
         }
     }
 
@@ -128,7 +128,7 @@ impl Service {
         let caller = match self.state.auth.authenticate(authorization(&parts.headers)) {
             Ok(caller) => caller,
             Err(e) => {
-                return self.refused(Method::POST, SET_ROUTE, SET_ROUTE, start, ApiError::Auth(e));
+                return self.refused(&Method::POST, SET_ROUTE, start, ApiError::Auth(e));
             }
         };
         let state = self.state.clone();
@@ -138,23 +138,20 @@ impl Service {
             let namespace = parts.uri.query().and_then(|q| q.strip_prefix("ns="));
             match handlers::set_answer(&state, &caller, namespace, Body::new(body)).await {
                 Ok(body) => answered(&observer, &Method::POST, SET_ROUTE, start, body),
-                Err(e) => failed(&observer, &Method::POST, SET_ROUTE, SET_ROUTE, start, e).await,
+                Err(e) => failed(&observer, &Method::POST, SET_ROUTE, start, e),
             }
         })
     }
 
-    /// An error of the hot path, as an answer future.
+    /// An error of the hot path, answered at once.
     fn refused(
         &self,
-        method: Method,
-        path: &str,
+        method: &Method,
         route: &'static str,
         start: Instant,
         error: ApiError,
     ) -> Answer {
-        let observer = self.observer.clone();
-        let path = path.to_owned();
-        Answer::pending(async move { failed(&observer, &method, &path, route, start, error).await })
+        Answer::Ready(Some(failed(&self.observer, method, route, start, error)))
     }
 
     fn route<B>(&self, request: Request<B>) -> Answer
@@ -232,17 +229,14 @@ fn answered(
 
 /// A hot request refused: counted and kept in the recent errors as the
 /// router's middleware would.
-async fn failed(
+fn failed(
     observer: &Observer,
     method: &Method,
-    path: &str,
     route: &'static str,
     start: Instant,
     error: ApiError,
 ) -> Response<AnswerBody> {
-    let response = observer
-        .finish(method, path, Some(route), start, error.into_response())
-        .await;
+    let response = observer.finish(method, Some(route), start, error.into_response());
     response.map(Either::Right)
 }
 

@@ -137,9 +137,10 @@ fn bound(field: &str, raw: Option<&RawValue>) -> Result<Option<u64>, ApiError> {
     };
     match crate::json::whole_number(raw.get()) {
         Some(n) if n <= MAX_LIMIT => Ok(Some(n)),
-        _ => Err(ApiError::invalid(format!(
-            "field `{field}`: must be a whole number from 0 to {MAX_LIMIT}, or null for no limit; got {}",
-            raw.get()
-        ))),
+        _ => Err(ApiError::invalid_json_input(raw.get(), |got| {
+            format!(
+                "field `{field}`: must be a whole number from 0 to {MAX_LIMIT}, or null for no limit; got {got}"
+            )
+        })),
     }
 }

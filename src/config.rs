@@ -286,6 +286,19 @@ pub struct ServeArgs {
     #[arg(long = "cors-origin", env = "PYKV_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// A host name clients reach the server by (repeat for several; `*`
+    /// for any). A server on loopback answers only to localhost, IP
+    /// addresses and these names (against DNS rebinding); with this flag,
+    /// a server on any address checks `Host` too. Pages of these names
+    /// count as the server's own origin.
+    #[arg(
+        long = "allowed-host",
+        env = "PYKV_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// Most connections served at once (1 to 1,000,000). At the limit, the
     /// connection idle the longest is closed to make room; when none is
     /// idle, new ones wait to be accepted.

@@ -829,6 +829,184 @@ async fn cors_allows_only_the_named_origins() {
     assert_ne!(r.header("access-control-allow-credentials"), Some("true"));
 }
 
+// ---- browsers: cross-site requests and DNS rebinding ----------------------
+
+/// A request as a foreign page's `fetch(url, {mode: "no-cors"})` sends it:
+/// a "simple" request, with no preflight, `Origin` and a `text/plain` body.
+async fn simple_request(
+    server: &Server,
+    method: Method,
+    path: &str,
+    origin: Option<&str>,
+) -> Answer {
+    let mut headers = vec![("content-type", "text/plain;charset=UTF-8")];
+    if let Some(origin) = origin {
+        headers.push(("origin", origin));
+    }
+    let body = json!({"key": "flag", "value": "on"});
+    let mut request = server.client.request(method.clone(), server.url(path));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    if method == Method::POST {
+        request = request.body(body.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    Answer {
+        status,
+        headers,
+        text,
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_page_cannot_change_anything() {
+    let server = Server::start();
+    server.set(Some("prod"), "flag", json!("off")).await;
+    for (method, path) in [
+        (Method::POST, "/set?ns=prod"),
+        // The same through the router rather than the hot path.
+        (Method::POST, "/set?ns=%70rod"),
+        (Method::DELETE, "/namespaces/prod"),
+        (Method::DELETE, "/delete/flag?ns=prod"),
+        (Method::POST, "/compact"),
+        (Method::GET, "/get/flag?ns=prod"),
+        (Method::GET, "/get/fl%61g?ns=prod"),
+        (Method::GET, "/stats"),
+    ] {
+        let r = simple_request(&server, method.clone(), path, Some(EVIL)).await;
+        r.assert_refused(403, &format!("{method} {path}"));
+        let detail = r.json()["detail"].as_str().unwrap().to_owned();
+        assert!(
+            detail.contains("cross-site") && detail.contains("--cors-origin"),
+            "{detail}"
+        );
+        assert_eq!(r.header("access-control-allow-origin"), None);
+    }
+    assert_eq!(server.value(Some("prod"), "flag").await, Some(json!("off")));
+    let compactions = server.stats().await["last_compaction"].clone();
+    assert_eq!(
+        compactions,
+        Value::Null,
+        "a foreign page started a compaction"
+    );
+
+    // The console's own page (same origin) and clients sending no Origin.
+    let own = server.base_url().to_owned();
+    for origin in [Some(own.as_str()), None] {
+        let r = simple_request(&server, Method::POST, "/set?ns=prod", origin).await;
+        assert_eq!(r.status, 200, "{origin:?}: {r:?}");
+        let r = simple_request(&server, Method::GET, "/get/flag?ns=prod", origin).await;
+        assert_eq!(r.status, 200, "{origin:?}: {r:?}");
+    }
+    let r = simple_request(&server, Method::DELETE, "/namespaces/prod", Some(&own)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = simple_request(&server, Method::POST, "/compact", None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[tokio::test]
+async fn an_origin_allowed_by_cors_origin_may_write() {
+    let server = Server::start_with(&["--cors-origin", APP]);
+    let r = simple_request(&server, Method::POST, "/set?ns=prod", Some(APP)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP));
+    for origin in [EVIL, "null", "http://app.example"] {
+        let r = simple_request(&server, Method::POST, "/set?ns=prod", Some(origin)).await;
+        r.assert_refused(403, origin);
+        let r = preflight(&server, origin).await;
+        assert_eq!(r.status, 403, "preflight from {origin}: {r:?}");
+    }
+    assert_eq!(server.value(Some("prod"), "flag").await, Some(json!("on")));
+}
+
+#[tokio::test]
+async fn a_loopback_server_answers_only_to_its_own_names() {
+    let server = Server::start();
+    let port = addr(&server).port();
+    let host = |name: &str| format!("{name}:{port}");
+    for (method, path) in [
+        (Method::POST, "/set?ns=prod"),
+        (Method::GET, "/get/flag?ns=prod"),
+        (Method::GET, "/health"),
+        (Method::DELETE, "/namespaces/prod"),
+    ] {
+        for name in ["evil.example", "localhost.evil.example", "127.0.0.1.nip.io"] {
+            let r = call_with(
+                &server,
+                method.clone(),
+                path,
+                None,
+                Some(&set_body("flag", None)),
+                &[("host", &host(name))],
+            )
+            .await;
+            r.assert_refused(403, &format!("{method} {path} as {name}"));
+            let detail = r.json()["detail"].as_str().unwrap().to_owned();
+            assert!(detail.contains("--allowed-host"), "{detail}");
+        }
+    }
+    assert_eq!(server.value(Some("prod"), "flag").await, None);
+    for name in ["localhost", "127.0.0.1", "[::1]", "app.localhost"] {
+        let r = call_with(
+            &server,
+            Method::POST,
+            "/set?ns=prod",
+            None,
+            Some(&set_body("flag", None)),
+            &[("host", &host(name))],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+        let r = call_with(
+            &server,
+            Method::GET,
+            "/get/flag?ns=prod",
+            None,
+            None,
+            &[("host", &host(name))],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+    }
+
+    // A name given by --allowed-host, with its pages as the server's own.
+    let server = Server::start_with(&["--allowed-host", "kv.example.com"]);
+    let r = call_with(
+        &server,
+        Method::GET,
+        "/health",
+        None,
+        None,
+        &[("host", "kv.example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = call_with(
+        &server,
+        Method::POST,
+        "/set?ns=prod",
+        None,
+        Some(&set_body("flag", None)),
+        &[("origin", "https://kv.example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = call_with(
+        &server,
+        Method::GET,
+        "/health",
+        None,
+        None,
+        &[("host", "evil.example")],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{r:?}");
+}
+
 // ---- connections, headers, slow clients ----------------------------------
 
 #[tokio::test]
@@ -836,7 +1014,7 @@ async fn oversized_headers_are_refused() {
     let server = Server::start_with(&["--max-header-bytes", "8192"]);
     let to = addr(&server);
     let big = "a".repeat(10 * 1024);
-    let request = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
+    let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {big}\r\n\r\n");
     let (answer, closed) = tokio::task::spawn_blocking(move || {
         raw_exchange(to, request.as_bytes(), Duration::from_secs(5))
     })
@@ -858,7 +1036,7 @@ async fn oversized_headers_are_refused() {
     let many: String = (0..400)
         .map(|i| format!("X-H{i}: {}\r\n", "b".repeat(30)))
         .collect();
-    let request = format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}\r\n");
     let (answer, closed) = tokio::task::spawn_blocking(move || {
         raw_exchange(to, request.as_bytes(), Duration::from_secs(5))
     })
@@ -911,7 +1089,7 @@ async fn a_client_that_stops_mid_request_line_is_cut_off() {
     let started = Instant::now();
     let closed = tokio::task::spawn_blocking(move || {
         let mut stream = TcpStream::connect(to).unwrap();
-        for b in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: 1234567890\r\n\r\n" {
+        for b in b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1234567890\r\n\r\n" {
             if stream.write_all(&[*b]).is_err() {
                 return true;
             }
@@ -944,7 +1122,7 @@ async fn a_request_being_answered_outlives_the_header_timeout() {
     let answer = tokio::task::spawn_blocking(move || {
         let mut stream = TcpStream::connect(to).unwrap();
         let head = format!(
-            "POST /set HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+            "POST /set HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
@@ -977,7 +1155,7 @@ async fn idle_connections_cannot_hold_every_slot() {
     let (answer, _) = tokio::task::spawn_blocking(move || {
         raw_exchange(
             to,
-            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
             Duration::from_secs(5),
         )
     })
@@ -1002,7 +1180,7 @@ async fn connections_over_the_limit_wait_for_a_free_slot() {
     for _ in 0..4 {
         let mut stream = TcpStream::connect(to).unwrap();
         stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -1015,7 +1193,7 @@ async fn connections_over_the_limit_wait_for_a_free_slot() {
     let result = tokio::task::spawn_blocking(move || {
         let mut fifth = TcpStream::connect(to).unwrap();
         fifth
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             .unwrap();
         let (early, _) = read_until_closed(&mut fifth, Duration::from_secs(1));
         // One of the four goes away: the fifth is served.
@@ -1049,7 +1227,7 @@ async fn a_body_sent_too_slowly_gets_408() {
     let (answer, _) = tokio::task::spawn_blocking(move || {
         let mut stream = TcpStream::connect(to).unwrap();
         stream
-            .write_all(b"POST /set?ns=a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"key\":")
+            .write_all(b"POST /set?ns=a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"key\":")
             .unwrap();
         read_until_closed(&mut stream, Duration::from_secs(5))
     })

@@ -16,6 +16,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::origin::SiteRefusal;
 use crate::auth::AuthError;
 use crate::store::StoreError;
 
@@ -47,6 +48,8 @@ pub enum ApiError {
     RequestTimeout {
         limit: std::time::Duration,
     },
+    /// A foreign `Host` or `Origin` ([`super::origin`]).
+    Site(SiteRefusal),
 }
 
 /// The two forms of a 422's message: for the client, and for the server's
@@ -96,7 +99,9 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(AuthError::Missing | AuthError::Unknown) => StatusCode::UNAUTHORIZED,
-            ApiError::Auth(AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Auth(AuthError::Forbidden { .. }) | ApiError::Site(_) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -139,6 +144,7 @@ impl ApiError {
             }
             ApiError::Store(e) => e.to_string(),
             ApiError::Auth(e) => e.to_string(),
+            ApiError::Site(refusal) => refusal.detail(),
             ApiError::RequestTimeout { limit } => format!(
                 "the request took longer than {} s (sending its body included); \
                  the limit is set by --request-timeout",
@@ -170,6 +176,7 @@ impl ApiError {
                 format!("request body is not valid JSON{}", position_of(e))
             }
             ApiError::Invalid(invalid) => invalid.diagnostic.clone(),
+            ApiError::Site(refusal) => refusal.diagnostic(),
             ApiError::NoRoute { method, .. } => format!(
                 "Not Found: no route for {} {}",
                 method_label(method),

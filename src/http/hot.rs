@@ -15,8 +15,9 @@
 //!   is absent or exactly `ns=NAME` with a valid name, and no CORS
 //!   configured (its layer adds headers to every answer). Everything else
 //!   goes to the router, exactly as before;
-//! - the checks run in the router's order (the token first, then the
-//!   handler's), through the handlers' own functions
+//! - the checks run in the router's order (where the request comes from,
+//!   [`SiteCheck::check`](super::origin::SiteCheck::check), then the token,
+//!   then the handler's), through the same functions
 //!   ([`handlers::get_answer`], [`handlers::set_answer`]);
 //! - requests are counted and timed into the same [`Observer`], under the
 //!   same route templates, errors included.
@@ -102,9 +103,13 @@ impl Service {
         let start = Instant::now();
         let answer = self
             .state
-            .auth
-            .authenticate(authorization(request.headers()))
-            .map_err(ApiError::Auth)
+            .sites
+            .check(request.headers())
+            .and_then(|()| {
+                (self.state.auth)
+                    .authenticate(authorization(request.headers()))
+                    .map_err(ApiError::Auth)
+            })
             .and_then(|caller| handlers::get_answer(&self.state, &caller, key, namespace));
         match answer {
             Ok(body) => Answer::Ready(Some(answered(
@@ -125,6 +130,9 @@ impl Service {
     {
         let start = Instant::now();
         let (parts, body) = request.into_parts();
+        if let Err(refusal) = self.state.sites.check(&parts.headers) {
+            return self.refused(&Method::POST, SET_ROUTE, start, refusal);
+        }
         let caller = match self.state.auth.authenticate(authorization(&parts.headers)) {
             Ok(caller) => caller,
             Err(e) => {
@@ -312,6 +320,7 @@ mod tests {
     use super::*;
     use crate::auth::{Access, Authenticator, TokenFile};
     use crate::db::{Db, DbOptions};
+    use crate::http::origin::SiteCheck;
     use crate::http::{RateLimits, Shared};
     use crate::store::StoreConfig;
     use crate::wal::{AutoCompaction, FsyncPolicy, WalOptions};
@@ -348,6 +357,11 @@ mod tests {
             auth: Authenticator::open(tokens).unwrap(),
             rate_limits: Arc::new(RateLimits::default()),
             cors_origins: Vec::new(),
+            sites: Arc::new(SiteCheck::new(
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                &[],
+                &[],
+            )),
             request_timeout: Duration::from_secs(5),
         });
         let hot = crate::http::service(state);

@@ -1170,26 +1170,22 @@ async fn idle_connections_cannot_hold_every_slot() {
     drop(idle);
 }
 
+/// Connections in the middle of a request are not idle: at the limit, a
+/// new connection waits for one of them to end.
 #[tokio::test]
-async fn connections_over_the_limit_wait_for_a_free_slot() {
+async fn connections_over_the_limit_wait_for_a_busy_one_to_end() {
     let server = Server::start_with(&["--max-connections", "4", "--header-read-timeout", "30"]);
     let to = addr(&server);
-    // Four idle connections, each sending one complete request first so
-    // that it is certainly accepted and served.
+    // Four connections each in the middle of a request head.
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut stream = TcpStream::connect(to).unwrap();
         stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             .unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut buf = [0u8; 1024];
-        let n = stream.read(&mut buf).unwrap();
-        assert_eq!(raw_status(&buf[..n]), Some(200));
         held.push(stream);
     }
+    std::thread::sleep(Duration::from_millis(300));
     let result = tokio::task::spawn_blocking(move || {
         let mut fifth = TcpStream::connect(to).unwrap();
         fifth
@@ -1206,7 +1202,7 @@ async fn connections_over_the_limit_wait_for_a_free_slot() {
     let (early, late, held) = result;
     assert!(
         early.is_empty(),
-        "a 5th connection was served while 4 were held: {:?}",
+        "a 5th connection was served while 4 were busy: {:?}",
         String::from_utf8_lossy(&early)
     );
     assert_eq!(
@@ -1217,6 +1213,118 @@ async fn connections_over_the_limit_wait_for_a_free_slot() {
     );
     drop(held);
     assert_alive(&server, None).await;
+}
+
+/// A keep-alive connection that has had its answer, left open.
+fn idle_after_one_request(to: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(to).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).unwrap();
+    assert_eq!(raw_status(&buf[..n]), Some(200));
+    stream
+}
+
+/// Whether the server has closed `stream`, waiting at most `wait`.
+fn closed_by_server(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(n) => panic!("unexpected bytes on an idle connection: {:?}", &buf[..n]),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+        Err(_) => true,
+    }
+}
+
+/// One request on a new keep-alive connection: its status, how long it
+/// took, and the connection, left open.
+fn timed_request(to: SocketAddr) -> (Option<u16>, Duration, TcpStream) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(to).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(15));
+    (raw_status(&answer), started.elapsed(), stream)
+}
+
+/// At the limit, the connection idle the longest is closed for a new one,
+/// so idle connections cannot keep anyone out (they once made a request
+/// wait for the header timeout).
+#[tokio::test]
+async fn idle_connections_make_room_oldest_first() {
+    let server = Server::start_with(&["--max-connections", "16", "--header-read-timeout", "10"]);
+    let to = addr(&server);
+    tokio::task::spawn_blocking(move || {
+        let mut idle: Vec<TcpStream> = (0..16).map(|_| idle_after_one_request(to)).collect();
+        // Each new connection stays open, so that the server stays at its
+        // limit.
+        let mut new = Vec::new();
+        for round in 0..2 {
+            let (status, took, stream) = timed_request(to);
+            new.push(stream);
+            assert_eq!(status, Some(200), "round {round}");
+            assert!(
+                took < Duration::from_secs(2),
+                "round {round}: waited {took:?}"
+            );
+            // The oldest idle connection left, and only it.
+            assert!(
+                closed_by_server(&mut idle[round], Duration::from_secs(2)),
+                "round {round}: the oldest idle connection is still open"
+            );
+            for (i, stream) in idle.iter_mut().enumerate().skip(round + 1) {
+                assert!(
+                    !closed_by_server(stream, Duration::from_millis(20)),
+                    "round {round}: connection {i} was closed instead"
+                );
+            }
+        }
+        // A connection used again is no longer the oldest idle one.
+        let mut third = idle.remove(2);
+        third
+            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = third.read(&mut buf).unwrap();
+        assert_eq!(raw_status(&buf[..n]), Some(200));
+        let (status, _, _stream) = timed_request(to);
+        assert_eq!(status, Some(200));
+        assert!(!closed_by_server(&mut third, Duration::from_millis(100)));
+        assert!(
+            closed_by_server(&mut idle[2], Duration::from_secs(2)),
+            "the 4th was oldest"
+        );
+    })
+    .await
+    .unwrap();
+    assert_alive(&server, None).await;
+}
+
+/// Connections that never send a byte are idle too.
+#[tokio::test]
+async fn silent_connections_make_room() {
+    let server = Server::start_with(&["--max-connections", "4", "--header-read-timeout", "10"]);
+    let to = addr(&server);
+    tokio::task::spawn_blocking(move || {
+        let mut silent: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(to).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let (status, took, _stream) = timed_request(to);
+        assert_eq!(status, Some(200));
+        assert!(took < Duration::from_secs(2), "waited {took:?}");
+        assert!(closed_by_server(&mut silent[0], Duration::from_secs(2)));
+        for stream in &mut silent[1..] {
+            assert!(!closed_by_server(stream, Duration::from_millis(20)));
+        }
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]

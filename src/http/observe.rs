@@ -405,7 +405,7 @@ impl Observer {
         stats.latency.record(latency);
         stats.count(method_index(method), status.as_u16());
         tracing::debug!(
-            method = %method,
+            method = method_label(method.as_str()),
             route,
             status = status.as_u16(),
             latency_ms = latency.as_secs_f64() * 1e3,

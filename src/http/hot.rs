@@ -532,6 +532,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn foreign_sites_are_refused_as_the_router_refuses_them() {
+        let f = fixture(None);
+        let body = r#"{"key":"k","value":1}"#;
+        let with = |method: &str, uri: &str, header: (&'static str, &'static str)| {
+            let mut request = request(method, uri, None, body);
+            request
+                .headers_mut()
+                .insert(header.0, HeaderValue::from_static(header.1));
+            request
+        };
+        for header in [
+            ("origin", "https://evil.example"),
+            ("origin", "null"),
+            ("host", "evil.example:8000"),
+        ] {
+            for (method, uri) in [("POST", "/set?ns=team"), ("GET", "/get/k?ns=team")] {
+                let hot = send(&f.hot, with(method, uri, header)).await;
+                let routed = send(&f.routed, with(method, uri, header)).await;
+                assert_eq!(hot, routed, "{method} {uri} {header:?}");
+                assert_eq!(hot.0, StatusCode::FORBIDDEN, "{method} {uri} {header:?}");
+            }
+        }
+        // Nothing was written; the server's own origin and name pass.
+        let (status, _, _) = both(&f, "GET", "/get/k?ns=team", None, "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let own = with("POST", "/set?ns=team", ("host", "localhost:8000"));
+        assert_eq!(send(&f.hot, own).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
     async fn hot_requests_are_counted_under_the_routers_templates() {
         let f = fixture(None);
         send(

@@ -178,9 +178,8 @@ impl ApiError {
             ApiError::Invalid(invalid) => invalid.diagnostic.clone(),
             ApiError::Site(refusal) => refusal.diagnostic(),
             ApiError::NoRoute { method, .. } => format!(
-                "Not Found: no route for {} {}",
-                method_label(method),
-                "(the path left out)"
+                "Not Found: no route for {} (the path left out)",
+                method_label(method)
             ),
             ApiError::MethodNotAllowed { method, .. } => format!(
                 "Method Not Allowed: the route does not accept {}",

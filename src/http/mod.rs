@@ -5,6 +5,8 @@
 //! - [`handlers`]: one thin function per route;
 //! - [`set_request`]: parsing and validation of `POST /set` bodies;
 //! - [`error`]: the one place where errors become statuses and JSON;
+//! - [`origin`]: the `Host` and `Origin` checks, first on every request
+//!   (cross-site requests, DNS rebinding);
 //! - operability: [`observe`] (request counters, latency histograms, recent
 //!   errors, and the middleware feeding them), [`metrics`] (`/metrics`),
 //!   [`performance`] (`/performance`), [`openapi`] (`/openapi.json`) and

@@ -47,7 +47,7 @@ def pykv_rss(binary, wal):
             env={**os.environ, "RUST_LOG": "warn"},
         )
         try:
-            wait_until_answering(port, proc, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 200")
+            wait_until_answering(port, proc, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"HTTP/1.1 200")
             return settle_and_measure(proc)
         finally:
             proc.kill()

@@ -86,7 +86,7 @@ def time_pykv(binary, wal):
         )
         try:
             wait_until_answering(
-                port, proc, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 200"
+                port, proc, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"HTTP/1.1 200"
             )
             return time.monotonic() - t0
         finally:

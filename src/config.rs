@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::wal::FsyncPolicy;
@@ -137,7 +138,7 @@ pub struct ClientArgs {
         long,
         value_name = "SECONDS",
         default_value_t = crate::client::DEFAULT_TIMEOUT.as_secs(),
-        value_parser = clap::value_parser!(u64).range(1..),
+        value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS),
         global = true
     )]
     pub timeout: u64,
@@ -240,12 +241,15 @@ pub struct ServeArgs {
     #[arg(long, env = "PYKV_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Longest key accepted, in bytes.
-    #[arg(long, env = "PYKV_MAX_KEY_BYTES", default_value_t = 1024)]
+    /// Longest key accepted, in bytes (1 to 16 MiB).
+    #[arg(long, env = "PYKV_MAX_KEY_BYTES", default_value_t = 1024,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_KEY_BYTES))]
     pub max_key_bytes: usize,
 
-    /// Largest request body accepted, in bytes (larger ones get 413).
-    #[arg(long, env = "PYKV_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    /// Largest request body accepted, in bytes (larger ones get 413; 64 to
+    /// 1 GiB).
+    #[arg(long, env = "PYKV_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024,
+          value_parser = RangedU64ValueParser::<usize>::new().range(MIN_BODY_BYTES..=MAX_BODY_BYTES))]
     pub max_body_bytes: usize,
 
     /// When the log is synced to disk: always (before each answer),
@@ -264,8 +268,8 @@ pub struct ServeArgs {
     pub compact_min_bytes: u64,
 
     /// Compact the log automatically once it is this many times its size
-    /// after the last compaction (or start).
-    #[arg(long, env = "PYKV_COMPACT_RATIO", default_value_t = 2.0)]
+    /// after the last compaction (or start); over 1, at most 1000.
+    #[arg(long, env = "PYKV_COMPACT_RATIO", default_value_t = 2.0, value_parser = parse_compact_ratio)]
     pub compact_ratio: f64,
 
     /// How log lines on stderr are written: text (for people) or json (one
@@ -286,24 +290,88 @@ pub struct ServeArgs {
     #[arg(long = "cors-origin", env = "PYKV_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
-    /// Most connections served at once; more wait to be accepted.
-    #[arg(long, env = "PYKV_MAX_CONNECTIONS", default_value_t = 1024)]
+    /// A host name clients reach the server by (repeat for several; `*`
+    /// for any). A server on loopback answers only to localhost, IP
+    /// addresses and these names (against DNS rebinding); with this flag,
+    /// a server on any address checks `Host` too. Pages of these names
+    /// count as the server's own origin.
+    #[arg(
+        long = "allowed-host",
+        env = "PYKV_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Most connections served at once (1 to 1,000,000). At the limit, the
+    /// connection idle the longest is closed to make room; when none is
+    /// idle, new ones wait to be accepted.
+    #[arg(long, env = "PYKV_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONNECTIONS))]
     pub max_connections: usize,
 
-    /// Largest request head (request line and headers), in bytes; at
-    /// least 8192. Larger ones are answered 431.
-    #[arg(long, env = "PYKV_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    /// Largest request head (request line and headers), in bytes; 8192
+    /// to 1 MiB. Larger ones are answered 431.
+    #[arg(long, env = "PYKV_MAX_HEADER_BYTES", default_value_t = 16 * 1024,
+          value_parser = RangedU64ValueParser::<usize>::new().range(MIN_HEADER_BYTES..=MAX_HEADER_BYTES))]
     pub max_header_bytes: usize,
 
     /// Seconds a connection may go without sending a whole request head
     /// while none of its requests is being answered: a slowloris guard,
-    /// which also closes idle keep-alive connections.
-    #[arg(long, env = "PYKV_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    /// which also closes idle keep-alive connections (1 to 86400).
+    #[arg(long, env = "PYKV_HEADER_READ_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub header_read_timeout: u64,
 
-    /// Seconds a request may take, its body included; answered 408 past it.
-    #[arg(long, env = "PYKV_REQUEST_TIMEOUT", default_value_t = 30)]
+    /// Seconds a request may take, its body included; answered 408 past it
+    /// (1 to 86400).
+    #[arg(long, env = "PYKV_REQUEST_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub request_timeout: u64,
+}
+
+// The ranges of the numeric flags. A value outside is refused at start,
+// with the flag and its range named, rather than accepted and turned into
+// a server that refuses everything (a zero timeout or body size), panics
+// (a connection count past tokio's semaphore) or wraps around (a limit past
+// 64 bits; the memory and key limits share `store::MAX_LIMIT` with the
+// quota file and `PUT /quota`).
+
+/// Longest `--max-key-bytes`: far past any sensible key, and still a
+/// fraction of the largest body.
+const MAX_KEY_BYTES: u64 = 16 << 20;
+/// Shortest `--max-body-bytes`: room for a small `POST /set` body.
+const MIN_BODY_BYTES: u64 = 64;
+/// Longest `--max-body-bytes`: one value is held whole in memory and
+/// written as one line of the log.
+const MAX_BODY_BYTES: u64 = 1 << 30;
+/// Most `--max-connections`: each is a file descriptor and a task.
+const MAX_CONNECTIONS: u64 = 1_000_000;
+/// `--max-header-bytes`: hyper refuses a read buffer under 8 KiB, and a
+/// head of more than 1 MiB is an attack, not a request.
+const MIN_HEADER_BYTES: u64 = 8192;
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+/// Longest of the timeouts (`--header-read-timeout`, `--request-timeout`,
+/// the client's `--timeout`): one day.
+const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
+/// Largest `--compact-ratio`.
+const MAX_COMPACT_RATIO: f64 = 1000.0;
+
+/// `--compact-ratio`: over 1 (a ratio of 1 or less would rewrite the log
+/// again and again) and at most [`MAX_COMPACT_RATIO`].
+fn parse_compact_ratio(text: &str) -> Result<f64, String> {
+    let ratio: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if ratio > 1.0 && ratio <= MAX_COMPACT_RATIO {
+        Ok(ratio)
+    } else {
+        Err(format!(
+            "must be a number over 1 and at most {MAX_COMPACT_RATIO} (the log is rewritten once it \
+             is this many times its size after the last rewrite)"
+        ))
+    }
 }
 
 /// `pykv serve --log-format`.

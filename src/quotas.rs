@@ -26,17 +26,18 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::http::{Rate, RateLimits};
-use crate::store::{EvictionPolicy, Limit, Limits, validate_namespace};
+use crate::store::{EvictionPolicy, Limit, Limits, MAX_LIMIT, validate_namespace};
 
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
     /// Memory bound of the whole store, e.g. 512mb or 2gb (unlimited when
-    /// unset).
-    #[arg(long, env = "PYKV_MAX_MEMORY", value_parser = parse_size)]
+    /// unset; at most 2^63-1 bytes, as `PUT /quota`).
+    #[arg(long, env = "PYKV_MAX_MEMORY", value_parser = parse_byte_limit)]
     pub max_memory: Option<u64>,
 
-    /// Most keys the whole store holds (unlimited when unset).
-    #[arg(long, env = "PYKV_MAX_KEYS")]
+    /// Most keys the whole store holds (unlimited when unset; 0 to 2^63-1,
+    /// as `PUT /quota`).
+    #[arg(long, env = "PYKV_MAX_KEYS", value_parser = clap::value_parser!(u64).range(..=MAX_LIMIT))]
     pub max_keys: Option<u64>,
 
     /// What happens at a limit: lru evicts the least recently used keys,
@@ -149,12 +150,55 @@ impl QuotaFile {
             .map_err(|e| format!("cannot read the quota file {}: {e}", path.display()))?;
         let file: QuotaFile = toml::from_str(&text)
             .map_err(|e| format!("the quota file {} is not valid: {e}", path.display()))?;
-        for name in file.namespace.keys() {
-            validate_namespace(name)
-                .map_err(|e| format!("the quota file {}: {e}", path.display()))?;
+        let invalid = |e: String| format!("the quota file {}: {e}", path.display());
+        file.default
+            .validate()
+            .map_err(|e| invalid(format!("[default]: {e}")))?;
+        for (name, spec) in &file.namespace {
+            validate_namespace(name).map_err(|e| invalid(e.to_string()))?;
+            spec.validate()
+                .map_err(|e| invalid(format!("[namespace.{name}]: {e}")))?;
         }
         Ok(file)
     }
+}
+
+impl QuotaSpec {
+    /// Refuses bounds past [`MAX_LIMIT`] (as the flags and `PUT /quota`
+    /// do) and rates that are negative, infinite or not numbers.
+    fn validate(&self) -> Result<(), String> {
+        let sizes = [
+            ("max_keys", self.max_keys),
+            ("max_bytes", self.max_bytes.map(|s| s.0)),
+        ];
+        for (field, value) in sizes {
+            if value.is_some_and(|v| v > MAX_LIMIT) {
+                return Err(format!("`{field}` must be at most {MAX_LIMIT}"));
+            }
+        }
+        let rates = [
+            ("requests_per_second", self.requests_per_second),
+            ("burst", self.burst),
+        ];
+        for (field, value) in rates {
+            if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+                return Err(format!("`{field}` must be a finite number, 0 or more"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `--max-memory`: a size ([`parse_size`]) no larger than [`MAX_LIMIT`].
+pub fn parse_byte_limit(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes > MAX_LIMIT {
+        return Err(format!(
+            "{bytes} bytes is over the largest limit, {MAX_LIMIT} bytes (8 EiB, as PUT /quota); \
+             leave the flag out for no limit"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Parses `512mb`, `2gb`, `64kb`, `100b` or a plain number of bytes.
@@ -172,12 +216,16 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             ));
         }
     };
-    let n: u64 = digits
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size; write it like 512mb or 2gb"))?;
-    n.checked_mul(unit)
-        .ok_or_else(|| format!("{text:?} is too large"))
+    let digits = digits.trim();
+    let too_large = || format!("{text:?} is too large: at most {MAX_LIMIT} bytes");
+    let n: u64 = digits.parse().map_err(|_| {
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            too_large()
+        } else {
+            format!("{text:?} is not a size; write it like 512mb or 2gb")
+        }
+    })?;
+    n.checked_mul(unit).ok_or_else(too_large)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::auth::{Authenticator, TokenFile};
 use crate::config::ServeArgs;
 use crate::connections::{self, ConnectionLimits};
 use crate::db::{Db, DbOptions};
+use crate::http::origin::SiteCheck;
 use crate::http::{AppState, Shared, service};
 use crate::store::StoreConfig;
 use crate::wal::{AutoCompaction, WalOptions};
@@ -47,12 +48,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let auth = Authenticator::open(tokens)?;
     auth.spawn_reload();
+
+    let listener = TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    let sites = SiteCheck::new(addr.ip(), &args.allowed_hosts, &args.cors_origins);
     let state = AppState::new(Shared {
         backend: db.clone(),
         max_body_bytes: args.max_body_bytes,
         auth: auth.clone(),
         rate_limits: Arc::new(args.limits.rate_limits().map_err(anyhow::Error::msg)?),
         cors_origins: args.cors_origins.clone(),
+        sites: Arc::new(sites.clone()),
         request_timeout: Duration::from_secs(args.request_timeout),
     });
     let limits = ConnectionLimits {
@@ -61,10 +69,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         header_read_timeout: Duration::from_secs(args.header_read_timeout),
     };
 
-    let listener = TcpListener::bind((args.host.as_str(), args.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
-    let addr = listener.local_addr()?;
     // Printed on stdout, alone on its line, so scripts and tests can find the
     // port when started with --port 0.
     println!("PyKV listening on http://{addr}");
@@ -75,6 +79,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "NO TOKEN IS CONFIGURED and the server listens beyond this machine: anyone who can \
              reach it can read, change and clear every namespace. Create tokens with \
              `pykv token create` (see SECURITY.md)"
+        );
+    }
+
+    if !sites.checks_host() {
+        tracing::info!(
+            %addr,
+            "the Host header is not checked (--allowed-host '*', or listening beyond \
+             loopback without --allowed-host): name the hosts clients use with \
+             --allowed-host to guard against DNS rebinding"
         );
     }
 

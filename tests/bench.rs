@@ -184,6 +184,30 @@ fn rejects_a_bad_url_with_a_usage_error() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("only http://"));
 }
 
+/// Absurd numbers are refused before anything runs, naming the flag,
+/// rather than panicking (a duration past what a `Duration` holds) or
+/// allocating without bound (a 100 GB value).
+#[test]
+fn rejects_absurd_numbers_naming_the_flag() {
+    for args in [
+        ["--duration", "1e300"],
+        ["--duration", "NaN"],
+        ["--warmup", "1e300"],
+        ["--timeout", "18446744073709551615"],
+        ["--value-size", "100000000000"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_pykv"))
+            .args(["bench", "--url", "http://127.0.0.1:9"])
+            .args(args)
+            .output()
+            .expect("run pykv bench");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
 /// A running `pykv bench --ceiling --port 0`, killed on drop.
 struct Ceiling(Child, String);
 

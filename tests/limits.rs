@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, run_to_exit};
 use serde_json::json;
 
 fn quota_file(dir: &std::path::Path, toml: &str) -> String {
@@ -208,4 +208,69 @@ async fn an_admin_sets_a_quota_while_the_server_runs() {
         .await;
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(server.get("/quota?ns=t").await.body["max_keys"], 5);
+}
+
+/// Absurd numeric flags stop the start with the flag and its range named,
+/// instead of a server that refuses (or evicts) every write, panics, or
+/// never answers.
+#[test]
+fn absurd_flags_are_refused_at_start_naming_the_flag_and_its_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = "9223372036854775807";
+    for (flag, value, range) in [
+        ("--max-keys", "10000000000000000000", max),
+        ("--max-memory", "9000000000gb", max),
+        ("--max-memory", "99999999999999999999999", max),
+        ("--max-connections", "0", "1..=1000000"),
+        ("--max-connections", "100000000000", "1..=1000000"),
+        ("--max-header-bytes", "1000000000", "8192..=1048576"),
+        ("--max-body-bytes", "0", "64..=1073741824"),
+        ("--max-key-bytes", "0", "1..=16777216"),
+        ("--header-read-timeout", "18446744073709551615", "1..=86400"),
+        ("--request-timeout", "0", "1..=86400"),
+        ("--compact-ratio", "NaN", "over 1"),
+        ("--compact-ratio", "0.5", "over 1"),
+    ] {
+        let (code, stderr) = run_to_exit(dir.path(), &[flag, value]);
+        assert!(
+            code.is_some_and(|c| c != 0),
+            "{flag} {value} exited {code:?}"
+        );
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(range), "{flag} {value}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{flag} {value}: {stderr}");
+    }
+    // The quota file is held to the same bound.
+    let quotas = quota_file(dir.path(), "[default]\nmax_keys = 10000000000000000000\n");
+    let (code, stderr) = run_to_exit(dir.path(), &["--quotas", &quotas]);
+    assert!(code.is_some_and(|c| c != 0), "{code:?}");
+    assert!(
+        stderr.contains("max_keys") && stderr.contains(max),
+        "{stderr}"
+    );
+}
+
+/// The largest limits accepted (those of `PUT /quota`) mean "practically
+/// unlimited", under both policies.
+#[tokio::test]
+async fn the_largest_accepted_limits_keep_every_key() {
+    let max = "9223372036854775807";
+    for policy in ["noeviction", "lru"] {
+        let server =
+            Server::start_with(&["--max-keys", max, "--max-memory", max, "--eviction", policy]);
+        for i in 0..5 {
+            server.set(Some("t"), &format!("k{i}"), json!(i)).await;
+        }
+        for i in 0..5 {
+            assert_eq!(
+                server.value(Some("t"), &format!("k{i}")).await,
+                Some(json!(i)),
+                "{policy}: k{i}"
+            );
+        }
+        let stats = server.stats().await;
+        assert_eq!(stats["total_keys"], 5, "{policy}: {stats}");
+        assert_eq!(stats["evictions"], 0, "{policy}: {stats}");
+        assert_eq!(stats["max_keys"], json!(9223372036854775807u64));
+    }
 }

@@ -829,14 +829,192 @@ async fn cors_allows_only_the_named_origins() {
     assert_ne!(r.header("access-control-allow-credentials"), Some("true"));
 }
 
+// ---- browsers: cross-site requests and DNS rebinding ----------------------
+
+/// A request as a foreign page's `fetch(url, {mode: "no-cors"})` sends it:
+/// a "simple" request, with no preflight, `Origin` and a `text/plain` body.
+async fn simple_request(
+    server: &Server,
+    method: Method,
+    path: &str,
+    origin: Option<&str>,
+) -> Answer {
+    let mut headers = vec![("content-type", "text/plain;charset=UTF-8")];
+    if let Some(origin) = origin {
+        headers.push(("origin", origin));
+    }
+    let body = json!({"key": "flag", "value": "on"});
+    let mut request = server.client.request(method.clone(), server.url(path));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    if method == Method::POST {
+        request = request.body(body.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    Answer {
+        status,
+        headers,
+        text,
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_page_cannot_change_anything() {
+    let server = Server::start();
+    server.set(Some("prod"), "flag", json!("off")).await;
+    for (method, path) in [
+        (Method::POST, "/set?ns=prod"),
+        // The same through the router rather than the hot path.
+        (Method::POST, "/set?ns=%70rod"),
+        (Method::DELETE, "/namespaces/prod"),
+        (Method::DELETE, "/delete/flag?ns=prod"),
+        (Method::POST, "/compact"),
+        (Method::GET, "/get/flag?ns=prod"),
+        (Method::GET, "/get/fl%61g?ns=prod"),
+        (Method::GET, "/stats"),
+    ] {
+        let r = simple_request(&server, method.clone(), path, Some(EVIL)).await;
+        r.assert_refused(403, &format!("{method} {path}"));
+        let detail = r.json()["detail"].as_str().unwrap().to_owned();
+        assert!(
+            detail.contains("cross-site") && detail.contains("--cors-origin"),
+            "{detail}"
+        );
+        assert_eq!(r.header("access-control-allow-origin"), None);
+    }
+    assert_eq!(server.value(Some("prod"), "flag").await, Some(json!("off")));
+    let compactions = server.stats().await["last_compaction"].clone();
+    assert_eq!(
+        compactions,
+        Value::Null,
+        "a foreign page started a compaction"
+    );
+
+    // The console's own page (same origin) and clients sending no Origin.
+    let own = server.base_url().to_owned();
+    for origin in [Some(own.as_str()), None] {
+        let r = simple_request(&server, Method::POST, "/set?ns=prod", origin).await;
+        assert_eq!(r.status, 200, "{origin:?}: {r:?}");
+        let r = simple_request(&server, Method::GET, "/get/flag?ns=prod", origin).await;
+        assert_eq!(r.status, 200, "{origin:?}: {r:?}");
+    }
+    let r = simple_request(&server, Method::DELETE, "/namespaces/prod", Some(&own)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = simple_request(&server, Method::POST, "/compact", None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[tokio::test]
+async fn an_origin_allowed_by_cors_origin_may_write() {
+    let server = Server::start_with(&["--cors-origin", APP]);
+    let r = simple_request(&server, Method::POST, "/set?ns=prod", Some(APP)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP));
+    for origin in [EVIL, "null", "http://app.example"] {
+        let r = simple_request(&server, Method::POST, "/set?ns=prod", Some(origin)).await;
+        r.assert_refused(403, origin);
+        let r = preflight(&server, origin).await;
+        assert_eq!(r.status, 403, "preflight from {origin}: {r:?}");
+    }
+    assert_eq!(server.value(Some("prod"), "flag").await, Some(json!("on")));
+}
+
+#[tokio::test]
+async fn a_loopback_server_answers_only_to_its_own_names() {
+    let server = Server::start();
+    let port = addr(&server).port();
+    let host = |name: &str| format!("{name}:{port}");
+    for (method, path) in [
+        (Method::POST, "/set?ns=prod"),
+        (Method::GET, "/get/flag?ns=prod"),
+        (Method::GET, "/health"),
+        (Method::DELETE, "/namespaces/prod"),
+    ] {
+        for name in ["evil.example", "localhost.evil.example", "127.0.0.1.nip.io"] {
+            let r = call_with(
+                &server,
+                method.clone(),
+                path,
+                None,
+                Some(&set_body("flag", None)),
+                &[("host", &host(name))],
+            )
+            .await;
+            r.assert_refused(403, &format!("{method} {path} as {name}"));
+            let detail = r.json()["detail"].as_str().unwrap().to_owned();
+            assert!(detail.contains("--allowed-host"), "{detail}");
+        }
+    }
+    assert_eq!(server.value(Some("prod"), "flag").await, None);
+    for name in ["localhost", "127.0.0.1", "[::1]", "app.localhost"] {
+        let r = call_with(
+            &server,
+            Method::POST,
+            "/set?ns=prod",
+            None,
+            Some(&set_body("flag", None)),
+            &[("host", &host(name))],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+        let r = call_with(
+            &server,
+            Method::GET,
+            "/get/flag?ns=prod",
+            None,
+            None,
+            &[("host", &host(name))],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+    }
+
+    // A name given by --allowed-host, with its pages as the server's own.
+    let server = Server::start_with(&["--allowed-host", "kv.example.com"]);
+    let r = call_with(
+        &server,
+        Method::GET,
+        "/health",
+        None,
+        None,
+        &[("host", "kv.example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = call_with(
+        &server,
+        Method::POST,
+        "/set?ns=prod",
+        None,
+        Some(&set_body("flag", None)),
+        &[("origin", "https://kv.example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = call_with(
+        &server,
+        Method::GET,
+        "/health",
+        None,
+        None,
+        &[("host", "evil.example")],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{r:?}");
+}
+
 // ---- connections, headers, slow clients ----------------------------------
 
 #[tokio::test]
 async fn oversized_headers_are_refused() {
-    let server = Server::start_with(&["--max-header-bytes", "4096"]);
+    let server = Server::start_with(&["--max-header-bytes", "8192"]);
     let to = addr(&server);
     let big = "a".repeat(10 * 1024);
-    let request = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
+    let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {big}\r\n\r\n");
     let (answer, closed) = tokio::task::spawn_blocking(move || {
         raw_exchange(to, request.as_bytes(), Duration::from_secs(5))
     })
@@ -858,7 +1036,7 @@ async fn oversized_headers_are_refused() {
     let many: String = (0..400)
         .map(|i| format!("X-H{i}: {}\r\n", "b".repeat(30)))
         .collect();
-    let request = format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}\r\n");
     let (answer, closed) = tokio::task::spawn_blocking(move || {
         raw_exchange(to, request.as_bytes(), Duration::from_secs(5))
     })
@@ -911,7 +1089,7 @@ async fn a_client_that_stops_mid_request_line_is_cut_off() {
     let started = Instant::now();
     let closed = tokio::task::spawn_blocking(move || {
         let mut stream = TcpStream::connect(to).unwrap();
-        for b in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: 1234567890\r\n\r\n" {
+        for b in b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1234567890\r\n\r\n" {
             if stream.write_all(&[*b]).is_err() {
                 return true;
             }
@@ -944,7 +1122,7 @@ async fn a_request_being_answered_outlives_the_header_timeout() {
     let answer = tokio::task::spawn_blocking(move || {
         let mut stream = TcpStream::connect(to).unwrap();
         let head = format!(
-            "POST /set HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+            "POST /set HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
@@ -977,7 +1155,7 @@ async fn idle_connections_cannot_hold_every_slot() {
     let (answer, _) = tokio::task::spawn_blocking(move || {
         raw_exchange(
             to,
-            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
             Duration::from_secs(5),
         )
     })
@@ -992,30 +1170,26 @@ async fn idle_connections_cannot_hold_every_slot() {
     drop(idle);
 }
 
+/// Connections in the middle of a request are not idle: at the limit, a
+/// new connection waits for one of them to end.
 #[tokio::test]
-async fn connections_over_the_limit_wait_for_a_free_slot() {
+async fn connections_over_the_limit_wait_for_a_busy_one_to_end() {
     let server = Server::start_with(&["--max-connections", "4", "--header-read-timeout", "30"]);
     let to = addr(&server);
-    // Four idle connections, each sending one complete request first so
-    // that it is certainly accepted and served.
+    // Four connections each in the middle of a request head.
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut stream = TcpStream::connect(to).unwrap();
         stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             .unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut buf = [0u8; 1024];
-        let n = stream.read(&mut buf).unwrap();
-        assert_eq!(raw_status(&buf[..n]), Some(200));
         held.push(stream);
     }
+    std::thread::sleep(Duration::from_millis(300));
     let result = tokio::task::spawn_blocking(move || {
         let mut fifth = TcpStream::connect(to).unwrap();
         fifth
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             .unwrap();
         let (early, _) = read_until_closed(&mut fifth, Duration::from_secs(1));
         // One of the four goes away: the fifth is served.
@@ -1028,7 +1202,7 @@ async fn connections_over_the_limit_wait_for_a_free_slot() {
     let (early, late, held) = result;
     assert!(
         early.is_empty(),
-        "a 5th connection was served while 4 were held: {:?}",
+        "a 5th connection was served while 4 were busy: {:?}",
         String::from_utf8_lossy(&early)
     );
     assert_eq!(
@@ -1041,6 +1215,118 @@ async fn connections_over_the_limit_wait_for_a_free_slot() {
     assert_alive(&server, None).await;
 }
 
+/// A keep-alive connection that has had its answer, left open.
+fn idle_after_one_request(to: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(to).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).unwrap();
+    assert_eq!(raw_status(&buf[..n]), Some(200));
+    stream
+}
+
+/// Whether the server has closed `stream`, waiting at most `wait`.
+fn closed_by_server(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(n) => panic!("unexpected bytes on an idle connection: {:?}", &buf[..n]),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+        Err(_) => true,
+    }
+}
+
+/// One request on a new keep-alive connection: its status, how long it
+/// took, and the connection, left open.
+fn timed_request(to: SocketAddr) -> (Option<u16>, Duration, TcpStream) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(to).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(15));
+    (raw_status(&answer), started.elapsed(), stream)
+}
+
+/// At the limit, the connection idle the longest is closed for a new one,
+/// so idle connections cannot keep anyone out (they once made a request
+/// wait for the header timeout).
+#[tokio::test]
+async fn idle_connections_make_room_oldest_first() {
+    let server = Server::start_with(&["--max-connections", "16", "--header-read-timeout", "10"]);
+    let to = addr(&server);
+    tokio::task::spawn_blocking(move || {
+        let mut idle: Vec<TcpStream> = (0..16).map(|_| idle_after_one_request(to)).collect();
+        // Each new connection stays open, so that the server stays at its
+        // limit.
+        let mut new = Vec::new();
+        for round in 0..2 {
+            let (status, took, stream) = timed_request(to);
+            new.push(stream);
+            assert_eq!(status, Some(200), "round {round}");
+            assert!(
+                took < Duration::from_secs(2),
+                "round {round}: waited {took:?}"
+            );
+            // The oldest idle connection left, and only it.
+            assert!(
+                closed_by_server(&mut idle[round], Duration::from_secs(2)),
+                "round {round}: the oldest idle connection is still open"
+            );
+            for (i, stream) in idle.iter_mut().enumerate().skip(round + 1) {
+                assert!(
+                    !closed_by_server(stream, Duration::from_millis(20)),
+                    "round {round}: connection {i} was closed instead"
+                );
+            }
+        }
+        // A connection used again is no longer the oldest idle one.
+        let mut third = idle.remove(2);
+        third
+            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = third.read(&mut buf).unwrap();
+        assert_eq!(raw_status(&buf[..n]), Some(200));
+        let (status, _, _stream) = timed_request(to);
+        assert_eq!(status, Some(200));
+        assert!(!closed_by_server(&mut third, Duration::from_millis(100)));
+        assert!(
+            closed_by_server(&mut idle[2], Duration::from_secs(2)),
+            "the 4th was oldest"
+        );
+    })
+    .await
+    .unwrap();
+    assert_alive(&server, None).await;
+}
+
+/// Connections that never send a byte are idle too.
+#[tokio::test]
+async fn silent_connections_make_room() {
+    let server = Server::start_with(&["--max-connections", "4", "--header-read-timeout", "10"]);
+    let to = addr(&server);
+    tokio::task::spawn_blocking(move || {
+        let mut silent: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(to).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let (status, took, _stream) = timed_request(to);
+        assert_eq!(status, Some(200));
+        assert!(took < Duration::from_secs(2), "waited {took:?}");
+        assert!(closed_by_server(&mut silent[0], Duration::from_secs(2)));
+        for stream in &mut silent[1..] {
+            assert!(!closed_by_server(stream, Duration::from_millis(20)));
+        }
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_body_sent_too_slowly_gets_408() {
     let server = Server::start_with(&["--request-timeout", "1"]);
@@ -1049,7 +1335,7 @@ async fn a_body_sent_too_slowly_gets_408() {
     let (answer, _) = tokio::task::spawn_blocking(move || {
         let mut stream = TcpStream::connect(to).unwrap();
         stream
-            .write_all(b"POST /set?ns=a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"key\":")
+            .write_all(b"POST /set?ns=a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"key\":")
             .unwrap();
         read_until_closed(&mut stream, Duration::from_secs(5))
     })
@@ -1151,6 +1437,117 @@ async fn tokens_never_appear_in_logs_or_answers() {
             "{log}"
         );
     }
+}
+
+/// `/performance/recent-errors` describes what a client sent instead of
+/// repeating it, whatever its shape: secrets in a TTL (with the `;` that
+/// once ended the redaction), a key of the wrong type, namespace names in
+/// the body, the query and the path, a query value, a quota, a broken
+/// body, a key in a path, a method, a token.
+#[tokio::test]
+async fn recent_errors_never_keep_what_a_client_sent() {
+    let (server, tokens, _dir) = closed_server(&[]);
+    let admin = Some(tokens.admin.as_str());
+    let alpha = Some(tokens.alpha.as_str());
+    let raw = |method: Method, path: &str, token: Option<&str>, body: &str| {
+        let mut request = server
+            .client
+            .request(method, server.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+    };
+    let requests = [
+        raw(
+            Method::POST,
+            "/set?ns=alpha",
+            alpha,
+            r#"{"key":"k","value":1,"ttl":"a;SECRET01"}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set?ns=alpha",
+            alpha,
+            r#"{"key":"k","value":1,"ttl":"x got y; SECRET02 got"}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set?ns=alpha",
+            alpha,
+            r#"{"key":{"SECRET03":1},"value":1}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set",
+            admin,
+            r#"{"key":"k","value":1,"namespace":"SECRET04;bad name"}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set",
+            admin,
+            r#"{"key":"k","value":1,"namespace":["SECRET05"]}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set?ns=SECRET06%3Bbad",
+            admin,
+            r#"{"key":"k","value":1}"#,
+        ),
+        raw(Method::GET, "/get/k?ns=SECRET07;bad", admin, ""),
+        // A tenant token refused elsewhere: the scope names the namespace.
+        raw(Method::GET, "/get/k?ns=SECRET08", alpha, ""),
+        raw(Method::GET, "/get/k?ns=SECRET09%20bad", alpha, ""),
+        raw(Method::DELETE, "/namespaces/SECRET10%3B", admin, ""),
+        raw(Method::GET, "/keys?ns=alpha&limit=SECRET11", admin, ""),
+        raw(
+            Method::PUT,
+            "/quota?ns=alpha",
+            admin,
+            r#"{"max_keys":"SECRET12"}"#,
+        ),
+        raw(Method::POST, "/set?ns=alpha", alpha, r#"{"key":"SECRET13"#),
+        raw(Method::POST, "/set?ns=alpha", alpha, r#"["SECRET14"]"#),
+        raw(Method::GET, "/get/SECRET15?ns=alpha", alpha, ""),
+        raw(Method::POST, "/get/SECRET16", admin, ""),
+        raw(Method::GET, "/no/such/SECRET17", admin, ""),
+        raw(Method::from_bytes(b"SECRET18").unwrap(), "/set", admin, ""),
+        raw(Method::GET, "/get/k", Some("pykv_SECRET19"), ""),
+    ];
+    let sent = requests.len();
+    for request in requests {
+        let response = server.send_raw(request).await;
+        assert!((400..500).contains(&response), "{response}");
+    }
+    let r = call(
+        &server,
+        Method::GET,
+        "/performance/recent-errors",
+        admin,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let errors = r.json();
+    assert_eq!(errors["count"], json!(sent), "{errors}");
+    assert!(!r.text.contains("SECRET"), "client input kept: {}", r.text);
+    // What was wrong is still said, the input described.
+    let detail = |i: usize| errors["errors"][i]["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail(0).starts_with("field `ttl`")
+            && detail(0).contains("got a JSON string of 10 characters"),
+        "{}",
+        detail(0)
+    );
+    assert!(
+        detail(3).contains("a string of 17 characters"),
+        "{}",
+        detail(3)
+    );
+    assert_eq!(errors["errors"][sent - 2]["method"], "OTHER", "{errors}");
 }
 
 /// `pykv serve` with `RUST_LOG=debug`, logging in `format`: the child, its

@@ -83,7 +83,8 @@ pub struct BenchArgs {
     pub namespaces: u32,
 
     /// Length of each value, a JSON string of this many bytes.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(..=MAX_VALUE_SIZE))]
     pub value_size: usize,
 
     /// Give every SET this TTL, in seconds.
@@ -113,7 +114,7 @@ pub struct BenchArgs {
     pub threads: u32,
 
     /// Seconds to wait for an answer before counting a timeout.
-    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS as u64))]
     pub timeout: u64,
 
     /// Print one JSON object with every figure instead of text.
@@ -151,10 +152,12 @@ impl BenchArgs {
     fn stop(&self) -> Result<load::Stop, String> {
         match (self.requests, self.duration) {
             (Some(n), _) => Ok(load::Stop::Count(n)),
-            (None, Some(secs)) if secs.is_finite() && secs > 0.0 => {
+            (None, Some(secs)) if secs > 0.0 && secs <= MAX_SECS => {
                 Ok(load::Stop::Time(Duration::from_secs_f64(secs)))
             }
-            (None, Some(secs)) => Err(format!("--duration must be above 0, got {secs}")),
+            (None, Some(secs)) => Err(format!(
+                "--duration must be above 0 and at most {MAX_SECS} seconds, got {secs:?}"
+            )),
             (None, None) => Ok(load::Stop::Count(100_000)),
         }
     }
@@ -174,9 +177,9 @@ impl BenchArgs {
 
     fn warmup(&self) -> Result<Option<Duration>, String> {
         match self.warmup {
-            w if !(w.is_finite() && w >= 0.0) => {
-                Err(format!("--warmup must be 0 or more seconds, got {w}"))
-            }
+            w if !(0.0..=MAX_SECS).contains(&w) => Err(format!(
+                "--warmup must be from 0 to {MAX_SECS} seconds, got {w:?}"
+            )),
             0.0 => Ok(None),
             w => Ok(Some(Duration::from_secs_f64(w))),
         }
@@ -191,6 +194,13 @@ impl BenchArgs {
         }
     }
 }
+
+/// Longest `--duration`, `--warmup` and `--timeout`: one day. Longer is a
+/// typing mistake, and past the range of a `Duration` it would panic.
+const MAX_SECS: f64 = 24.0 * 3600.0;
+/// Largest `--value-size`: the largest body a server accepts
+/// (`--max-body-bytes`), 1 GiB.
+const MAX_VALUE_SIZE: u64 = 1 << 30;
 
 /// Adds the `bench` subcommand to the `pykv` command.
 ///

@@ -4,6 +4,10 @@
 //! and preflights are refused, so a web page on another site cannot call
 //! this server from a visitor's browser. The console at `/ui` is served by
 //! the server itself (same origin) and needs no CORS.
+//!
+//! Reading is not all: a request from a page of another origin is refused
+//! outright (403) by [`super::origin`] before it reaches this layer, so this
+//! layer only adds the headers of the origins it allows.
 
 use axum::http::{HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};

@@ -2,11 +2,21 @@
 //!
 //! Every error is answered as JSON in the seed's shape, `{"detail": "..."}`,
 //! with a message that says what was wrong and, where it helps, what to do.
+//!
+//! Each error also has a second form, its [`diagnostic`](ApiError::diagnostic):
+//! the same message with everything the client sent (keys, values,
+//! namespace names, tokens, paths, whatever their shape) replaced by a
+//! description of it, such as "a JSON string of 9 characters". The answer
+//! quotes the client's own input back to it; the diagnostic is what the
+//! server keeps (`/performance/recent-errors`). It rides on the answer as a
+//! [`Diagnostic`] extension, so nothing has to cut secrets out of a message
+//! afterwards.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::origin::SiteRefusal;
 use crate::auth::AuthError;
 use crate::store::StoreError;
 
@@ -19,7 +29,7 @@ pub enum ApiError {
     /// The request body is not JSON at all.
     MalformedJson(String),
     /// Well-formed, but a field is missing or has the wrong type or value.
-    Invalid(String),
+    Invalid(InvalidInput),
     KeyNotFound,
     PayloadTooLarge {
         limit: usize,
@@ -42,11 +52,51 @@ pub enum ApiError {
     RequestTimeout {
         limit: std::time::Duration,
     },
+    /// A foreign `Host` or `Origin` ([`super::origin`]).
+    Site(SiteRefusal),
 }
 
+/// The two forms of a 422's message: for the client, and for the server's
+/// diagnostics.
+#[derive(Debug)]
+pub struct InvalidInput {
+    detail: String,
+    diagnostic: String,
+}
+
+/// What the server keeps of an error answer: its message without the
+/// client's input. Attached to every error answer built from an
+/// [`ApiError`]; read by [`super::observe`].
+#[derive(Debug, Clone)]
+pub struct Diagnostic(pub String);
+
 impl ApiError {
+    /// A 422 whose message quotes nothing the client sent.
     pub fn invalid(message: impl Into<String>) -> Self {
-        ApiError::Invalid(message.into())
+        let detail = message.into();
+        ApiError::Invalid(InvalidInput {
+            diagnostic: detail.clone(),
+            detail,
+        })
+    }
+
+    /// A 422 whose message quotes `input`, raw JSON text the client sent:
+    /// `message` writes the message around what it is given, the input for
+    /// the answer, its [`describe_json`] for the diagnostic.
+    pub fn invalid_json_input(input: &str, message: impl Fn(&str) -> String) -> Self {
+        ApiError::Invalid(InvalidInput {
+            detail: message(input),
+            diagnostic: message(&describe_json(input)),
+        })
+    }
+
+    /// A 422 with its message for the answer and, apart, for the
+    /// diagnostics.
+    pub fn invalid_with_diagnostic(detail: String, diagnostic: impl Into<String>) -> Self {
+        ApiError::Invalid(InvalidInput {
+            detail,
+            diagnostic: diagnostic.into(),
+        })
     }
 
     fn status(&self) -> StatusCode {
@@ -55,7 +105,9 @@ impl ApiError {
             ApiError::Auth(AuthError::Missing | AuthError::Unknown | AuthError::NoToken) => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::Auth(AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Auth(AuthError::Forbidden { .. }) | ApiError::Site(_) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -74,10 +126,11 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> String {
+    /// The message of the answer.
+    pub(crate) fn detail(&self) -> String {
         match self {
             ApiError::MalformedJson(e) => format!("request body is not valid JSON: {e}"),
-            ApiError::Invalid(message) => message.clone(),
+            ApiError::Invalid(invalid) => invalid.detail.clone(),
             // The seed's exact text: clients may compare it.
             ApiError::KeyNotFound => "Key not found".into(),
             ApiError::PayloadTooLarge { limit } => format!(
@@ -97,6 +150,7 @@ impl ApiError {
             }
             ApiError::Store(e) => e.to_string(),
             ApiError::Auth(e) => e.to_string(),
+            ApiError::Site(refusal) => refusal.detail(),
             ApiError::RequestTimeout { limit } => format!(
                 "the request took longer than {} s (sending its body included); \
                  the limit is set by --request-timeout",
@@ -110,12 +164,143 @@ impl ApiError {
                     Some(ns) => format!("namespace {ns:?}"),
                     None => "the default namespace".into(),
                 };
-                format!(
-                    "too many requests for {scope}: over its rate limit; retry in {retry_after_secs} s"
-                )
+                rate_limited(&scope, *retry_after_secs)
             }
         }
     }
+}
+
+impl ApiError {
+    /// The message as the server keeps it: built from the same parts as
+    /// [`ApiError::detail`], with every part the client sent described
+    /// instead of repeated.
+    pub fn diagnostic(&self) -> String {
+        match self {
+            ApiError::MalformedJson(e) => {
+                // Only the position, which the parser wrote: its messages
+                // may quote the body.
+                format!("request body is not valid JSON{}", position_of(e))
+            }
+            ApiError::Invalid(invalid) => invalid.diagnostic.clone(),
+            ApiError::Site(refusal) => refusal.diagnostic(),
+            ApiError::NoRoute { method, .. } => format!(
+                "Not Found: no route for {} (the path left out)",
+                method_label(method)
+            ),
+            ApiError::MethodNotAllowed { method, .. } => format!(
+                "Method Not Allowed: the route does not accept {}",
+                method_label(method)
+            ),
+            ApiError::Store(StoreError::InvalidNamespace { name, reason }) => format!(
+                "field `namespace`: namespace ({}) {reason}; use 1 to 64 of A-Z a-z 0-9 _ . -",
+                describe_text(name)
+            ),
+            ApiError::Store(StoreError::LimitReached { scope, limit }) => {
+                StoreError::LimitReached {
+                    scope: scope_without_name(scope),
+                    limit: limit.clone(),
+                }
+                .to_string()
+            }
+            ApiError::Store(StoreError::TooLarge { scope, size, max }) => StoreError::TooLarge {
+                scope: scope_without_name(scope),
+                size: *size,
+                max: *max,
+            }
+            .to_string(),
+            ApiError::Auth(AuthError::Forbidden { action, scope }) => AuthError::Forbidden {
+                action,
+                scope: scope_without_name(scope),
+            }
+            .to_string(),
+            ApiError::RateLimited {
+                namespace,
+                retry_after_secs,
+            } => {
+                let scope = match namespace {
+                    Some(_) => "a named namespace",
+                    None => "the default namespace",
+                };
+                rate_limited(scope, *retry_after_secs)
+            }
+            // The rest holds nothing the client sent: sizes, limits, the
+            // server's own messages.
+            ApiError::KeyNotFound
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::RequestTimeout { .. }
+            | ApiError::Auth(AuthError::Missing | AuthError::Unknown | AuthError::NoToken)
+            | ApiError::Store(
+                StoreError::EmptyKey
+                | StoreError::KeyTooLong { .. }
+                | StoreError::LogUnavailable(_),
+            ) => self.detail(),
+        }
+    }
+}
+
+fn rate_limited(scope: &str, retry_after_secs: u64) -> String {
+    format!("too many requests for {scope}: over its rate limit; retry in {retry_after_secs} s")
+}
+
+/// A description of raw JSON text a client sent, never the text itself:
+/// its type and length (`true`, `false` and `null` are shown as they are).
+pub fn describe_json(raw: &str) -> String {
+    let raw = raw.trim();
+    let chars = raw.chars().count();
+    match raw.as_bytes().first() {
+        Some(b'"') => format!("a JSON string of {} characters", chars.saturating_sub(2)),
+        Some(b'{') => format!("a JSON object of {chars} characters"),
+        Some(b'[') => format!("a JSON array of {chars} characters"),
+        Some(b'-' | b'0'..=b'9') => format!("a JSON number of {chars} characters"),
+        _ if matches!(raw, "true" | "false" | "null") => raw.to_owned(),
+        _ => format!("JSON text of {chars} characters"),
+    }
+}
+
+/// A description of a text a client sent (a namespace name, a query
+/// value), never the text itself.
+pub fn describe_text(text: &str) -> String {
+    format!("a string of {} characters", text.chars().count())
+}
+
+/// A scope of an error (`the store`, `the default namespace`, or
+/// `namespace "NAME"` as the store and the token checks write it) without
+/// the namespace's name, which the client chose.
+fn scope_without_name(scope: &str) -> String {
+    match scope.strip_prefix("namespace ") {
+        Some(_) => "a named namespace".into(),
+        None => scope.to_owned(),
+    }
+}
+
+/// `at line L column C` at the end of a parser's message, or nothing.
+fn position_of(message: &str) -> String {
+    let Some(at) = message.rfind(" at line ") else {
+        return String::new();
+    };
+    let position = &message[at..];
+    let shape_ok = position
+        .trim_start_matches(" at line ")
+        .split(" column ")
+        .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if shape_ok {
+        position.to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// A method as the diagnostics name it: one of the standard ones, else
+/// `OTHER` (an extension method is any token the client chose).
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| **known == method)
+        .copied()
+        .unwrap_or("OTHER")
 }
 
 impl From<StoreError> for ApiError {
@@ -124,15 +309,24 @@ impl From<StoreError> for ApiError {
     }
 }
 
+// The rejections' texts come from the deserializers, which may quote the
+// query or path: the diagnostics keep only which part could not be read.
+
 impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> Self {
-        ApiError::invalid(format!("query string: {}", e.body_text()))
+        ApiError::invalid_with_diagnostic(
+            format!("query string: {}", e.body_text()),
+            "query string: cannot be read for this route (the query left out)",
+        )
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(e: PathRejection) -> Self {
-        ApiError::invalid(format!("path: {}", e.body_text()))
+        ApiError::invalid_with_diagnostic(
+            format!("path: {}", e.body_text()),
+            "path: cannot be read for this route (the path left out)",
+        )
     }
 }
 
@@ -153,6 +347,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "detail": self.detail() });
         let mut response = (self.status(), axum::Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(Diagnostic(self.diagnostic()));
         let headers = response.headers_mut();
         match self {
             ApiError::Auth(AuthError::Missing | AuthError::Unknown | AuthError::NoToken) => {
@@ -174,5 +371,68 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_say_the_shape_never_the_text() {
+        assert_eq!(
+            describe_json("\"a;SECRET\""),
+            "a JSON string of 8 characters"
+        );
+        assert_eq!(describe_json("{\"s\":1}"), "a JSON object of 7 characters");
+        assert_eq!(describe_json("[1]"), "a JSON array of 3 characters");
+        assert_eq!(describe_json("-12"), "a JSON number of 3 characters");
+        assert_eq!(describe_json("true"), "true");
+        assert_eq!(describe_json("nulls"), "JSON text of 5 characters");
+        assert_eq!(describe_text("é;x"), "a string of 3 characters");
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("SECRET"), "OTHER");
+    }
+
+    #[test]
+    fn every_diagnostic_leaves_the_input_out() {
+        let secret = "SECRET";
+        let errors = [
+            ApiError::invalid_json_input("\"SECRET\"", |got| format!("got {got}")),
+            ApiError::MalformedJson("expected `:` at line 1 column 9".into()),
+            ApiError::NoRoute {
+                method: "SECRET".into(),
+                path: "/SECRET".into(),
+            },
+            ApiError::MethodNotAllowed {
+                method: "GET".into(),
+                path: "/get/SECRET".into(),
+            },
+            ApiError::Store(StoreError::InvalidNamespace {
+                name: "SECRET;x".into(),
+                reason: "has a character outside the allowed set",
+            }),
+            ApiError::Store(StoreError::LimitReached {
+                scope: "namespace \"SECRET\"".into(),
+                limit: "3 keys".into(),
+            }),
+            ApiError::Auth(AuthError::Forbidden {
+                action: "read",
+                scope: "namespace \"SECRET\"".into(),
+            }),
+            ApiError::RateLimited {
+                namespace: Some("SECRET".into()),
+                retry_after_secs: 2,
+            },
+        ];
+        for error in errors {
+            let diagnostic = error.diagnostic();
+            assert!(!diagnostic.contains(secret), "{error:?}: {diagnostic}");
+        }
+        let malformed = ApiError::MalformedJson("expected `:` at line 1 column 9".into());
+        assert_eq!(
+            malformed.diagnostic(),
+            "request body is not valid JSON at line 1 column 9"
+        );
     }
 }

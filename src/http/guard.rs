@@ -1,5 +1,7 @@
-//! Who may make a request, and how often: the bearer token of each request
-//! checked against the token file, and the per-namespace rate limits.
+//! Who may make a request, and how often: where it comes from (the `Host`
+//! and `Origin` checks of [`super::origin`], first), the bearer token of
+//! each request checked against the token file, and the per-namespace rate
+//! limits.
 //!
 //! Handlers take a [`Caller`] and, once they know the namespace a request
 //! touches (from `?ns=`, the body, or the path), call
@@ -9,12 +11,29 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
+use super::origin::SiteCheck;
 use crate::auth::{Authenticator, Grants};
+
+/// The middleware in front of every route of the router: refuses a foreign
+/// `Host` or `Origin` (403) before anything is read or changed. The hot
+/// path runs the same [`SiteCheck::check`].
+pub async fn check_sites(
+    State(sites): State<Arc<SiteCheck>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match sites.check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
 
 /// The grants of the request's token (or [`Grants::Open`] on a server
 /// without tokens). Missing or unknown tokens are refused with 401 here,

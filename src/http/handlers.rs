@@ -246,9 +246,9 @@ pub async fn list_keys(
     state.admit(&caller, query.ns.as_deref(), Access::Read)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "query `limit`: must be from 1 to {MAX_PAGE}, got {limit}"
-        )));
+        return Err(ApiError::invalid_json_input(&limit.to_string(), |got| {
+            format!("query `limit`: must be from 1 to {MAX_PAGE}, got {got}")
+        }));
     }
     let page = state.backend.list_keys(
         query.ns.as_deref(),

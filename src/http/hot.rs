@@ -15,8 +15,9 @@
 //!   is absent or exactly `ns=NAME` with a valid name, and no CORS
 //!   configured (its layer adds headers to every answer). Everything else
 //!   goes to the router, exactly as before;
-//! - the checks run in the router's order (the token first, then the
-//!   handler's), through the handlers' own functions
+//! - the checks run in the router's order (where the request comes from,
+//!   [`SiteCheck::check`](super::origin::SiteCheck::check), then the token,
+//!   then the handler's), through the same functions
 //!   ([`handlers::get_answer`], [`handlers::set_answer`]);
 //! - requests are counted and timed into the same [`Observer`], under the
 //!   same route templates, errors included.
@@ -102,9 +103,13 @@ impl Service {
         let start = Instant::now();
         let answer = self
             .state
-            .auth
-            .authenticate(authorization(request.headers()))
-            .map_err(ApiError::Auth)
+            .sites
+            .check(request.headers())
+            .and_then(|()| {
+                (self.state.auth)
+                    .authenticate(authorization(request.headers()))
+                    .map_err(ApiError::Auth)
+            })
             .and_then(|caller| handlers::get_answer(&self.state, &caller, key, namespace));
         match answer {
             Ok(body) => Answer::Ready(Some(answered(
@@ -114,7 +119,7 @@ impl Service {
                 start,
                 body,
             ))),
-            Err(e) => self.refused(Method::GET, request.uri().path(), GET_ROUTE, start, e),
+            Err(e) => self.refused(&Method::GET, GET_ROUTE, start, e),
         }
     }
 
@@ -125,10 +130,13 @@ impl Service {
     {
         let start = Instant::now();
         let (parts, body) = request.into_parts();
+        if let Err(refusal) = self.state.sites.check(&parts.headers) {
+            return self.refused(&Method::POST, SET_ROUTE, start, refusal);
+        }
         let caller = match self.state.auth.authenticate(authorization(&parts.headers)) {
             Ok(caller) => caller,
             Err(e) => {
-                return self.refused(Method::POST, SET_ROUTE, SET_ROUTE, start, ApiError::Auth(e));
+                return self.refused(&Method::POST, SET_ROUTE, start, ApiError::Auth(e));
             }
         };
         let state = self.state.clone();
@@ -138,23 +146,20 @@ impl Service {
             let namespace = parts.uri.query().and_then(|q| q.strip_prefix("ns="));
             match handlers::set_answer(&state, &caller, namespace, Body::new(body)).await {
                 Ok(body) => answered(&observer, &Method::POST, SET_ROUTE, start, body),
-                Err(e) => failed(&observer, &Method::POST, SET_ROUTE, SET_ROUTE, start, e).await,
+                Err(e) => failed(&observer, &Method::POST, SET_ROUTE, start, e),
             }
         })
     }
 
-    /// An error of the hot path, as an answer future.
+    /// An error of the hot path, answered at once.
     fn refused(
         &self,
-        method: Method,
-        path: &str,
+        method: &Method,
         route: &'static str,
         start: Instant,
         error: ApiError,
     ) -> Answer {
-        let observer = self.observer.clone();
-        let path = path.to_owned();
-        Answer::pending(async move { failed(&observer, &method, &path, route, start, error).await })
+        Answer::Ready(Some(failed(&self.observer, method, route, start, error)))
     }
 
     fn route<B>(&self, request: Request<B>) -> Answer
@@ -232,17 +237,14 @@ fn answered(
 
 /// A hot request refused: counted and kept in the recent errors as the
 /// router's middleware would.
-async fn failed(
+fn failed(
     observer: &Observer,
     method: &Method,
-    path: &str,
     route: &'static str,
     start: Instant,
     error: ApiError,
 ) -> Response<AnswerBody> {
-    let response = observer
-        .finish(method, path, Some(route), start, error.into_response())
-        .await;
+    let response = observer.finish(method, Some(route), start, error.into_response());
     response.map(Either::Right)
 }
 
@@ -318,6 +320,7 @@ mod tests {
     use super::*;
     use crate::auth::{Access, Authenticator, TokenFile};
     use crate::db::{Db, DbOptions};
+    use crate::http::origin::SiteCheck;
     use crate::http::{RateLimits, Shared};
     use crate::store::StoreConfig;
     use crate::wal::{AutoCompaction, FsyncPolicy, WalOptions};
@@ -354,6 +357,11 @@ mod tests {
             auth: Authenticator::open(tokens).unwrap(),
             rate_limits: Arc::new(RateLimits::default()),
             cors_origins: Vec::new(),
+            sites: Arc::new(SiteCheck::new(
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                &[],
+                &[],
+            )),
             request_timeout: Duration::from_secs(5),
         });
         let hot = crate::http::service(state);
@@ -521,6 +529,36 @@ mod tests {
                 assert_eq!(headers["www-authenticate"], "Bearer");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn foreign_sites_are_refused_as_the_router_refuses_them() {
+        let f = fixture(None);
+        let body = r#"{"key":"k","value":1}"#;
+        let with = |method: &str, uri: &str, header: (&'static str, &'static str)| {
+            let mut request = request(method, uri, None, body);
+            request
+                .headers_mut()
+                .insert(header.0, HeaderValue::from_static(header.1));
+            request
+        };
+        for header in [
+            ("origin", "https://evil.example"),
+            ("origin", "null"),
+            ("host", "evil.example:8000"),
+        ] {
+            for (method, uri) in [("POST", "/set?ns=team"), ("GET", "/get/k?ns=team")] {
+                let hot = send(&f.hot, with(method, uri, header)).await;
+                let routed = send(&f.routed, with(method, uri, header)).await;
+                assert_eq!(hot, routed, "{method} {uri} {header:?}");
+                assert_eq!(hot.0, StatusCode::FORBIDDEN, "{method} {uri} {header:?}");
+            }
+        }
+        // Nothing was written; the server's own origin and name pass.
+        let (status, _, _) = both(&f, "GET", "/get/k?ns=team", None, "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let own = with("POST", "/set?ns=team", ("host", "localhost:8000"));
+        assert_eq!(send(&f.hot, own).await.0, StatusCode::OK);
     }
 
     #[tokio::test]

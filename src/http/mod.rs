@@ -5,6 +5,8 @@
 //! - [`handlers`]: one thin function per route;
 //! - [`set_request`]: parsing and validation of `POST /set` bodies;
 //! - [`error`]: the one place where errors become statuses and JSON;
+//! - [`origin`]: the `Host` and `Origin` checks, first on every request
+//!   (cross-site requests, DNS rebinding);
 //! - operability: [`observe`] (request counters, latency histograms, recent
 //!   errors, and the middleware feeding them), [`metrics`] (`/metrics`),
 //!   [`performance`] (`/performance`), [`openapi`] (`/openapi.json`) and
@@ -20,6 +22,7 @@ pub mod hot;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod origin;
 pub mod performance;
 mod quota;
 pub(crate) mod set_request;
@@ -69,6 +72,8 @@ pub struct Shared {
     /// Origins allowed to call from a browser (`--cors-origin`); none by
     /// default.
     pub cors_origins: Vec<String>,
+    /// The `Host` and `Origin` checks run first on every request.
+    pub sites: Arc<origin::SiteCheck>,
     /// How long a request may take, its body included (`--request-timeout`).
     pub request_timeout: Duration,
 }
@@ -123,6 +128,7 @@ fn router(state: AppState, observer: Arc<Observer>) -> Router {
     };
     let body_limit = DefaultBodyLimit::max(state.max_body_bytes);
     let cors_origins = state.cors_origins.clone();
+    let sites = state.sites.clone();
     let operability = Router::new()
         .route("/performance", get(performance_handler))
         .route("/performance/recent-errors", get(recent_errors_handler))
@@ -155,6 +161,8 @@ fn router(state: AppState, observer: Arc<Observer>) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
+    // Outside CORS, so that a foreign page's preflight is refused too.
+    let router = router.layer(middleware::from_fn_with_state(sites, guard::check_sites));
     // Around every route and the fallbacks: counts and times each request
     // under its route template.
     router.layer(middleware::from_fn_with_state(observer, observe::track))

@@ -23,21 +23,24 @@
 //!   [`MAX_ROUTES`] templates (the router has about twenty). Requests that
 //!   match no route are counted under [`UNMATCHED`].
 //! - **Errors** (status >= 400) also go into a ring of the last
-//!   [`RECENT_ERRORS`], behind a mutex taken only for those answers. The
-//!   detail is redacted: the request path and any `got <value>` echo are
-//!   cut out, so no key, value or token is kept.
+//!   [`RECENT_ERRORS`], behind a mutex taken only for those answers. What
+//!   is kept is the error's [`Diagnostic`], built by the error itself
+//!   without anything the client sent (key, value, namespace, token, path),
+//!   never the answer's text; an error answer without one (none of ours)
+//!   is kept as its status's reason.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::Serialize;
+
+use super::error::{Diagnostic, method_label};
 
 /// Route label of requests that matched no route (the 404 fallback).
 pub const UNMATCHED: &str = "unmatched";
@@ -48,8 +51,6 @@ pub const RECENT_ERRORS: usize = 100;
 /// Distinct `(method, status)` pairs counted per route; more are counted
 /// under status `other`.
 const PAIRS: usize = 32;
-/// Longest error body read back to find its `detail` (ours are small).
-const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Longest detail kept in the ring, in bytes.
 const MAX_DETAIL: usize = 300;
 
@@ -269,11 +270,13 @@ struct Slot {
 pub struct ErrorRecord {
     /// When it was answered, seconds since the Unix epoch.
     pub time: f64,
+    /// A standard method, or `OTHER`.
     pub method: String,
     /// The route template (such as `/get/{key}`), never the raw path.
     pub route: String,
     pub status: u16,
-    /// The answer's `detail`, with the request path and echoed values cut out.
+    /// What was wrong, with what the client sent described rather than
+    /// repeated (such as "got a JSON string of 9 characters").
     pub detail: String,
 }
 
@@ -382,14 +385,9 @@ pub async fn track(
 ) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
-    // A cheap clone (reference-counted), kept to cut the path out of error
-    // details.
-    let uri = request.uri().clone();
     let response = next.run(request).await;
     let template = matched.as_ref().map(MatchedPath::as_str);
-    observer
-        .finish(&method, uri.path(), template, start, response)
-        .await
+    observer.finish(&method, template, start, response)
 }
 
 impl Observer {
@@ -407,7 +405,7 @@ impl Observer {
         stats.latency.record(latency);
         stats.count(method_index(method), status.as_u16());
         tracing::debug!(
-            method = %method,
+            method = method_label(method.as_str()),
             route,
             status = status.as_u16(),
             latency_ms = latency.as_secs_f64() * 1e3,
@@ -417,11 +415,11 @@ impl Observer {
     }
 
     /// Records an answer started at `start` ([`Observer::record`]) and,
-    /// when it is an error, keeps it in the ring of recent errors.
-    pub async fn finish(
+    /// when it is an error, keeps its [`Diagnostic`] in the ring of recent
+    /// errors.
+    pub fn finish(
         &self,
         method: &Method,
-        path: &str,
         template: Option<&str>,
         start: Instant,
         response: Response,
@@ -431,71 +429,34 @@ impl Observer {
         if status.as_u16() < 400 {
             return response;
         }
-        let (response, detail) = read_detail(response).await;
+        let detail = match response.extensions().get::<Diagnostic>() {
+            Some(Diagnostic(diagnostic)) => truncate(diagnostic),
+            None => status.canonical_reason().unwrap_or("error").to_owned(),
+        };
         self.push_error(ErrorRecord {
             time: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs_f64(),
-            method: method.to_string(),
+            method: method_label(method.as_str()).to_owned(),
             route: route.to_owned(),
             status: status.as_u16(),
-            detail: redact(&detail, path, route),
+            detail,
         });
         response
     }
 }
 
-/// Reads an error answer's `{"detail"}` and rebuilds the answer.
-async fn read_detail(response: Response) -> (Response, String) {
-    let (parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY).await else {
-        let response = Response::from_parts(parts, Body::empty());
-        return (response, "(error body too large or unreadable)".into());
-    };
-    let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| {
-            v.get("detail")
-                .map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_owned))
-        })
-        .unwrap_or_else(|| {
-            StatusCode::from_u16(parts.status.as_u16())
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("error")
-                .to_owned()
-        });
-    (Response::from_parts(parts, Body::from(bytes)), detail)
-}
-
-/// Cuts out of an error detail what could hold a key, a value or a token:
-/// the request path (raw and decoded) becomes the route template, and what
-/// follows `got ` up to the next `;` becomes `<redacted>`. Then truncates.
-pub fn redact(detail: &str, raw_path: &str, route: &str) -> String {
-    let mut out = detail.replace(raw_path, route);
-    let decoded = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy();
-    if decoded != raw_path {
-        out = out.replace(&*decoded, route);
+/// At most [`MAX_DETAIL`] bytes, cut at a character boundary.
+fn truncate(detail: &str) -> String {
+    if detail.len() <= MAX_DETAIL {
+        return detail.to_owned();
     }
-    let mut cut = String::with_capacity(out.len());
-    let mut rest = out.as_str();
-    while let Some(at) = rest.find("got ") {
-        cut.push_str(&rest[..at + 4]);
-        cut.push_str("<redacted>");
-        rest = &rest[at + 4..];
-        rest = rest.find(';').map_or("", |end| &rest[end..]);
+    let mut end = MAX_DETAIL;
+    while !detail.is_char_boundary(end) {
+        end -= 1;
     }
-    cut.push_str(rest);
-    if cut.len() > MAX_DETAIL {
-        let mut end = MAX_DETAIL;
-        while !cut.is_char_boundary(end) {
-            end -= 1;
-        }
-        cut.truncate(end);
-        cut.push('…');
-    }
-    cut
+    format!("{}…", &detail[..end])
 }
 
 #[cfg(test)]
@@ -552,27 +513,11 @@ mod tests {
     }
 
     #[test]
-    fn redaction_removes_paths_and_echoed_values() {
-        let d = redact(
-            "Method Not Allowed: /get/secret%20key does not accept POST",
-            "/get/secret%20key",
-            "/get/{key}",
-        );
-        assert_eq!(d, "Method Not Allowed: /get/{key} does not accept POST");
-        let d = redact(
-            "field `ttl`: must be a whole number, got \"tok\"; omit it",
-            "/set",
-            "/set",
-        );
-        assert_eq!(
-            d,
-            "field `ttl`: must be a whole number, got <redacted>; omit it"
-        );
-        let d = redact(
-            "field `key`: must be a string, got {\"a\":1}",
-            "/set",
-            "/set",
-        );
-        assert_eq!(d, "field `key`: must be a string, got <redacted>");
+    fn long_details_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(MAX_DETAIL);
+        let cut = truncate(&long);
+        assert!(cut.len() <= MAX_DETAIL + '…'.len_utf8(), "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(truncate("short"), "short");
     }
 }

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::guard::Caller;
 use super::handlers::{NsQuery, read_body};
 use crate::auth::Access;
-use crate::store::{Limit, QuotaReport};
+use crate::store::{Limit, MAX_LIMIT, QuotaReport};
 
 /// The body of `PUT /quota`: `null` (or absent) for no limit. It describes
 /// the body for the OpenAPI document; [`parse_quota`] reads it by hand, to
@@ -129,18 +129,18 @@ fn parse_quota(body: &[u8]) -> Result<Limit, ApiError> {
     })
 }
 
-/// One bound: absent or `null` for none, else a whole number that fits the
-/// signed 64 bits usage is counted in.
+/// One bound: absent or `null` for none, else a whole number up to
+/// [`MAX_LIMIT`], the bound the flags and the quota file share.
 fn bound(field: &str, raw: Option<&RawValue>) -> Result<Option<u64>, ApiError> {
     let Some(raw) = raw.filter(|r| r.get() != "null") else {
         return Ok(None);
     };
     match crate::json::whole_number(raw.get()) {
-        Some(n) if n <= i64::MAX as u64 => Ok(Some(n)),
-        _ => Err(ApiError::invalid(format!(
-            "field `{field}`: must be a whole number from 0 to {}, or null for no limit; got {}",
-            i64::MAX,
-            raw.get()
-        ))),
+        Some(n) if n <= MAX_LIMIT => Ok(Some(n)),
+        _ => Err(ApiError::invalid_json_input(raw.get(), |got| {
+            format!(
+                "field `{field}`: must be a whole number from 0 to {MAX_LIMIT}, or null for no limit; got {got}"
+            )
+        })),
     }
 }

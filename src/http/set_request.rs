@@ -44,10 +44,11 @@ struct RawSetBody<'a> {
 
 impl<'a> SetRequest<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
+        const EXPECTED: &str =
+            "body must be a JSON object such as {\"key\": \"user:1\", \"value\": \"alice\"}";
+        // The parser's message may quote the body: the diagnostic leaves it out.
         let not_an_object = |e: serde_json::Error| {
-            ApiError::invalid(format!(
-                "body must be a JSON object such as {{\"key\": \"user:1\", \"value\": \"alice\"}}: {e}"
-            ))
+            ApiError::invalid_with_diagnostic(format!("{EXPECTED}: {e}"), EXPECTED)
         };
         // serde would also read a struct from an array: refuse anything but
         // an object first.
@@ -81,7 +82,9 @@ fn parse_key(raw: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
     let raw =
         raw.ok_or_else(|| ApiError::invalid("field `key`: missing; send a non-empty string"))?;
     let key: Cow<str> = serde_json::from_str(raw.get()).map_err(|_| {
-        ApiError::invalid(format!("field `key`: must be a string, got {}", raw.get()))
+        ApiError::invalid_json_input(raw.get(), |got| {
+            format!("field `key`: must be a string, got {got}")
+        })
     })?;
     if key.is_empty() {
         return Err(ApiError::invalid("field `key`: must not be empty"));
@@ -110,11 +113,12 @@ fn parse_ttl(raw: Option<&RawValue>) -> Result<Option<u64>, ApiError> {
     };
     match crate::json::whole_number(raw.get()) {
         Some(ttl) if (1..=MAX_TTL_SECS).contains(&ttl) => Ok(Some(ttl)),
-        _ => Err(ApiError::invalid(format!(
-            "field `ttl`: must be a whole number of seconds from 1 to {MAX_TTL_SECS}, got {}; \
-             omit it (or send null) for a key that never expires",
-            raw.get()
-        ))),
+        _ => Err(ApiError::invalid_json_input(raw.get(), |got| {
+            format!(
+                "field `ttl`: must be a whole number of seconds from 1 to {MAX_TTL_SECS}, got {got}; \
+                 omit it (or send null) for a key that never expires"
+            )
+        })),
     }
 }
 
@@ -123,10 +127,9 @@ fn parse_namespace(raw: Option<&RawValue>) -> Result<Option<Cow<'_, str>>, ApiEr
         return Ok(None);
     };
     serde_json::from_str(raw.get()).map(Some).map_err(|_| {
-        ApiError::invalid(format!(
-            "field `namespace`: must be a string or null, got {}",
-            raw.get()
-        ))
+        ApiError::invalid_json_input(raw.get(), |got| {
+            format!("field `namespace`: must be a string or null, got {got}")
+        })
     })
 }
 
@@ -136,7 +139,7 @@ mod tests {
 
     fn detail(body: &str) -> String {
         match SetRequest::parse(body.as_bytes()) {
-            Err(ApiError::Invalid(m)) | Err(ApiError::MalformedJson(m)) => m,
+            Err(e @ (ApiError::Invalid(_) | ApiError::MalformedJson(_))) => e.detail(),
             other => panic!("expected an error for {body}, got {other:?}"),
         }
     }

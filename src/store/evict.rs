@@ -34,6 +34,13 @@ pub enum EvictionPolicy {
     Noeviction,
 }
 
+/// The largest `max_bytes` or `max_keys` accepted anywhere: the flags
+/// (`--max-memory`, `--max-keys`), the quota file and `PUT /quota` all check
+/// against this one bound. Usage is counted in signed 64 bits, and
+/// [`QuotaCell`] keeps `u64::MAX` to mean "unlimited", so a bound must stay
+/// below both.
+pub const MAX_LIMIT: u64 = i64::MAX as u64;
+
 /// A bound on bytes and keys; `None` is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limit {
@@ -51,9 +58,13 @@ impl Limit {
     }
 
     /// Whether `usage` grown by `bytes` and `keys` would pass the limit.
+    ///
+    /// Computed in 128 bits: every `u64` bound and every `u64` usage plus an
+    /// `i64` change fits there, so no bound can wrap around to a negative
+    /// one (a bound over `i64::MAX` once refused or evicted everything).
     fn would_exceed(&self, usage: &Usage, bytes: i64, keys: i64) -> bool {
         let over = |max: Option<u64>, used: u64, delta: i64| {
-            max.is_some_and(|max| used as i64 + delta > max as i64)
+            max.is_some_and(|max| i128::from(used) + i128::from(delta) > i128::from(max))
         };
         over(self.max_bytes, usage.bytes(), bytes) || over(self.max_keys, usage.keys(), keys)
     }
@@ -295,7 +306,8 @@ impl Store {
         // is made already, and nothing is counted.
         if let Ok(Some(_)) = self.remove_in(space, shard, &mutation, true) {
             space.evictions.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(namespace = ?space.name, key, "evicted");
+            // Never the key: it is client data, and logs are kept and shipped.
+            tracing::debug!(namespace = ?space.name, "evicted a key");
             self.eviction_log.record();
         }
     }
@@ -371,4 +383,63 @@ impl Namespace {
 
 pub(super) fn limits_enabled(limits: &Limits) -> bool {
     limits.any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    const HUGE: [u64; 4] = [
+        MAX_LIMIT,
+        MAX_LIMIT + 1,
+        10_000_000_000_000_000_000,
+        u64::MAX - 1,
+    ];
+
+    /// A bound past `i64::MAX` once wrapped around to a negative one, which
+    /// every usage exceeded: `noeviction` refused every write and `lru`
+    /// evicted every key as it was written.
+    #[test]
+    fn bounds_past_i64_max_are_not_negative() {
+        let usage = Usage::default();
+        for max in HUGE {
+            let limit = Limit {
+                max_bytes: Some(max),
+                max_keys: Some(max),
+            };
+            assert!(!limit.exceeded_by(&usage), "{max}");
+            assert!(!limit.would_exceed(&usage, i64::MAX, 1), "{max}");
+        }
+        let tight = Limit {
+            max_bytes: Some(0),
+            max_keys: Some(0),
+        };
+        assert!(!tight.exceeded_by(&usage));
+        assert!(tight.would_exceed(&usage, 0, 1));
+        assert!(tight.would_exceed(&usage, 1, 0));
+    }
+
+    #[test]
+    fn huge_limits_keep_every_key_under_both_policies() {
+        for policy in [EvictionPolicy::Lru, EvictionPolicy::Noeviction] {
+            for max in HUGE {
+                let store = Store::new(StoreConfig {
+                    limits: Limits {
+                        global: Limit {
+                            max_bytes: Some(max),
+                            max_keys: Some(max),
+                        },
+                        policy,
+                        ..Limits::default()
+                    },
+                    ..StoreConfig::default()
+                });
+                for i in 0..5 {
+                    store.set(None, &format!("k{i}"), "1", None).unwrap();
+                }
+                assert_eq!(store.len(), 5, "{policy:?} {max}");
+            }
+        }
+    }
 }

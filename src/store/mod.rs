@@ -32,7 +32,7 @@ use hashbrown::{DefaultHashBuilder, HashMap};
 
 use clock::access_of;
 pub use clock::now_ms;
-pub use evict::{EvictionPolicy, Limit, Limits, QuotaReport};
+pub use evict::{EvictionPolicy, Limit, Limits, MAX_LIMIT, QuotaReport};
 pub use expire::spawn_expiry_cycle;
 pub use namespace::{MAX_NAMESPACE_LEN, validate_namespace};
 pub use scan::{KeyPage, MAX_PAGE};

@@ -260,6 +260,14 @@ impl Server {
         }
     }
 
+    /// Sends a request whatever its answer's body; returns the status.
+    pub async fn send_raw(&self, request: reqwest::RequestBuilder) -> u16 {
+        match request.send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(e) => panic!("HTTP request failed: {e:?}\n{}", self.post_mortem()),
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.send(self.client.get(self.url(path))).await
     }

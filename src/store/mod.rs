@@ -597,6 +597,17 @@ impl Store {
             .collect()
     }
 
+    /// Panics unless every shard's expiry index and bytes agree with its
+    /// table.
+    #[cfg(test)]
+    fn assert_consistent(&self, context: &dyn std::fmt::Display) {
+        for space in self.all_namespaces() {
+            for index in 0..namespace::SHARDS {
+                space.shard(index).assert_consistent(context);
+            }
+        }
+    }
+
     /// The named namespaces, copied out so no lock is held while they are
     /// examined.
     fn named_snapshot(&self) -> Vec<(String, Arc<Namespace>)> {
@@ -619,5 +630,7 @@ fn stats_of(space: &Namespace, now: u64) -> NamespaceStats {
     }
 }
 
+#[cfg(test)]
+mod property_tests;
 #[cfg(test)]
 mod tests;

@@ -74,10 +74,13 @@ impl Shard {
     }
 
     /// Stores `entry`, returning the live entry it replaced.
+    ///
+    /// The old entry is forgotten before the new deadline is indexed: when
+    /// both have the same deadline (the same key set twice with the same
+    /// TTL within one millisecond), indexing first and forgetting second
+    /// would remove the pair just added, and the key would never expire.
     pub fn insert(&mut self, entry: Entry, now_ms: u64) -> Option<Entry> {
-        if let Some(at) = entry.expires_at() {
-            self.expiry.insert((at.get(), entry.key().into()));
-        }
+        let deadline = entry.expires_at().map(|at| (at.get(), entry.key().into()));
         self.bytes += entry.size();
         let hash = self.hash(entry.key_bytes());
         let hasher = &self.hasher;
@@ -93,9 +96,14 @@ impl Shard {
                 slot.insert(entry);
                 None
             }
-        }?;
-        self.forget(&old);
-        self.live_or_expired(old, now_ms)
+        };
+        if let Some(old) = &old {
+            self.forget(old);
+        }
+        if let Some(deadline) = deadline {
+            self.expiry.insert(deadline);
+        }
+        self.live_or_expired(old?, now_ms)
     }
 
     /// Removes `key`, returning its entry if it was live.
@@ -206,6 +214,24 @@ impl Shard {
             })
     }
 
+    /// Panics unless the expiry index holds exactly the deadlines of the
+    /// table's entries, and `bytes` their sizes: the invariants every
+    /// method keeps.
+    #[cfg(test)]
+    pub fn assert_consistent(&self, context: &dyn std::fmt::Display) {
+        let deadlines: BTreeSet<(u64, Box<str>)> = self
+            .table
+            .iter()
+            .filter_map(|e| e.expires_at().map(|at| (at.get(), e.key().into())))
+            .collect();
+        assert_eq!(
+            deadlines, self.expiry,
+            "expiry index out of step: {context}"
+        );
+        let bytes: usize = self.table.iter().map(Entry::size).sum();
+        assert_eq!(bytes, self.bytes, "bytes out of step: {context}");
+    }
+
     /// Empties the shard in O(1), handing back the old contents so that the
     /// caller can free them outside the lock.
     pub fn take(&mut self) -> Shard {
@@ -247,6 +273,17 @@ mod tests {
         assert!(!s.has_ttl_keys(), "old deadline must leave the index");
         assert_eq!(s.purge_expired(1_000, 10), 0);
         assert_eq!(s.get("k", 1_000, 1).unwrap().value(), "2");
+    }
+
+    #[test]
+    fn the_same_deadline_set_twice_stays_indexed() {
+        let mut s = Shard::default();
+        s.insert(entry("k", "1", Some(100)), 0);
+        s.insert(entry("k", "1", Some(100)), 0);
+        s.assert_consistent(&"after two sets");
+        assert_eq!(s.live_len(100), 0, "due at 100, so not live");
+        assert_eq!(s.purge_expired(100, 10), 1);
+        assert_eq!((s.len(), s.bytes()), (0, 0));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 
 use super::clock::manual;
+use super::namespace::overhead_of;
 use super::shard::Entry;
 use super::*;
 
@@ -53,6 +54,9 @@ enum Op {
     Step(u64),
     /// One tick of the active expiry cycle, with a small budget.
     Expire(usize),
+    /// What the expiry thread does after each tick: free the namespaces
+    /// left empty.
+    FreeEmpty,
 }
 
 fn random_op(rng: &mut fastrand::Rng, last: Option<&Op>) -> Op {
@@ -72,15 +76,19 @@ fn random_op(rng: &mut fastrand::Rng, last: Option<&Op>) -> Op {
             ns: if rng.bool() { "a" } else { "b" },
         },
         60..=69 => Op::Get { ns, key },
-        70..=94 => Op::Step(STEPS[rng.usize(..STEPS.len())]),
+        70..=92 => Op::Step(STEPS[rng.usize(..STEPS.len())]),
+        93..=96 => Op::FreeEmpty,
         _ => Op::Expire(rng.usize(1..4)),
     }
 }
 
+/// A key of the model: its namespace and name.
+type ModelKey = (Option<&'static str>, &'static str);
+
 /// The reference: live keys with their value and deadline.
 #[derive(Default)]
 struct Model {
-    keys: BTreeMap<(Option<&'static str>, &'static str), (String, Option<u64>)>,
+    keys: BTreeMap<ModelKey, (String, Option<u64>)>,
 }
 
 impl Model {
@@ -99,7 +107,7 @@ impl Model {
                 self.keys.remove(&(ns, key));
             }
             Op::Clear { ns } => self.keys.retain(|(n, _), _| *n != Some(ns)),
-            Op::Get { .. } | Op::Step(_) | Op::Expire(_) => {}
+            Op::Get { .. } | Op::Step(_) | Op::Expire(_) | Op::FreeEmpty => {}
         }
         self.keys
             .retain(|_, (_, deadline)| deadline.is_none_or(|at| at > now));
@@ -197,6 +205,9 @@ fn run(store: &Store, op: &Op, now: u64) {
         Op::Expire(budget) => {
             store.expire_cycle(budget);
         }
+        Op::FreeEmpty => {
+            store.free_empty_namespaces();
+        }
     }
 }
 
@@ -225,18 +236,31 @@ fn assert_counts(store: &Store, model: &Model, context: &Context<'_>) {
             live,
             "keys of {ns:?} {context}"
         );
-        if live > 0 && ns.is_some() {
-            named.push(ns.unwrap().into());
+        if let Some(name) = ns
+            && live > 0
+        {
+            named.push(name.into());
         }
     }
     assert_eq!(store.namespaces(), named, "/namespaces {context}");
 }
 
-/// Once every deadline has passed and the expiry cycle has run, what is
-/// held (bytes, entries) is exactly what is live.
+/// Once every deadline has passed and the expiry cycle has run (and freed
+/// the namespaces left empty), what is held (bytes, entries, namespaces) is
+/// exactly what is live.
 fn assert_nothing_expired_is_held(store: &Store, model: &Model, context: &Context<'_>) {
     assert_counts(store, model, context);
-    let mut total = 0;
+    let held: Vec<String> = store.named_snapshot().into_iter().map(|(n, _)| n).collect();
+    let mut held = held;
+    held.sort();
+    assert_eq!(held, store.namespaces(), "namespaces held {context}");
+    // The store's bytes also count the overhead of each namespace holding
+    // keys.
+    let mut total: u64 = NAMESPACES
+        .iter()
+        .filter(|ns| model.live_in(**ns).next().is_some())
+        .map(|ns| overhead_of(*ns))
+        .sum();
     for ns in NAMESPACES {
         let quota = store.quota(ns).unwrap();
         let live = model.live_in(ns).count() as u64;
@@ -295,6 +319,7 @@ fn run_case(seed: u64, len: usize) {
     manual::advance(model.latest_deadline().saturating_sub(now_ms()) + 1);
     model.apply(&Op::Step(0), now_ms());
     while store.expire_cycle(1_000) > 0 {}
+    store.free_empty_namespaces();
     let context = Context {
         seed,
         phase: "once expired",
@@ -305,6 +330,7 @@ fn run_case(seed: u64, len: usize) {
     // The journal, replayed into a fresh store, gives the same state.
     let replayed = replay(&log.0.lock().unwrap());
     while replayed.expire_cycle(1_000) > 0 {}
+    replayed.free_empty_namespaces();
     let context = Context {
         seed,
         phase: "replayed",
@@ -341,6 +367,7 @@ fn a_key_set_twice_in_one_millisecond_with_one_ttl_expires() {
     manual::advance(1_000);
     assert_eq!(store.expire_cycle(1_000), 1);
     assert_eq!(store.quota(Some("a")).unwrap().used_keys, 0);
+    assert_eq!(store.free_empty_namespaces(), 1);
     assert_eq!(store.stats().used_bytes, 0);
     assert!(store.namespaces().is_empty());
     manual::release();

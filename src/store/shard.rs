@@ -27,6 +27,10 @@ pub(crate) struct Shard {
     bytes: usize,
     /// Entries freed because their deadline passed, since the start.
     expirations: u64,
+    /// Whether an entry with a deadline was inserted since the shard's
+    /// guard last looked, which then makes sure the expiry cycle is due
+    /// by the earliest deadline.
+    ttl_written: bool,
 }
 
 /// A candidate for eviction: how long ago it was used, and its key.
@@ -102,6 +106,7 @@ impl Shard {
         }
         if let Some(deadline) = deadline {
             self.expiry.insert(deadline);
+            self.ttl_written = true;
         }
         self.live_or_expired(old?, now_ms)
     }
@@ -186,6 +191,16 @@ impl Shard {
 
     pub fn has_ttl_keys(&self) -> bool {
         !self.expiry.is_empty()
+    }
+
+    /// The earliest deadline held, expired or not.
+    pub fn earliest_deadline(&self) -> Option<u64> {
+        self.expiry.first().map(|(at, _)| *at)
+    }
+
+    /// Whether an entry with a deadline was inserted since the last call.
+    pub fn take_ttl_written(&mut self) -> bool {
+        std::mem::take(&mut self.ttl_written)
     }
 
     /// Iterates the live entries, for snapshots and listings.

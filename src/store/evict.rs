@@ -375,7 +375,7 @@ fn sample(
 ) -> Option<(Sample, usize)> {
     let start = rng.usize(..SHARDS);
     (0..SHARDS).map(|i| (start + i) % SHARDS).find_map(|shard| {
-        let sample = space.shard(shard).sample(rng, access, now)?;
+        let sample = space.existing_shard(shard)?.sample(rng, access, now)?;
         Some((sample, shard))
     })
 }

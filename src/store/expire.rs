@@ -16,7 +16,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::namespace::{Namespace, SHARDS};
+use super::namespace::Namespace;
 use super::{Store, now_ms};
 
 /// Pause between ticks when there is little to expire.
@@ -72,8 +72,7 @@ impl Store {
     fn expire_in(&self, space: &Namespace, now: u64, budget_per_shard: usize) -> usize {
         let mut freed = 0;
         let mut earliest: Option<u64> = None;
-        for index in 0..SHARDS {
-            let mut shard = space.shard(index);
+        for (_, mut shard) in space.existing_shards() {
             if shard.has_ttl_keys() {
                 freed += shard.purge_expired(now, budget_per_shard);
             }

@@ -244,7 +244,12 @@ impl Store {
         let now = now_ms();
         let access = access_of(now);
         let found = self.with_namespace(namespace, |space| {
-            let found = match space.shard_for(&self.hasher, key).get(key, now, access) {
+            let index = Namespace::shard_index(&self.hasher, key);
+            let found = match space
+                .existing_shard(index)
+                .as_mut()
+                .and_then(|shard| shard.get(key, now, access))
+            {
                 Some(entry) => {
                     out.extend_from_slice(entry.value().as_bytes());
                     true
@@ -384,7 +389,9 @@ impl Store {
         let (Mutation::Delete { key, .. } | Mutation::Evict { key, .. }) = *mutation else {
             unreachable!("remove_in takes deletes and evictions")
         };
-        let mut shard = space.shard(index);
+        let Some(mut shard) = space.existing_shard(index) else {
+            return Ok(None);
+        };
         let Some(old) = shard.remove(key, now_ms()) else {
             return Ok(None);
         };
@@ -507,8 +514,7 @@ impl Store {
     pub fn visit_live(&self, mut f: impl FnMut(Visit<'_, '_>)) {
         let now = now_ms();
         let mut visit = |namespace: Option<&str>, space: &Namespace| {
-            for index in 0..namespace::SHARDS {
-                let shard = space.shard(index);
+            for (_, shard) in space.existing_shards() {
                 for entry in shard.live_entries(now) {
                     f(Visit::Entry(&Mutation::Set {
                         namespace,
@@ -611,8 +617,8 @@ impl Store {
     #[cfg(test)]
     fn assert_consistent(&self, context: &dyn std::fmt::Display) {
         for space in self.all_namespaces() {
-            for index in 0..namespace::SHARDS {
-                space.shard(index).assert_consistent(context);
+            for (_, shard) in space.existing_shards() {
+                shard.assert_consistent(context);
             }
         }
     }

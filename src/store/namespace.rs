@@ -5,11 +5,17 @@
 //! sharing one map of `(namespace, key)`): clearing a namespace is then a
 //! swap of its shard tables, O(shards) under the locks whatever its size,
 //! and a tenant's traffic never contends on another tenant's locks.
+//!
+//! Why each shard is allocated on its first write: a namespace of a few
+//! keys then pays for the few shards they fall in, not for all
+//! [`SHARDS`] (a shard's struct is about 100 bytes, more than a small key).
+//! A key's shard never changes, so no key ever moves; reads of a shard
+//! never written find nothing without allocating it.
 
 use std::hash::BuildHasher;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::StoreError;
 use super::evict::{Limit, QuotaCell};
@@ -85,7 +91,8 @@ pub(crate) struct Namespace {
     /// `None` for the default namespace.
     pub name: Option<Box<str>>,
     pub quota: QuotaCell,
-    shards: Box<[Mutex<Shard>]>,
+    /// Each allocated on its first write.
+    shards: [OnceLock<Box<Mutex<Shard>>>; SHARDS],
     pub usage: Usage,
     /// The store's usage and indexes, updated alongside.
     registry: Arc<Registry>,
@@ -153,7 +160,7 @@ impl Namespace {
         Namespace {
             name: name.map(Into::into),
             quota: QuotaCell::new(quota),
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shards: std::array::from_fn(|_| OnceLock::new()),
             usage: Usage::default(),
             registry,
             hits: AtomicU64::new(0),
@@ -218,7 +225,10 @@ impl Namespace {
 
     /// Whether every shard is empty, expired entries included.
     pub fn is_empty(&self) -> bool {
-        (0..SHARDS).all(|i| lock(&self.shards[i]).len() == 0)
+        self.shards
+            .iter()
+            .filter_map(OnceLock::get)
+            .all(|shard| lock(shard).len() == 0)
     }
 
     /// Index of the shard that owns `key`. Bits 40 and up: the shard's own
@@ -227,9 +237,24 @@ impl Namespace {
         ((hasher.hash_one(key.as_bytes()) >> 40) as usize) & (SHARDS - 1)
     }
 
-    /// The locked shard at `index`.
+    /// The locked shard at `index`, allocated if it never was.
     pub fn shard(&self, index: usize) -> ShardGuard<'_> {
-        let guard = lock(&self.shards[index]);
+        self.guard(self.shards[index].get_or_init(Box::default))
+    }
+
+    /// The locked shard at `index`, if it was ever written.
+    pub fn existing_shard(&self, index: usize) -> Option<ShardGuard<'_>> {
+        self.shards[index].get().map(|shard| self.guard(shard))
+    }
+
+    /// The shards ever written, with their index, each locked in turn
+    /// while the caller looks at it (and unlocked before the next).
+    pub fn existing_shards(&self) -> impl Iterator<Item = (usize, ShardGuard<'_>)> {
+        (0..SHARDS).filter_map(|index| Some((index, self.existing_shard(index)?)))
+    }
+
+    fn guard<'a>(&'a self, shard: &'a Mutex<Shard>) -> ShardGuard<'a> {
+        let guard = lock(shard);
         ShardGuard {
             bytes: guard.bytes(),
             len: guard.len(),
@@ -239,19 +264,17 @@ impl Namespace {
         }
     }
 
-    /// The locked shard that owns `key`.
-    pub fn shard_for(&self, hasher: &impl BuildHasher, key: &str) -> ShardGuard<'_> {
-        self.shard(Self::shard_index(hasher, key))
-    }
-
     /// Locks every shard, in index order (the only order in which more than
-    /// one shard is ever held, so it cannot deadlock).
+    /// one shard is ever held, so it cannot deadlock). Allocates those never
+    /// written: a clear and its undo work on all [`SHARDS`], index by index.
     pub fn lock_all(&self) -> Vec<ShardGuard<'_>> {
         (0..SHARDS).map(|i| self.shard(i)).collect()
     }
 
     pub fn live_len(&self, now_ms: u64) -> usize {
-        (0..SHARDS).map(|i| self.shard(i).live_len(now_ms)).sum()
+        self.existing_shards()
+            .map(|(_, shard)| shard.live_len(now_ms))
+            .sum()
     }
 
     pub fn record_lookup(&self, hit: bool) {
@@ -260,13 +283,16 @@ impl Namespace {
     }
 }
 
-/// What [`Namespace::overhead`] counts for a namespace of this name.
+/// What [`Namespace::overhead`] counts for a namespace of this name: a
+/// fixed amount, so that what is added at its first key is what is taken
+/// away at its last. It counts one shard: a namespace holding keys has at
+/// least one; more (up to [`SHARDS`]) come with more keys.
 pub(crate) fn overhead_of(name: Option<&str>) -> u64 {
     // The map's slot and the eviction index's, at their load factors.
     const SLOTS: usize = 2 * size_of::<(Box<str>, Arc<Namespace>)>() + 16;
     let arc_counts = 2 * size_of::<usize>();
     let name = name.map_or(0, str::len);
-    (size_of::<Namespace>() + arc_counts + SHARDS * size_of::<Mutex<Shard>>() + SLOTS + name) as u64
+    (size_of::<Namespace>() + arc_counts + size_of::<Mutex<Shard>>() + SLOTS + name) as u64
 }
 
 /// Locks a shard, recovering it if a panicking thread poisoned the lock: a

@@ -313,7 +313,9 @@ fn visit_live_visits_every_live_entry() {
         Visit::Entry(m) => seen.push(format!("{m:?}")),
         Visit::ShardDone => shards += 1,
     });
-    assert!(shards >= 16);
+    // One per shard ever written: the default namespace's one, and one or
+    // two of `n`'s.
+    assert!((2..=3).contains(&shards), "{shards}");
     assert_eq!(seen.len(), 2);
 }
 

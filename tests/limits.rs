@@ -52,7 +52,11 @@ async fn max_memory_bounds_used_bytes_and_stats_report_them() {
     assert!(used <= 64 * 1024, "{stats}");
     assert!(used > 48 * 1024, "evicts only what it must: {stats}");
     assert_eq!(stats["max_bytes"], 64 * 1024);
-    assert_eq!(stats["namespaces"]["a"]["used_bytes"], used);
+    // The store's total also counts the namespace's own overhead (its
+    // struct, a shard and its map slot: under 2 KB), the namespace's does
+    // not.
+    let entries = stats["namespaces"]["a"]["used_bytes"].as_u64().unwrap();
+    assert!(entries < used && used - entries <= 2048, "{stats}");
     assert!(stats["namespaces"]["a"]["evictions"].as_u64().unwrap() > 800);
 }
 

@@ -177,3 +177,36 @@ async fn get_of_an_expired_key_is_a_miss() {
     assert_eq!(r.body["cache_hits"], json!(1), "{r:?}");
     assert_eq!(r.body["cache_misses"], json!(1), "{r:?}");
 }
+
+/// Issue 12, item 3: a key set twice within one millisecond with the same
+/// TTL (a client that pipelines or retries) lost its place in the expiry
+/// index, and stayed counted, and held a `noeviction` store at its limit,
+/// until someone read it. Each key is sent twice at once, so most pairs
+/// land in the same millisecond.
+#[tokio::test]
+async fn keys_set_twice_at_once_with_one_ttl_are_freed_by_the_expiry_cycle() {
+    let s = Server::start_with(&["--max-keys", "100", "--eviction", "noeviction"]);
+    for i in 0..100 {
+        let key = format!("k{i}");
+        tokio::join!(
+            set_ttl(&s, Some("burst"), &key, json!(i), 1),
+            set_ttl(&s, Some("burst"), &key, json!(i), 1),
+        );
+    }
+    assert_eq!(s.total_keys().await, 100);
+
+    tokio::time::sleep(PAST_ONE_SECOND).await;
+
+    // Nobody read the keys: only the active expiry cycle freed them.
+    let st = s.stats().await;
+    assert_eq!(st["total_keys"], json!(0), "{st}");
+    assert_eq!(st["used_bytes"], json!(0), "{st}");
+    let r = s.get("/namespaces").await;
+    assert_eq!(r.body["namespaces"], json!([]), "{r:?}");
+    let quota = s.get("/quota?ns=burst").await;
+    assert_eq!(quota.body["used_keys"], json!(0), "{quota:?}");
+    // The limit is free again: 100 new keys fit.
+    for i in 0..100 {
+        s.set(Some("burst"), &format!("new{i}"), json!(i)).await;
+    }
+}

@@ -10,7 +10,8 @@
 //!
 //! A namespace at its quota evicts only its own keys, so a noisy tenant
 //! cannot push out another's. The global limit evicts across namespaces,
-//! picking each sample's namespace in proportion to the bytes it holds.
+//! picking each sample's namespace in proportion to the bytes it holds, in
+//! O(1) whatever the number of namespaces ([`super::sampling`]).
 //!
 //! Evictions are journaled (as `DEL` records marked `"evicted":true`), so a
 //! restart does not bring an evicted key back.
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::namespace::{Namespace, SHARDS, Usage};
+use super::registry::lock;
 use super::shard::Sample;
 use super::{Mutation, Store, StoreError, access_of, now_ms};
 
@@ -152,13 +154,37 @@ impl Store {
         quota: Limit,
     ) -> Result<QuotaReport, StoreError> {
         self.check_namespace(namespace)?;
-        let space = self.namespace_or_create(namespace);
-        space.quota.set(quota);
+        if let Some(name) = namespace {
+            // Kept apart from the namespace, which is freed while it has no
+            // keys: the quota holds for the keys it gets later.
+            let mut quotas = self
+                .runtime_quotas
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            quotas.insert(name.into(), quota);
+        }
         if !quota.is_unlimited() {
             self.limits_enabled.store(true, Ordering::Relaxed);
         }
+        let Some(space) = self.existing_namespace(namespace) else {
+            return self.quota(namespace);
+        };
+        space.quota.set(quota);
         self.make_room(&space);
         Ok(quota_report(&space))
+    }
+
+    /// The quota a namespace starts with: one set while running, or the
+    /// quota file's.
+    pub(super) fn quota_for(&self, namespace: Option<&str>) -> Limit {
+        let quotas = self
+            .runtime_quotas
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        namespace
+            .and_then(|name| quotas.get(name))
+            .copied()
+            .unwrap_or_else(|| self.config.limits.quota_of(namespace))
     }
 
     /// A namespace's quota and what it uses.
@@ -167,7 +193,7 @@ impl Store {
         Ok(match self.existing_namespace(namespace) {
             Some(space) => quota_report(&space),
             None => QuotaReport {
-                quota: self.config.limits.quota_of(namespace),
+                quota: self.quota_for(namespace),
                 used_bytes: 0,
                 used_keys: 0,
             },
@@ -208,7 +234,10 @@ impl Store {
                 limit: quota.describe(),
             });
         }
-        if limits.global.would_exceed(&self.global, bytes, keys) {
+        if limits
+            .global
+            .would_exceed(&self.registry.usage, bytes, keys)
+        {
             return Err(StoreError::LimitReached {
                 scope: "the store".into(),
                 limit: limits.global.describe(),
@@ -229,7 +258,7 @@ impl Store {
                 break;
             }
         }
-        while self.config.limits.global.exceeded_by(&self.global) {
+        while self.config.limits.global.exceeded_by(&self.registry.usage) {
             if !self.evict_global() {
                 break;
             }
@@ -265,26 +294,18 @@ impl Store {
         true
     }
 
-    /// Evicts across namespaces: picks a namespace in proportion to the
-    /// bytes it holds, then evicts the stalest of a sample of its entries.
+    /// Evicts across namespaces: picks [`SAMPLES`] namespaces in
+    /// proportion to the bytes they hold (from the eviction index, without
+    /// walking the namespaces), samples an entry of each, and evicts the
+    /// stalest.
     fn evict_global(&self) -> bool {
-        let spaces = self.all_namespaces();
-        let mut cumulative = Vec::with_capacity(spaces.len());
-        let mut total = 0u64;
-        for space in &spaces {
-            total += space.usage.bytes();
-            cumulative.push(total);
-        }
-        if total == 0 {
-            return false;
-        }
         let mut rng = fastrand::Rng::new();
+        let picked = lock(&self.registry.eviction).pick(&mut rng, SAMPLES);
         let now = now_ms();
         let access = access_of(now);
-        let victim = (0..SAMPLES)
-            .filter_map(|_| {
-                let at = rng.u64(..total);
-                let space = &spaces[cumulative.partition_point(|&c| c <= at)];
+        let victim = picked
+            .iter()
+            .filter_map(|space| {
                 let (sample, shard) = sample(space, &mut rng, access, now)?;
                 Some((sample, space, shard))
             })
@@ -366,7 +387,7 @@ fn sample(
 ) -> Option<(Sample, usize)> {
     let start = rng.usize(..SHARDS);
     (0..SHARDS).map(|i| (start + i) % SHARDS).find_map(|shard| {
-        let sample = space.shard(shard).sample(rng, access, now)?;
+        let sample = space.existing_shard(shard)?.sample(rng, access, now)?;
         Some((sample, shard))
     })
 }

@@ -10,6 +10,9 @@
 //! - [`undo`]: taking back a mutation the journal could not keep;
 //! - [`expire`]: the active expiry cycle;
 //! - [`evict`]: memory limits, quotas and sampled-LRU eviction;
+//! - [`sampling`]: picking namespaces for eviction by their bytes;
+//! - [`registry`]: the store's usage and its indexes of namespaces;
+//! - [`reclaim`]: freeing namespaces whose last key went;
 //! - [`scan`]: listing a namespace's keys page by page;
 //! - [`stats`]: the counters reported by `/stats`.
 
@@ -19,6 +22,9 @@ mod evict;
 mod expire;
 mod lazy_free;
 mod namespace;
+mod reclaim;
+mod registry;
+mod sampling;
 mod scan;
 mod shard;
 mod stats;
@@ -39,7 +45,8 @@ pub use scan::{KeyPage, MAX_PAGE};
 pub use stats::{NamespaceStats, StoreStats};
 pub use undo::Undo;
 
-use namespace::{Namespace, Usage};
+use namespace::Namespace;
+use registry::Registry;
 use shard::Entry;
 use undo::UndoAction;
 
@@ -149,8 +156,12 @@ pub struct Store {
     /// creation of namespaces, and readers only hold it for a hash probe.
     named: RwLock<HashMap<Box<str>, Arc<Namespace>>>,
     hasher: DefaultHashBuilder,
-    /// Bytes and entries of the whole store.
-    global: Arc<Usage>,
+    /// Bytes and entries of the whole store, and its indexes of
+    /// namespaces.
+    registry: Arc<Registry>,
+    /// Quotas set while running (`PUT /quota`), which outlive the
+    /// namespace they are for while it has no keys.
+    runtime_quotas: RwLock<HashMap<Box<str>, evict::Limit>>,
     /// Attached once, after the log has been replayed into the store.
     journal: OnceLock<Box<dyn Journal>>,
     /// Misses on namespaces that do not exist; they count in the totals.
@@ -166,15 +177,18 @@ pub struct Store {
 impl Store {
     /// A store that journals nothing until [`Store::attach_journal`].
     pub fn new(config: StoreConfig) -> Self {
-        let global = Arc::new(Usage::default());
+        let registry = Arc::new(Registry::default());
         let default_quota = config.limits.quota_of(None);
+        let default = Arc::new(Namespace::new(None, default_quota, registry.clone()));
+        registry::lock(&registry.eviction).add(&default);
         Store {
             limits_enabled: AtomicBool::new(evict::limits_enabled(&config.limits)),
             admission: Mutex::new(()),
             eviction_log: evict::EvictionLog::default(),
-            default: Arc::new(Namespace::new(None, default_quota, global.clone())),
+            default,
             config,
-            global,
+            registry,
+            runtime_quotas: RwLock::default(),
             named: RwLock::default(),
             hasher: DefaultHashBuilder::default(),
             journal: OnceLock::new(),
@@ -231,7 +245,12 @@ impl Store {
         let now = now_ms();
         let access = access_of(now);
         let found = self.with_namespace(namespace, |space| {
-            let found = match space.shard_for(&self.hasher, key).get(key, now, access) {
+            let index = Namespace::shard_index(&self.hasher, key);
+            let found = match space
+                .existing_shard(index)
+                .as_mut()
+                .and_then(|shard| shard.get(key, now, access))
+            {
                 Some(entry) => {
                     out.extend_from_slice(entry.value().as_bytes());
                     true
@@ -371,7 +390,9 @@ impl Store {
         let (Mutation::Delete { key, .. } | Mutation::Evict { key, .. }) = *mutation else {
             unreachable!("remove_in takes deletes and evictions")
         };
-        let mut shard = space.shard(index);
+        let Some(mut shard) = space.existing_shard(index) else {
+            return Ok(None);
+        };
         let Some(old) = shard.remove(key, now_ms()) else {
             return Ok(None);
         };
@@ -449,11 +470,19 @@ impl Store {
 
     /// Counters of the whole store: O(namespaces), never O(keys).
     pub fn stats(&self) -> StoreStats {
+        // Listed before the retired counters are read: a namespace listed
+        // cannot be freed meanwhile, so none is counted twice or never.
+        let named = self.named_snapshot();
         let now = now_ms();
         let default_namespace = stats_of(&self.default, now);
+        let retired = &self.registry.retired;
         let mut stats = StoreStats {
-            cache_misses: self.unknown_namespace_misses.load(Ordering::Relaxed),
-            used_bytes: self.global.bytes(),
+            cache_hits: retired.hits.load(Ordering::Relaxed),
+            cache_misses: self.unknown_namespace_misses.load(Ordering::Relaxed)
+                + retired.misses.load(Ordering::Relaxed),
+            evictions: retired.evictions.load(Ordering::Relaxed),
+            expirations: retired.expirations.load(Ordering::Relaxed),
+            used_bytes: self.registry.usage.bytes(),
             default_namespace,
             ..StoreStats::default()
         };
@@ -465,7 +494,7 @@ impl Store {
             stats.expirations += ns.expirations;
         };
         add(&mut stats, &default_namespace);
-        for (name, space) in self.named_snapshot() {
+        for (name, space) in named {
             let ns = stats_of(&space, now);
             add(&mut stats, &ns);
             if ns.total_keys > 0 {
@@ -480,35 +509,13 @@ impl Store {
         &self.config.limits
     }
 
-    /// One pass of active expiry: frees up to `budget_per_shard` expired
-    /// entries in each shard that holds keys with a TTL. Returns how many
-    /// entries were freed.
-    pub fn expire_cycle(&self, budget_per_shard: usize) -> usize {
-        let now = now_ms();
-        let purge = |space: &Namespace| -> usize {
-            (0..namespace::SHARDS)
-                .map(|i| {
-                    let mut shard = space.shard(i);
-                    if shard.has_ttl_keys() {
-                        shard.purge_expired(now, budget_per_shard)
-                    } else {
-                        0
-                    }
-                })
-                .sum()
-        };
-        let named = self.named_snapshot();
-        purge(&self.default) + named.iter().map(|(_, s)| purge(s)).sum::<usize>()
-    }
-
     /// Calls `f` with a `Set` mutation for every live entry, one shard
     /// locked at a time, and with [`Visit::ShardDone`] after each shard, with
     /// no lock held: snapshots encode under the lock and write between.
     pub fn visit_live(&self, mut f: impl FnMut(Visit<'_, '_>)) {
         let now = now_ms();
         let mut visit = |namespace: Option<&str>, space: &Namespace| {
-            for index in 0..namespace::SHARDS {
-                let shard = space.shard(index);
+            for (_, shard) in space.existing_shards() {
                 for entry in shard.live_entries(now) {
                     f(Visit::Entry(&Mutation::Set {
                         namespace,
@@ -582,11 +589,19 @@ impl Store {
         let mut named = self.named.write().unwrap_or_else(|p| p.into_inner());
         named
             .entry(name.into())
-            .or_insert_with(|| {
-                let quota = self.config.limits.quota_of(Some(name));
-                Arc::new(Namespace::new(Some(name), quota, self.global.clone()))
-            })
+            .or_insert_with(|| self.new_namespace(name))
             .clone()
+    }
+
+    /// A new named namespace, counted and indexed. It is noted as possibly
+    /// empty at once: if the write that creates it fails, it is freed.
+    fn new_namespace(&self, name: &str) -> Arc<Namespace> {
+        let quota = self.quota_for(Some(name));
+        let space = Arc::new(Namespace::new(Some(name), quota, self.registry.clone()));
+        registry::lock(&self.registry.eviction).add(&space);
+        space.noted_empty.store(true, Ordering::Relaxed);
+        self.registry.note_emptied(name);
+        space
     }
 
     /// Every namespace, the default one first, shared out so no lock is
@@ -596,6 +611,17 @@ impl Store {
         std::iter::once(self.default.clone())
             .chain(named.values().cloned())
             .collect()
+    }
+
+    /// Panics unless every shard's expiry index and bytes agree with its
+    /// table.
+    #[cfg(test)]
+    fn assert_consistent(&self, context: &dyn std::fmt::Display) {
+        for space in self.all_namespaces() {
+            for (_, shard) in space.existing_shards() {
+                shard.assert_consistent(context);
+            }
+        }
     }
 
     /// The named namespaces, copied out so no lock is held while they are
@@ -620,5 +646,7 @@ fn stats_of(space: &Namespace, now: u64) -> NamespaceStats {
     }
 }
 
+#[cfg(test)]
+mod property_tests;
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,6 @@
 
 use std::collections::BinaryHeap;
 
-use super::namespace::SHARDS;
 use super::{Store, StoreError, now_ms};
 
 /// Most keys a page may hold.
@@ -44,8 +43,7 @@ impl Store {
         // the page, to know whether another page follows.
         let mut smallest: BinaryHeap<String> = BinaryHeap::with_capacity(limit + 2);
         self.with_namespace(namespace, |space| {
-            for index in 0..SHARDS {
-                let shard = space.shard(index);
+            for (_, shard) in space.existing_shards() {
                 for entry in shard.live_entries(now) {
                     let key = entry.key();
                     if !key.starts_with(prefix) || after.is_some_and(|a| key <= a) {

@@ -27,6 +27,10 @@ pub(crate) struct Shard {
     bytes: usize,
     /// Entries freed because their deadline passed, since the start.
     expirations: u64,
+    /// Whether an entry with a deadline was inserted since the shard's
+    /// guard last looked, which then makes sure the expiry cycle is due
+    /// by the earliest deadline.
+    ttl_written: bool,
 }
 
 /// A candidate for eviction: how long ago it was used, and its key.
@@ -74,10 +78,13 @@ impl Shard {
     }
 
     /// Stores `entry`, returning the live entry it replaced.
+    ///
+    /// The old entry is forgotten before the new deadline is indexed: when
+    /// both have the same deadline (the same key set twice with the same
+    /// TTL within one millisecond), indexing first and forgetting second
+    /// would remove the pair just added, and the key would never expire.
     pub fn insert(&mut self, entry: Entry, now_ms: u64) -> Option<Entry> {
-        if let Some(at) = entry.expires_at() {
-            self.expiry.insert((at.get(), entry.key().into()));
-        }
+        let deadline = entry.expires_at().map(|at| (at.get(), entry.key().into()));
         self.bytes += entry.size();
         let hash = self.hash(entry.key_bytes());
         let hasher = &self.hasher;
@@ -93,9 +100,15 @@ impl Shard {
                 slot.insert(entry);
                 None
             }
-        }?;
-        self.forget(&old);
-        self.live_or_expired(old, now_ms)
+        };
+        if let Some(old) = &old {
+            self.forget(old);
+        }
+        if let Some(deadline) = deadline {
+            self.expiry.insert(deadline);
+            self.ttl_written = true;
+        }
+        self.live_or_expired(old?, now_ms)
     }
 
     /// Removes `key`, returning its entry if it was live.
@@ -180,6 +193,16 @@ impl Shard {
         !self.expiry.is_empty()
     }
 
+    /// The earliest deadline held, expired or not.
+    pub fn earliest_deadline(&self) -> Option<u64> {
+        self.expiry.first().map(|(at, _)| *at)
+    }
+
+    /// Whether an entry with a deadline was inserted since the last call.
+    pub fn take_ttl_written(&mut self) -> bool {
+        std::mem::take(&mut self.ttl_written)
+    }
+
     /// Iterates the live entries, for snapshots and listings.
     pub fn live_entries(&self, now_ms: u64) -> impl Iterator<Item = &Entry> {
         self.table.iter().filter(move |e| !e.is_expired(now_ms))
@@ -204,6 +227,24 @@ impl Shard {
                 },
                 key: entry.key().into(),
             })
+    }
+
+    /// Panics unless the expiry index holds exactly the deadlines of the
+    /// table's entries, and `bytes` their sizes: the invariants every
+    /// method keeps.
+    #[cfg(test)]
+    pub fn assert_consistent(&self, context: &dyn std::fmt::Display) {
+        let deadlines: BTreeSet<(u64, Box<str>)> = self
+            .table
+            .iter()
+            .filter_map(|e| e.expires_at().map(|at| (at.get(), e.key().into())))
+            .collect();
+        assert_eq!(
+            deadlines, self.expiry,
+            "expiry index out of step: {context}"
+        );
+        let bytes: usize = self.table.iter().map(Entry::size).sum();
+        assert_eq!(bytes, self.bytes, "bytes out of step: {context}");
     }
 
     /// Empties the shard in O(1), handing back the old contents so that the
@@ -247,6 +288,17 @@ mod tests {
         assert!(!s.has_ttl_keys(), "old deadline must leave the index");
         assert_eq!(s.purge_expired(1_000, 10), 0);
         assert_eq!(s.get("k", 1_000, 1).unwrap().value(), "2");
+    }
+
+    #[test]
+    fn the_same_deadline_set_twice_stays_indexed() {
+        let mut s = Shard::default();
+        s.insert(entry("k", "1", Some(100)), 0);
+        s.insert(entry("k", "1", Some(100)), 0);
+        s.assert_consistent(&"after two sets");
+        assert_eq!(s.live_len(100), 0, "due at 100, so not live");
+        assert_eq!(s.purge_expired(100, 10), 1);
+        assert_eq!((s.len(), s.bytes()), (0, 0));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use crate::backend::{BackendStats, Commit, KvBackend};
 use crate::store::{
-    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreError, now_ms,
+    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreError, StoreStats,
+    now_ms,
 };
 use crate::wal::{
     AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
@@ -175,6 +176,15 @@ impl KvBackend for Db {
             compactions: self.compactor.compactions(),
             log_syncs: self.wal.sync_stats(),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn scoped_stats(&self, names: &[String]) -> BackendStats {
+        let namespaces = self.store.named_stats(names.iter().map(String::as_str));
+        BackendStats {
+            store: StoreStats::over(namespaces),
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            ..BackendStats::default()
         }
     }
 

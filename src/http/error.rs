@@ -38,6 +38,9 @@ pub enum ApiError {
     RequestTimeout {
         limit: std::time::Duration,
     },
+    /// A bug: work done for the request panicked (and was logged). Names
+    /// what could not be done.
+    Internal(&'static str),
 }
 
 impl ApiError {
@@ -56,6 +59,7 @@ impl ApiError {
             ApiError::KeyNotFound | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Store(e) => match e {
                 StoreError::InvalidNamespace { .. }
                 | StoreError::EmptyKey
@@ -91,6 +95,9 @@ impl ApiError {
             }
             ApiError::Store(e) => e.to_string(),
             ApiError::Auth(e) => e.to_string(),
+            ApiError::Internal(what) => {
+                format!("{what} failed on an internal error (logged by the server); retry")
+            }
             ApiError::RequestTimeout { limit } => format!(
                 "the request took longer than {} s (sending its body included); \
                  the limit is set by --request-timeout",

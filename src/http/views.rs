@@ -37,8 +37,11 @@ use crate::backend::{BackendStats, KvBackend};
 /// without a value if gathering them panicked.
 type Round = watch::Sender<Option<Arc<BackendStats>>>;
 
+/// Gathers the figures of the whole server: O(namespaces).
+type Gather = Arc<dyn Fn() -> BackendStats + Send + Sync>;
+
 pub struct ServerViews {
-    backend: Arc<dyn KvBackend>,
+    gather: Gather,
     rounds: Mutex<Rounds>,
 }
 
@@ -52,8 +55,12 @@ struct Rounds {
 
 impl ServerViews {
     pub fn new(backend: Arc<dyn KvBackend>) -> Arc<Self> {
+        Self::gathering(Arc::new(move || backend.stats()))
+    }
+
+    fn gathering(gather: Gather) -> Arc<Self> {
         Arc::new(ServerViews {
-            backend,
+            gather,
             rounds: Mutex::default(),
         })
     }
@@ -88,8 +95,8 @@ impl ServerViews {
     /// none waits.
     async fn run_rounds(self: Arc<Self>, mut round: Round) {
         loop {
-            let backend = self.backend.clone();
-            match tokio::task::spawn_blocking(move || backend.stats()).await {
+            let gather = self.gather.clone();
+            match tokio::task::spawn_blocking(move || gather()).await {
                 Ok(stats) => {
                     round.send_replace(Some(Arc::new(stats)));
                 }
@@ -123,4 +130,78 @@ pub async fn off_worker<T: Send + 'static>(
         tracing::error!(error = %e, "{what} failed");
         ApiError::Internal(what)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Figures that say which walk gathered them.
+    fn walk_number(n: usize) -> BackendStats {
+        let mut stats = BackendStats::default();
+        stats.store.total_keys = n;
+        stats
+    }
+
+    async fn wait_for_walks(walks: &AtomicUsize, n: usize) {
+        for _ in 0..5000 {
+            if walks.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("walk {n} never started");
+    }
+
+    async fn walk_of(mut round: watch::Receiver<Option<Arc<BackendStats>>>) -> usize {
+        let stats = round.wait_for(Option::is_some).await.unwrap();
+        stats.as_ref().unwrap().store.total_keys
+    }
+
+    #[tokio::test]
+    async fn requests_arriving_during_a_walk_share_the_next_one() {
+        let walks = Arc::new(AtomicUsize::new(0));
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Mutex::new(gate);
+        let counter = walks.clone();
+        let views = ServerViews::gathering(Arc::new(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == 1 {
+                // The first walk lasts until the test lets it end.
+                gate.lock().unwrap().recv().unwrap();
+            }
+            walk_number(n)
+        }));
+
+        let first = views.join_round();
+        wait_for_walks(&walks, 1).await;
+        // Three requests arrive while the first walk runs: the first walk
+        // may have missed their writes, so they wait for a second one.
+        let during: Vec<_> = (0..3).map(|_| views.join_round()).collect();
+        release.send(()).unwrap();
+        assert_eq!(walk_of(first).await, 1);
+        for round in during {
+            assert_eq!(walk_of(round).await, 2);
+        }
+        assert_eq!(walks.load(Ordering::SeqCst), 2, "one walk for the three");
+
+        // Once none runs, the next request starts a walk of its own.
+        assert_eq!(views.stats().await.unwrap().store.total_keys, 3);
+    }
+
+    #[tokio::test]
+    async fn a_walk_that_panics_answers_an_error_and_the_next_walks_again() {
+        let walks = AtomicUsize::new(0);
+        let views = ServerViews::gathering(Arc::new(move || {
+            let n = walks.fetch_add(1, Ordering::SeqCst) + 1;
+            assert!(n > 1, "the first walk fails");
+            walk_number(n)
+        }));
+        let error = views.stats().await.unwrap_err();
+        assert!(matches!(error, ApiError::Internal(_)), "{error:?}");
+        assert_eq!(views.stats().await.unwrap().store.total_keys, 2);
+    }
 }

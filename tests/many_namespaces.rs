@@ -107,8 +107,23 @@ async fn a_tenants_views_show_only_its_namespace_and_skip_the_others() {
     let dir = many_namespaces_dir();
     let admin = create_token(dir.path(), &["--admin"]);
     let tenant = create_token(dir.path(), &["--ns", "ns07777", "--access", "read"]);
+    // A token for a hundred namespaces, one of them without keys: its
+    // views are gathered off the request workers, as a walk is.
+    let mut hundred = vec!["--access", "read"];
+    let names: Vec<String> = (0..99).map(namespace).chain(["none".into()]).collect();
+    for name in &names {
+        hundred.extend(["--ns", name]);
+    }
+    let wide_tenant = create_token(dir.path(), &hundred);
     let server = Server::start_in(dir.path(), &[]);
     let client = client();
+
+    let (status, body, _) = timed_get(&client, &server, "/stats", Some(&wide_tenant)).await;
+    assert_eq!(status, 200, "{body}");
+    let stats: Value = serde_json::from_str(&body).unwrap();
+    let seen: Vec<&String> = stats["namespaces"].as_object().unwrap().keys().collect();
+    assert_eq!(seen, names[..99].iter().collect::<Vec<_>>(), "{stats}");
+    assert_eq!(stats["total_keys"], 99, "{stats}");
 
     let (status, body, _) = timed_get(&client, &server, "/stats", Some(&tenant)).await;
     assert_eq!(status, 200, "{body}");

@@ -271,8 +271,9 @@ pub async fn list_keys(
 pub async fn list_namespaces(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult {
     // A tenant sees only its own namespaces.
     let stats = visible_stats(&state, &caller).await?;
+    let shown = stats.clone();
     let render = move || {
-        let namespaces: Vec<&String> = stats.store.namespaces.keys().collect();
+        let namespaces: Vec<&String> = shown.store.namespaces.keys().collect();
         let mut body = Vec::new();
         write_json(
             &mut body,
@@ -284,7 +285,7 @@ pub async fn list_namespaces(State(state): State<AppState>, Caller(caller): Call
         body
     };
     Ok(json_response(
-        render_view(&caller, "listing the namespaces", render).await?,
+        render_view(&stats, "listing the namespaces", render).await?,
     ))
 }
 
@@ -361,9 +362,10 @@ pub async fn stats(
         None => None,
     };
     let stats = visible_stats(&state, &caller).await?;
-    let render = move || stats_body(&stats, scoped);
+    let shown = stats.clone();
+    let render = move || stats_body(&shown, scoped);
     Ok(json_response(
-        render_view(&caller, "rendering /stats", render).await?,
+        render_view(&stats, "rendering /stats", render).await?,
     ))
 }
 
@@ -395,6 +397,12 @@ fn stats_body(stats: &BackendStats, scoped: Option<(String, NamespaceStats)>) ->
     out
 }
 
+/// Views of at most this many namespaces are gathered and serialized on
+/// the request worker: a few microseconds each, less than handing them to
+/// another thread. Larger ones (a tenant whose token names many
+/// namespaces, or a server-wide view) go to the blocking pool.
+const INLINE_NAMESPACES: usize = 64;
+
 /// What of the store's figures a caller may see: everything for admins
 /// (and on an open server); for a tenant, only its namespaces, with totals
 /// over them, and nothing server-wide.
@@ -405,22 +413,29 @@ fn stats_body(stats: &BackendStats, scoped: Option<(String, NamespaceStats)>) ->
 /// ([`super::views`]).
 async fn visible_stats(state: &Shared, caller: &Grants) -> Result<Arc<BackendStats>, ApiError> {
     match caller.readable_namespaces() {
-        Some(names) => Ok(Arc::new(state.backend.scoped_stats(names))),
+        Some(names) if names.len() <= INLINE_NAMESPACES => {
+            Ok(Arc::new(state.backend.scoped_stats(names)))
+        }
+        Some(names) => {
+            let (backend, names) = (state.backend.clone(), names.to_vec());
+            let gather = move || Arc::new(backend.scoped_stats(&names));
+            off_worker("gathering a tenant's figures", gather).await
+        }
         None => state.views.stats().await,
     }
 }
 
-/// Runs `render`, which serializes a view of what `caller` may see: on the
-/// blocking pool when that is the whole server (O(namespaces)), in place
-/// for a tenant (O(its namespaces)).
+/// Runs `render`, which serializes a view of `stats`: in place when it
+/// holds few namespaces, else on the blocking pool (O(namespaces)).
 async fn render_view(
-    caller: &Grants,
+    stats: &BackendStats,
     what: &'static str,
     render: impl FnOnce() -> Vec<u8> + Send + 'static,
 ) -> Result<Vec<u8>, ApiError> {
-    match caller.readable_namespaces() {
-        Some(_) => Ok(render()),
-        None => off_worker(what, render).await,
+    if stats.store.namespaces.len() <= INLINE_NAMESPACES {
+        Ok(render())
+    } else {
+        off_worker(what, render).await
     }
 }
 

@@ -48,14 +48,26 @@ class Client:
     """One keep-alive connection with a token."""
 
     def __init__(self, port, token):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        self.port = port
+        self.conn = self.connect()
         self.headers = {"Authorization": f"Bearer {token}"}
+
+    def connect(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
 
     def get(self, path):
         """(seconds, body size) of one GET; fails on any status but 200."""
         started = time.perf_counter()
-        self.conn.request("GET", path, headers=self.headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request("GET", path, headers=self.headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # The server closes connections idle for --header-read-timeout.
+            self.conn.close()
+            self.conn = self.connect()
+            started = time.perf_counter()
+            self.conn.request("GET", path, headers=self.headers)
+            response = self.conn.getresponse()
         body = response.read()
         took = time.perf_counter() - started
         if response.status != 200:

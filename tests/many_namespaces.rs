@@ -236,6 +236,13 @@ async fn server_wide_views_do_not_hold_up_other_clients() {
         );
         gets.push(took);
     }
+    // Answers shared between requests still count every write acknowledged
+    // before each request: a walk that began before it is never reused.
+    server.set(Some("fresh"), "k", serde_json::json!(1)).await;
+    let (_, body, _) = timed_get(&reader, &server, "/stats", None).await;
+    let stats: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stats["namespaces"]["fresh"]["total_keys"], 1);
+    assert_eq!(stats["total_keys"], NAMESPACES + 1);
     stop.store(true, Ordering::Relaxed);
     for poller in pollers {
         poller.await.unwrap();

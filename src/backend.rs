@@ -96,7 +96,14 @@ pub trait KvBackend: Send + Sync + 'static {
         limit: usize,
     ) -> Result<KeyPage, StoreError>;
 
+    /// Every figure of the whole server: O(namespaces), so the HTTP layer
+    /// gathers it off its request workers (`http::views`).
     fn stats(&self) -> BackendStats;
+
+    /// The figures of the named namespaces `names` only: those holding
+    /// live keys, totals over them, and of the server-wide figures only the
+    /// uptime. O(names) however many namespaces exist, for a tenant.
+    fn scoped_stats(&self, names: &[String]) -> BackendStats;
 
     /// A namespace's quota and usage.
     fn quota(&self, namespace: Option<&str>) -> Result<QuotaReport, StoreError>;

@@ -277,6 +277,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PYKV_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
+    /// Namespaces given their own series in /metrics, the largest first
+    /// (by keys, then bytes); the others are summed into one series,
+    /// namespace="(other)". 0 to 10000.
+    #[arg(long, env = "PYKV_METRICS_NAMESPACE_LIMIT", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub metrics_namespace_limit: u64,
+
     #[command(flatten)]
     pub limits: crate::quotas::LimitArgs,
 

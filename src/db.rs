@@ -10,7 +10,8 @@ use std::time::Instant;
 use crate::backend::{BackendStats, Commit, KvBackend};
 use crate::dir_lock::{DirLock, LockError};
 use crate::store::{
-    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreError, Undo, now_ms,
+    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreError, StoreStats,
+    Undo, now_ms,
 };
 use crate::wal::{
     AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
@@ -190,6 +191,15 @@ impl KvBackend for Db {
             compactions: self.compactor.compactions(),
             log_syncs: self.wal.sync_stats(),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn scoped_stats(&self, names: &[String]) -> BackendStats {
+        let namespaces = self.store.named_stats(names.iter().map(String::as_str));
+        BackendStats {
+            store: StoreStats::over(namespaces),
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            ..BackendStats::default()
         }
     }
 

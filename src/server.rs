@@ -13,7 +13,7 @@ use crate::config::ServeArgs;
 use crate::connections::{self, ConnectionLimits};
 use crate::db::{Db, DbOptions};
 use crate::http::origin::SiteCheck;
-use crate::http::{AppState, Shared, service};
+use crate::http::{AppState, ServerViews, Shared, service};
 use crate::store::StoreConfig;
 use crate::wal::{AutoCompaction, WalOptions};
 
@@ -62,6 +62,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cors_origins: args.cors_origins.clone(),
         sites: Arc::new(sites.clone()),
         request_timeout: Duration::from_secs(args.request_timeout),
+        views: ServerViews::new(db.clone()),
+        // At most 10,000 (checked by clap).
+        metrics_namespace_limit: args.metrics_namespace_limit as usize,
     });
     let limits = ConnectionLimits {
         max_connections: args.max_connections,

@@ -394,6 +394,83 @@ async fn metrics_are_prometheus_text_with_requests_latencies_and_namespaces() {
     );
 }
 
+/// The `namespace` labels of a per-namespace family, with their values.
+fn per_namespace(m: &Metrics, family: &str) -> BTreeMap<String, f64> {
+    m.samples[family]
+        .iter()
+        .map(|(labels, value)| (labels["namespace"].clone(), *value))
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_give_series_to_the_largest_namespaces_and_sum_the_rest() {
+    let server = Server::start_with(&["--metrics-namespace-limit", "3"]);
+    // Namespace `n{i}` holds i keys: n8, n7 and n6 are the three largest.
+    for i in 1..=8 {
+        for k in 0..i {
+            server
+                .set(Some(&format!("n{i}")), &format!("k{k}"), json!(k))
+                .await;
+        }
+    }
+    server.set(None, "d", json!(1)).await;
+    assert_eq!(server.value(Some("n2"), "k0").await, Some(json!(0)));
+
+    let (text, m) = scrape(&server).await;
+    let keys = per_namespace(&m, "pykv_keys");
+    let kept: Vec<&str> = keys.keys().map(String::as_str).collect();
+    // The default namespace, the three largest, and one series for the rest.
+    assert_eq!(kept, ["", "(other)", "n6", "n7", "n8"], "{text}");
+    assert_eq!(keys["n8"], 8.0, "{text}");
+    assert_eq!(keys["(other)"], (1..=5).sum::<u32>() as f64, "{text}");
+    // Each family still adds up to the server's totals.
+    let stats = server.stats().await;
+    assert_eq!(keys.values().sum::<f64>(), 37.0, "{text}");
+    assert_eq!(stats["total_keys"], 37);
+    let bytes = per_namespace(&m, "pykv_used_bytes");
+    assert_eq!(
+        bytes.values().sum::<f64>(),
+        stats["used_bytes"].as_f64().unwrap(),
+        "{text}"
+    );
+    let hits = per_namespace(&m, "pykv_cache_hits_total");
+    assert_eq!(hits["(other)"], 1.0, "the GET in n2: {text}");
+    assert_eq!(m.value("pykv_namespaces", &[]), Some(8.0), "{text}");
+
+    // With the limit at 0, every named namespace is summed.
+    let server = Server::start_with(&["--metrics-namespace-limit", "0"]);
+    server.set(Some("a"), "k", json!(1)).await;
+    server.set(Some("b"), "k", json!(1)).await;
+    let (text, m) = scrape(&server).await;
+    let keys = per_namespace(&m, "pykv_keys");
+    assert_eq!(
+        keys,
+        BTreeMap::from([(String::new(), 0.0), ("(other)".into(), 2.0)]),
+        "{text}"
+    );
+
+    // Under the limit, no `(other)` series.
+    let server = Server::start();
+    server.set(Some("a"), "k", json!(1)).await;
+    let (text, m) = scrape(&server).await;
+    assert!(!text.contains("namespace=\"(other)\""), "{text}");
+    assert_eq!(per_namespace(&m, "pykv_keys").len(), 2, "{text}");
+}
+
+#[test]
+fn metrics_namespace_limit_out_of_range_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["10001", "-1", "many"] {
+        let flag = format!("--metrics-namespace-limit={bad}");
+        let (code, stderr) = common::run_to_exit(dir.path(), &[&flag]);
+        assert_eq!(code, Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("--metrics-namespace-limit"),
+            "{bad}: {stderr}"
+        );
+    }
+}
+
 // ---- /openapi.json -----------------------------------------------------------
 
 /// `(method, path)` of every `.route(...)` in src/http/mod.rs, read from the

@@ -63,6 +63,16 @@ impl Grants {
         }
     }
 
+    /// The named namespaces this caller may read: `None` for every one
+    /// (admins, and everyone on an open server). Lets a tenant's views look
+    /// up its own namespaces instead of filtering all of them.
+    pub fn readable_namespaces(&self) -> Option<&[String]> {
+        match self {
+            Grants::Token(t) if t.access != Access::Admin => Some(&t.namespaces),
+            _ => None,
+        }
+    }
+
     pub fn check(&self, namespace: Option<&str>, need: Access) -> Result<(), AuthError> {
         if self.allows(namespace, need) {
             return Ok(());

@@ -54,6 +54,9 @@ pub enum ApiError {
     },
     /// A foreign `Host` or `Origin` ([`super::origin`]).
     Site(SiteRefusal),
+    /// A bug: work done for the request panicked (and was logged). Names
+    /// what could not be done.
+    Internal(&'static str),
 }
 
 /// The two forms of a 422's message: for the client, and for the server's
@@ -114,6 +117,7 @@ impl ApiError {
             ApiError::KeyNotFound | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Store(e) => match e {
                 StoreError::InvalidNamespace { .. }
                 | StoreError::EmptyKey
@@ -151,6 +155,9 @@ impl ApiError {
             ApiError::Store(e) => e.to_string(),
             ApiError::Auth(e) => e.to_string(),
             ApiError::Site(refusal) => refusal.detail(),
+            ApiError::Internal(what) => {
+                format!("{what} failed on an internal error (logged by the server); retry")
+            }
             ApiError::RequestTimeout { limit } => format!(
                 "the request took longer than {} s (sending its body included); \
                  the limit is set by --request-timeout",
@@ -228,6 +235,7 @@ impl ApiError {
             ApiError::KeyNotFound
             | ApiError::PayloadTooLarge { .. }
             | ApiError::RequestTimeout { .. }
+            | ApiError::Internal(_)
             | ApiError::Auth(AuthError::Missing | AuthError::Unknown | AuthError::NoToken)
             | ApiError::Store(
                 StoreError::EmptyKey

@@ -1,8 +1,7 @@
 //! Thin handlers: extract, call the backend, shape the answer. Errors go
 //! through [`ApiError`], the one place they become statuses.
 
-use std::collections::BTreeMap;
-
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -16,10 +15,11 @@ use serde_json::{Value, json};
 use super::error::{ApiError, LOG_RETRY_AFTER_SECS};
 use super::guard::Caller;
 use super::set_request::SetRequest;
+use super::views::off_worker;
 use super::{AppState, Shared};
 use crate::auth::{Access, Grants};
 use crate::backend::BackendStats;
-use crate::store::{MAX_PAGE, NamespaceStats, StoreStats, validate_namespace};
+use crate::store::{MAX_PAGE, NamespaceStats, validate_namespace};
 
 /// `?ns=`: the namespace named in the query string.
 #[derive(Debug, Default, Deserialize)]
@@ -270,13 +270,23 @@ pub async fn list_keys(
 )]
 pub async fn list_namespaces(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult {
     // A tenant sees only its own namespaces.
-    let mut namespaces = state.backend.namespaces();
-    namespaces.retain(|ns| caller.allows(Some(ns), Access::Read));
-    Ok(axum::Json(json!({
-        "count": namespaces.len(),
-        "namespaces": namespaces,
-    }))
-    .into_response())
+    let stats = visible_stats(&state, &caller).await?;
+    let shown = stats.clone();
+    let render = move || {
+        let namespaces: Vec<&String> = shown.store.namespaces.keys().collect();
+        let mut body = Vec::new();
+        write_json(
+            &mut body,
+            &json!({
+                "count": namespaces.len(),
+                "namespaces": namespaces,
+            }),
+        );
+        body
+    };
+    Ok(json_response(
+        render_view(&stats, "listing the namespaces", render).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -343,14 +353,25 @@ pub async fn stats(
 ) -> ApiResult {
     let namespace = ns_of(query)?;
     // Validate the namespace before gathering anything.
-    let scoped = match &namespace {
+    let scoped = match namespace {
         Some(ns) => {
-            state.admit(&caller, Some(ns), Access::Read)?;
-            Some(state.backend.namespace_stats(Some(ns))?)
+            state.admit(&caller, Some(&ns), Access::Read)?;
+            let ns_stats = state.backend.namespace_stats(Some(&ns))?;
+            Some((ns, ns_stats))
         }
         None => None,
     };
-    let stats = visible_stats(&caller, state.backend.stats());
+    let stats = visible_stats(&state, &caller).await?;
+    let shown = stats.clone();
+    let render = move || stats_body(&shown, scoped);
+    Ok(json_response(
+        render_view(&stats, "rendering /stats", render).await?,
+    ))
+}
+
+/// `/stats`'s answer, as the seed shapes it, with one namespace's figures
+/// when `?ns=` names one.
+fn stats_body(stats: &BackendStats, scoped: Option<(String, NamespaceStats)>) -> Vec<u8> {
     let mut body = json!({
         "total_keys": stats.store.total_keys,
         "cache_hits": stats.store.cache_hits,
@@ -366,41 +387,55 @@ pub async fn stats(
         "namespaces": stats.store.namespaces,
         "default_namespace": stats.store.default_namespace,
     });
-    if let (Some(ns), Some(scoped)) = (namespace, scoped) {
+    if let Some((ns, scoped)) = scoped {
         body["namespace"] = Value::from(ns);
         body["namespace_stats"] = namespace_stats_json(&scoped);
         body["total_keys"] = Value::from(scoped.total_keys);
     }
-    Ok(axum::Json(body).into_response())
+    let mut out = Vec::new();
+    write_json(&mut out, &body);
+    out
 }
+
+/// Views of at most this many namespaces are gathered and serialized on
+/// the request worker: a few microseconds each, less than handing them to
+/// another thread. Larger ones (a tenant whose token names many
+/// namespaces, or a server-wide view) go to the blocking pool.
+const INLINE_NAMESPACES: usize = 64;
 
 /// What of the store's figures a caller may see: everything for admins
 /// (and on an open server); for a tenant, only its namespaces, with totals
 /// over them, and nothing server-wide.
-fn visible_stats(caller: &Grants, stats: BackendStats) -> BackendStats {
-    if caller.is_admin() {
-        return stats;
+///
+/// A tenant's figures are looked up namespace by namespace, O(its
+/// namespaces); everyone else's come from a walk of every namespace, done
+/// off the request workers and shared with concurrent requests
+/// ([`super::views`]).
+async fn visible_stats(state: &Shared, caller: &Grants) -> Result<Arc<BackendStats>, ApiError> {
+    match caller.readable_namespaces() {
+        Some(names) if names.len() <= INLINE_NAMESPACES => {
+            Ok(Arc::new(state.backend.scoped_stats(names)))
+        }
+        Some(names) => {
+            let (backend, names) = (state.backend.clone(), names.to_vec());
+            let gather = move || Arc::new(backend.scoped_stats(&names));
+            off_worker("gathering a tenant's figures", gather).await
+        }
+        None => state.views.stats().await,
     }
-    let namespaces: BTreeMap<String, NamespaceStats> = stats
-        .store
-        .namespaces
-        .into_iter()
-        .filter(|(ns, _)| caller.allows(Some(ns), Access::Read))
-        .collect();
-    let sum = |figure: fn(&NamespaceStats) -> u64| namespaces.values().map(figure).sum();
-    BackendStats {
-        store: StoreStats {
-            total_keys: sum(|s| s.total_keys as u64) as usize,
-            cache_hits: sum(|s| s.cache_hits),
-            cache_misses: sum(|s| s.cache_misses),
-            used_bytes: sum(|s| s.used_bytes),
-            evictions: sum(|s| s.evictions),
-            expirations: sum(|s| s.expirations),
-            default_namespace: NamespaceStats::default(),
-            namespaces,
-        },
-        uptime_seconds: stats.uptime_seconds,
-        ..BackendStats::default()
+}
+
+/// Runs `render`, which serializes a view of `stats`: in place when it
+/// holds few namespaces, else on the blocking pool (O(namespaces)).
+async fn render_view(
+    stats: &BackendStats,
+    what: &'static str,
+    render: impl FnOnce() -> Vec<u8> + Send + 'static,
+) -> Result<Vec<u8>, ApiError> {
+    if stats.store.namespaces.len() <= INLINE_NAMESPACES {
+        Ok(render())
+    } else {
+        off_worker(what, render).await
     }
 }
 
@@ -437,11 +472,7 @@ pub async fn health(
         }
         None => {
             let size = match caller {
-                Ok(Caller(caller)) => {
-                    visible_stats(&caller, state.backend.stats())
-                        .store
-                        .total_keys
-                }
+                Ok(Caller(caller)) => visible_stats(&state, &caller).await?.store.total_keys,
                 Err(_) => 0,
             };
             json!({ "status": "healthy", "store_size": size })

@@ -351,8 +351,11 @@ mod tests {
         if let Some(token) = token {
             *token = tokens.create(vec!["team".into()], Access::Write).unwrap().0;
         }
+        let db = Arc::new(db);
         let state = AppState::new(Shared {
-            backend: Arc::new(db),
+            views: crate::http::ServerViews::new(db.clone()),
+            metrics_namespace_limit: 100,
+            backend: db,
             max_body_bytes: 256,
             auth: Authenticator::open(tokens).unwrap(),
             rate_limits: Arc::new(RateLimits::default()),

@@ -9,6 +9,13 @@
 //! The default namespace is labelled `namespace=""`: it has no name, and any
 //! name would collide with a real namespace of that name (the empty string
 //! is not a valid namespace name).
+//!
+//! Per-namespace series are capped (`--metrics-namespace-limit`, 100 by
+//! default): Prometheus cannot take a label with 100,000 values, and the
+//! answer would grow with every tenant. The largest namespaces keep their
+//! own series; the rest are summed into one, `namespace="(other)"`, so each
+//! family still adds up to the server's total. Parentheses cannot appear in
+//! a namespace name, so that label never names a real namespace.
 
 use std::fmt::Write;
 
@@ -17,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::observe::{BOUNDS_NS, BUCKETS, Observer, is_exposed_bound};
 use crate::backend::BackendStats;
-use crate::store::NamespaceStats;
+use crate::store::{NamespaceStats, StoreStats};
 use crate::wal::{SYNC_BOUNDS, SyncSnapshot};
 
 /// `(name, type, help, figure)` of a family with one sample per namespace.
@@ -30,15 +37,16 @@ type NamespaceFamily = (
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub fn response(observer: &Observer, stats: &BackendStats) -> Response {
-    (
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        render(observer, stats),
-    )
-        .into_response()
+/// The label value of the series summing the namespaces past the cap.
+pub const OTHER_NAMESPACES: &str = "(other)";
+
+pub fn response(text: String) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }
 
-pub fn render(observer: &Observer, stats: &BackendStats) -> String {
+/// The whole exposition, with at most `namespace_limit` named namespaces in
+/// series of their own.
+pub fn render(observer: &Observer, stats: &BackendStats, namespace_limit: usize) -> String {
     let mut out = String::with_capacity(8 * 1024);
     let routes = observer.routes();
 
@@ -97,10 +105,7 @@ pub fn render(observer: &Observer, stats: &BackendStats) -> String {
         );
     }
 
-    let namespaces: Vec<(&str, &NamespaceStats)> =
-        std::iter::once(("", &stats.store.default_namespace))
-            .chain(stats.store.namespaces.iter().map(|(n, s)| (n.as_str(), s)))
-            .collect();
+    let namespaces = namespace_series(&stats.store, namespace_limit);
     let per_namespace: [NamespaceFamily; 6] = [
         (
             "pykv_keys",
@@ -153,6 +158,12 @@ pub fn render(observer: &Observer, stats: &BackendStats) -> String {
 
     gauge(
         &mut out,
+        "pykv_namespaces",
+        "Named namespaces holding at least one live key; the largest have series of their own (--metrics-namespace-limit), the rest are summed in one.",
+        Some(stats.store.namespaces.len() as f64),
+    );
+    gauge(
+        &mut out,
         "pykv_log_size_bytes",
         "Bytes in the write-ahead log.",
         Some(stats.log_size as f64),
@@ -190,6 +201,40 @@ pub fn render(observer: &Observer, stats: &BackendStats) -> String {
         Some(observer.uptime().as_secs_f64()),
     );
     out
+}
+
+/// The namespaces given series, with their figures: the default one, then
+/// the `limit` largest named ones, by name, then `(other)` summing the rest
+/// when there are more.
+///
+/// The largest are found by a selection (`select_nth_unstable_by`), O(n),
+/// rather than a sort of every namespace: only the kept ones are sorted.
+/// "Largest" is by live keys, then bytes, then name, so the choice is
+/// stable between scrapes of an unchanged store.
+fn namespace_series(stats: &StoreStats, limit: usize) -> Vec<(&str, NamespaceStats)> {
+    let mut named: Vec<(&str, &NamespaceStats)> = stats
+        .namespaces
+        .iter()
+        .map(|(name, figures)| (name.as_str(), figures))
+        .collect();
+    let mut other = None;
+    if named.len() > limit {
+        named.select_nth_unstable_by(limit, |(a_name, a), (b_name, b)| {
+            (b.total_keys, b.used_bytes)
+                .cmp(&(a.total_keys, a.used_bytes))
+                .then_with(|| a_name.cmp(b_name))
+        });
+        let mut sum = NamespaceStats::default();
+        for (_, figures) in named.drain(limit..) {
+            sum.add(figures);
+        }
+        other = Some((OTHER_NAMESPACES, sum));
+    }
+    named.sort_unstable_by_key(|(name, _)| *name);
+    std::iter::once(("", stats.default_namespace))
+        .chain(named.into_iter().map(|(name, figures)| (name, *figures)))
+        .chain(other)
+        .collect()
 }
 
 fn sync_histogram(out: &mut String, syncs: &SyncSnapshot) {

@@ -10,7 +10,8 @@
 //! - operability: [`observe`] (request counters, latency histograms, recent
 //!   errors, and the middleware feeding them), [`metrics`] (`/metrics`),
 //!   [`performance`] (`/performance`), [`openapi`] (`/openapi.json`) and
-//!   [`docs`] (`/docs`, offline).
+//!   [`docs`] (`/docs`, offline);
+//! - [`views`]: the server-wide figures, gathered off the request workers.
 
 mod console;
 mod cors;
@@ -26,6 +27,7 @@ pub mod origin;
 pub mod performance;
 mod quota;
 pub(crate) mod set_request;
+pub mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,7 @@ pub use error::ApiError;
 pub use guard::{Caller, Rate, RateLimits};
 pub use observe::Observer;
 pub use set_request::MAX_TTL_SECS;
+pub use views::ServerViews;
 
 use crate::auth::{Access, Authenticator, Grants};
 use crate::backend::KvBackend;
@@ -76,6 +79,11 @@ pub struct Shared {
     pub sites: Arc<origin::SiteCheck>,
     /// How long a request may take, its body included (`--request-timeout`).
     pub request_timeout: Duration,
+    /// The server-wide figures, shared by the requests that need them.
+    pub views: Arc<ServerViews>,
+    /// Namespaces given their own series in `/metrics`
+    /// (`--metrics-namespace-limit`).
+    pub metrics_namespace_limit: usize,
 }
 
 impl Shared {
@@ -108,7 +116,8 @@ impl FromRef<OpsState> for Arc<Authenticator> {
 /// request counters.
 #[derive(Clone)]
 struct OpsState {
-    backend: Arc<dyn KvBackend>,
+    views: Arc<ServerViews>,
+    metrics_namespace_limit: usize,
     observer: Arc<Observer>,
     auth: Arc<Authenticator>,
 }
@@ -122,7 +131,8 @@ pub fn service(state: AppState) -> hot::Service {
 
 fn router(state: AppState, observer: Arc<Observer>) -> Router {
     let ops = OpsState {
-        backend: state.backend.clone(),
+        views: state.views.clone(),
+        metrics_namespace_limit: state.metrics_namespace_limit,
         observer: observer.clone(),
         auth: state.auth.clone(),
     };
@@ -198,8 +208,17 @@ async fn metrics_handler(State(ops): State<OpsState>, Caller(caller): Caller) ->
     if let Err(e) = caller.require_admin("/metrics") {
         return ApiError::Auth(e).into_response();
     }
-    let stats = ops.backend.stats();
-    metrics::response(&ops.observer, &stats)
+    let stats = match ops.views.stats().await {
+        Ok(stats) => stats,
+        Err(e) => return e.into_response(),
+    };
+    let observer = ops.observer.clone();
+    let limit = ops.metrics_namespace_limit;
+    let render = move || metrics::render(&observer, &stats, limit);
+    match views::off_worker("rendering /metrics", render).await {
+        Ok(text) => metrics::response(text),
+        Err(e) => e.into_response(),
+    }
 }
 
 #[utoipa::path(

@@ -1,0 +1,207 @@
+//! Server-wide views, gathered off the request workers and shared by the
+//! requests that ask for them at the same time.
+//!
+//! `/stats` for an admin (or anyone on an open server), `/namespaces`,
+//! `/health`'s total and `/metrics` need the figures of every namespace:
+//! O(namespaces), over a second at 100,000 namespaces. Gathered on one of
+//! tokio's request workers (one per core), a few clients polling them would
+//! hold every worker, and every other request would wait behind them.
+//!
+//! So [`ServerViews::stats`] gathers them on tokio's blocking pool, and
+//! requests that ask at the same time share one walk ("a round"):
+//!
+//! - at most one round runs at a time;
+//! - a request arriving when none runs starts one;
+//! - a request arriving while one runs waits for the *next* round, which
+//!   starts as soon as the running one ends and serves every request that
+//!   arrived meanwhile.
+//!
+//! Why not join the running round: it may have read a namespace before the
+//! request's own, earlier, write reached it. An answer must show every
+//! write acknowledged before its request arrived, as it did when each
+//! request walked on its own (clients read their writes back through
+//! `/stats`). So however many clients poll, one walk runs at a time, and
+//! each answer waits for at most two walks.
+//!
+//! A tenant's views do not come here: they look up the tenant's own
+//! namespaces only ([`crate::backend::KvBackend::scoped_stats`]).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use super::ApiError;
+use crate::backend::{BackendStats, KvBackend};
+
+/// Where a round's figures go: `None` until they are gathered. Dropped
+/// without a value if gathering them panicked.
+type Round = watch::Sender<Option<Arc<BackendStats>>>;
+
+/// Gathers the figures of the whole server: O(namespaces).
+type Gather = Arc<dyn Fn() -> BackendStats + Send + Sync>;
+
+pub struct ServerViews {
+    gather: Gather,
+    rounds: Mutex<Rounds>,
+}
+
+#[derive(Default)]
+struct Rounds {
+    running: bool,
+    /// The round that starts when the running one ends; created by the
+    /// first request that waits for it.
+    next: Option<Round>,
+}
+
+impl ServerViews {
+    pub fn new(backend: Arc<dyn KvBackend>) -> Arc<Self> {
+        Self::gathering(Arc::new(move || backend.stats()))
+    }
+
+    fn gathering(gather: Gather) -> Arc<Self> {
+        Arc::new(ServerViews {
+            gather,
+            rounds: Mutex::default(),
+        })
+    }
+
+    /// The figures of the whole server, gathered after this call began.
+    pub async fn stats(self: &Arc<Self>) -> Result<Arc<BackendStats>, ApiError> {
+        let mut round = self.join_round();
+        let gathered = round.wait_for(Option::is_some).await;
+        match gathered {
+            Ok(stats) => Ok(stats.clone().expect("waited for a value")),
+            Err(_) => Err(ApiError::Internal("gathering the server's figures")),
+        }
+    }
+
+    /// Subscribes to the round that will answer a request arriving now,
+    /// starting it if no round runs.
+    fn join_round(self: &Arc<Self>) -> watch::Receiver<Option<Arc<BackendStats>>> {
+        let mut rounds = self.lock();
+        if rounds.running {
+            return rounds
+                .next
+                .get_or_insert_with(|| watch::channel(None).0)
+                .subscribe();
+        }
+        rounds.running = true;
+        let (round, receiver) = watch::channel(None);
+        tokio::spawn(self.clone().run_rounds(round));
+        receiver
+    }
+
+    /// Runs `round`, then each round that requests queued behind it, until
+    /// none waits.
+    async fn run_rounds(self: Arc<Self>, mut round: Round) {
+        loop {
+            let gather = self.gather.clone();
+            match tokio::task::spawn_blocking(move || gather()).await {
+                Ok(stats) => {
+                    round.send_replace(Some(Arc::new(stats)));
+                }
+                // Its waiters learn it when `round` is dropped below.
+                Err(e) => tracing::error!(error = %e, "gathering the server's figures failed"),
+            }
+            let mut rounds = self.lock();
+            match rounds.next.take() {
+                Some(next) => round = next,
+                None => {
+                    rounds.running = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The rounds' state holds no invariant a panic could break midway.
+    fn lock(&self) -> MutexGuard<'_, Rounds> {
+        self.rounds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs `render`, which is O(namespaces) (serializing a server-wide view),
+/// on the blocking pool rather than on a request worker.
+pub async fn off_worker<T: Send + 'static>(
+    what: &'static str,
+    render: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(render).await.map_err(|e| {
+        tracing::error!(error = %e, "{what} failed");
+        ApiError::Internal(what)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Figures that say which walk gathered them.
+    fn walk_number(n: usize) -> BackendStats {
+        let mut stats = BackendStats::default();
+        stats.store.total_keys = n;
+        stats
+    }
+
+    async fn wait_for_walks(walks: &AtomicUsize, n: usize) {
+        for _ in 0..5000 {
+            if walks.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("walk {n} never started");
+    }
+
+    async fn walk_of(mut round: watch::Receiver<Option<Arc<BackendStats>>>) -> usize {
+        let stats = round.wait_for(Option::is_some).await.unwrap();
+        stats.as_ref().unwrap().store.total_keys
+    }
+
+    #[tokio::test]
+    async fn requests_arriving_during_a_walk_share_the_next_one() {
+        let walks = Arc::new(AtomicUsize::new(0));
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Mutex::new(gate);
+        let counter = walks.clone();
+        let views = ServerViews::gathering(Arc::new(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == 1 {
+                // The first walk lasts until the test lets it end.
+                gate.lock().unwrap().recv().unwrap();
+            }
+            walk_number(n)
+        }));
+
+        let first = views.join_round();
+        wait_for_walks(&walks, 1).await;
+        // Three requests arrive while the first walk runs: the first walk
+        // may have missed their writes, so they wait for a second one.
+        let during: Vec<_> = (0..3).map(|_| views.join_round()).collect();
+        release.send(()).unwrap();
+        assert_eq!(walk_of(first).await, 1);
+        for round in during {
+            assert_eq!(walk_of(round).await, 2);
+        }
+        assert_eq!(walks.load(Ordering::SeqCst), 2, "one walk for the three");
+
+        // Once none runs, the next request starts a walk of its own.
+        assert_eq!(views.stats().await.unwrap().store.total_keys, 3);
+    }
+
+    #[tokio::test]
+    async fn a_walk_that_panics_answers_an_error_and_the_next_walks_again() {
+        let walks = AtomicUsize::new(0);
+        let views = ServerViews::gathering(Arc::new(move || {
+            let n = walks.fetch_add(1, Ordering::SeqCst) + 1;
+            assert!(n > 1, "the first walk fails");
+            walk_number(n)
+        }));
+        let error = views.stats().await.unwrap_err();
+        assert!(matches!(error, ApiError::Internal(_)), "{error:?}");
+        assert_eq!(views.stats().await.unwrap().store.total_keys, 2);
+    }
+}

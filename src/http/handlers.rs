@@ -400,7 +400,7 @@ fn stats_body(stats: &BackendStats, scoped: Option<(String, NamespaceStats)>) ->
 /// Views of at most this many namespaces are gathered and serialized on
 /// the request worker: a few microseconds each, less than handing them to
 /// another thread. Larger ones (a tenant whose token names many
-/// namespaces, or a server-wide view) go to the blocking pool.
+/// namespaces, or a server-wide view) go to the views thread.
 const INLINE_NAMESPACES: usize = 64;
 
 /// What of the store's figures a caller may see: everything for admins
@@ -426,7 +426,7 @@ async fn visible_stats(state: &Shared, caller: &Grants) -> Result<Arc<BackendSta
 }
 
 /// Runs `render`, which serializes a view of `stats`: in place when it
-/// holds few namespaces, else on the blocking pool (O(namespaces)).
+/// holds few namespaces, else on the views thread (O(namespaces)).
 async fn render_view(
     stats: &BackendStats,
     what: &'static str,

@@ -7,7 +7,7 @@
 //! tokio's request workers (one per core), a few clients polling them would
 //! hold every worker, and every other request would wait behind them.
 //!
-//! So [`ServerViews::stats`] gathers them on tokio's blocking pool, and
+//! So [`ServerViews::stats`] gathers them on one thread of their own, and
 //! requests that ask at the same time share one walk ("a round"):
 //!
 //! - at most one round runs at a time;
@@ -26,9 +26,10 @@
 //! A tenant's views do not come here: they look up the tenant's own
 //! namespaces only ([`crate::backend::KvBackend::scoped_stats`]).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::ApiError;
 use crate::backend::{BackendStats, KvBackend};
@@ -54,7 +55,9 @@ struct Rounds {
 }
 
 impl ServerViews {
+    /// Views of `backend`; starts the views thread if it is not running.
     pub fn new(backend: Arc<dyn KvBackend>) -> Arc<Self> {
+        start_views_thread();
         Self::gathering(Arc::new(move || backend.stats()))
     }
 
@@ -96,12 +99,10 @@ impl ServerViews {
     async fn run_rounds(self: Arc<Self>, mut round: Round) {
         loop {
             let gather = self.gather.clone();
-            match tokio::task::spawn_blocking(move || gather()).await {
-                Ok(stats) => {
-                    round.send_replace(Some(Arc::new(stats)));
-                }
-                // Its waiters learn it when `round` is dropped below.
-                Err(e) => tracing::error!(error = %e, "gathering the server's figures failed"),
+            // On failure its waiters learn it when `round` is dropped below.
+            if let Ok(stats) = off_worker("gathering the server's figures", move || gather()).await
+            {
+                round.send_replace(Some(Arc::new(stats)));
             }
             let mut rounds = self.lock();
             match rounds.next.take() {
@@ -120,16 +121,63 @@ impl ServerViews {
     }
 }
 
-/// Runs `render`, which is O(namespaces) (serializing a server-wide view),
-/// on the blocking pool rather than on a request worker.
+/// Work handed to the views thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The views thread's queue; unset until [`start_views_thread`] succeeds.
+static VIEWS_THREAD: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+
+/// Starts the one long-lived thread that runs O(namespaces) work (walks
+/// and the rendering of server-wide views), unless it runs already.
+///
+/// Why a thread of our own rather than tokio's blocking pool: the pool
+/// starts threads on demand, and a start that the OS refuses (a pids cgroup
+/// at its limit) fails the request with a panic. This thread is started
+/// once, with the server; if the OS refuses even that one, the work runs
+/// on the request's worker, slower for the others but never failing.
+pub fn start_views_thread() -> bool {
+    if VIEWS_THREAD.get().is_some() {
+        return true;
+    }
+    let (queue, jobs) = mpsc::channel::<Job>();
+    let started = std::thread::Builder::new()
+        .name("pykv-views".into())
+        .spawn(move || jobs.into_iter().for_each(|job| job()));
+    match started {
+        Ok(_) => VIEWS_THREAD.set(queue).is_ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no thread for server-wide views; they run on request workers");
+            false
+        }
+    }
+}
+
+/// Runs `work`, which is O(namespaces), on the views thread rather than on
+/// a request worker (in place if that thread could not be started). A panic
+/// of `work` is logged and answered as an internal error.
 pub async fn off_worker<T: Send + 'static>(
     what: &'static str,
-    render: impl FnOnce() -> T + Send + 'static,
+    work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(render).await.map_err(|e| {
-        tracing::error!(error = %e, "{what} failed");
-        ApiError::Internal(what)
-    })
+    let (answer, answered) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = answer.send(catch_unwind(AssertUnwindSafe(work)));
+    });
+    match VIEWS_THREAD.get() {
+        Some(queue) => {
+            if let Err(mpsc::SendError(job)) = queue.send(job) {
+                job();
+            }
+        }
+        None => job(),
+    }
+    match answered.await {
+        Ok(Ok(value)) => Ok(value),
+        _ => {
+            tracing::error!("{what} failed: it panicked");
+            Err(ApiError::Internal(what))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Entry points for fuzzing (`fuzz/`, `cargo fuzz`) and for the
-//! deterministic mini-fuzz of `tests/security.rs`: the parsers that read
-//! bytes from outside, behind functions that take bytes and never panic.
+//! deterministic mini-fuzz of `tests/security/parser_fuzz.rs`: the parsers
+//! that read bytes from outside, behind functions that take bytes and never
+//! panic.
 //!
 //! Not part of the API: hidden from the documentation, may change at any
 //! time.

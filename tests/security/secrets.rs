@@ -1,0 +1,250 @@
+//! Secrets stay out of logs and answers: tokens in debug logs (text and
+//! JSON), and what `/performance/recent-errors` keeps of a request.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{BIN, call, closed_server, create_token, make_tokens, set_body};
+
+#[tokio::test]
+async fn tokens_never_appear_in_logs_or_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = make_tokens(dir.path());
+    let unknown = format!("pykv_{}", "f".repeat(64));
+    for format in ["text", "json"] {
+        let (mut child, base, stderr) = spawn_logging(dir.path(), format);
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut answers = String::new();
+        for token in [&tokens.admin, &tokens.alpha, &tokens.alpha_read, &unknown] {
+            for (m, path, body) in [
+                (Method::POST, "/set?ns=alpha", Some(set_body("k", None))),
+                (Method::POST, "/set", Some(set_body("k", Some("beta")))),
+                (Method::GET, "/get/k?ns=alpha", None),
+                (Method::GET, "/get/nope?ns=alpha", None),
+                (Method::GET, "/stats", None),
+                (Method::GET, "/metrics", None),
+                (Method::GET, "/performance/recent-errors", None),
+                (Method::POST, "/compact", None),
+            ] {
+                let mut request = client
+                    .request(m, format!("{base}{path}"))
+                    .bearer_auth(token);
+                if let Some(body) = body {
+                    request = request.json(&body);
+                }
+                let response = request.send().await.unwrap();
+                answers.push_str(&format!("{:?}", response.headers()));
+                answers.push_str(&response.text().await.unwrap());
+            }
+            // The token in a malformed header, too.
+            let response = client
+                .get(format!("{base}/stats"))
+                .header("authorization", format!("Token {token}"))
+                .send()
+                .await
+                .unwrap();
+            answers.push_str(&response.text().await.unwrap());
+        }
+        // A revocation and a reload are logged, without the token.
+        let extra = create_token(dir.path(), &["--ns", "omega", "--access", "read"]);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let response = client
+            .get(format!("{base}/namespaces"))
+            .bearer_auth(&extra)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = stderr.join().unwrap();
+        assert!(
+            log.contains("DEBUG") || log.contains("\"DEBUG\"") || log.contains("debug"),
+            "no debug line in the log ({format}); is RUST_LOG honoured?\n{log}"
+        );
+        for token in [
+            &tokens.admin,
+            &tokens.alpha,
+            &tokens.alpha_read,
+            &unknown,
+            &extra,
+        ] {
+            assert!(
+                !log.contains(token.as_str()),
+                "a token is in the {format} log:\n{log}"
+            );
+            // Nor the hex part alone, nor the whole hash of a token.
+            assert!(!log.contains(&token[5..]), "a token's hex is in the log");
+            assert!(
+                !log.contains(&pykv::auth::hash_token(token)),
+                "a token's hash is in the log"
+            );
+            assert!(!answers.contains(token.as_str()), "a token is in an answer");
+        }
+        assert!(
+            !log.to_ascii_lowercase().contains("authorization: bearer"),
+            "{log}"
+        );
+    }
+}
+
+/// `/performance/recent-errors` describes what a client sent instead of
+/// repeating it, whatever its shape: secrets in a TTL (with the `;` that
+/// once ended the redaction), a key of the wrong type, namespace names in
+/// the body, the query and the path, a query value, a quota, a broken
+/// body, a key in a path, a method, a token.
+#[tokio::test]
+async fn recent_errors_never_keep_what_a_client_sent() {
+    let (server, tokens, _dir) = closed_server(&[]);
+    let admin = Some(tokens.admin.as_str());
+    let alpha = Some(tokens.alpha.as_str());
+    let raw = |method: Method, path: &str, token: Option<&str>, body: &str| {
+        let mut request = server
+            .client
+            .request(method, server.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+    };
+    let requests = [
+        raw(
+            Method::POST,
+            "/set?ns=alpha",
+            alpha,
+            r#"{"key":"k","value":1,"ttl":"a;SECRET01"}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set?ns=alpha",
+            alpha,
+            r#"{"key":"k","value":1,"ttl":"x got y; SECRET02 got"}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set?ns=alpha",
+            alpha,
+            r#"{"key":{"SECRET03":1},"value":1}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set",
+            admin,
+            r#"{"key":"k","value":1,"namespace":"SECRET04;bad name"}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set",
+            admin,
+            r#"{"key":"k","value":1,"namespace":["SECRET05"]}"#,
+        ),
+        raw(
+            Method::POST,
+            "/set?ns=SECRET06%3Bbad",
+            admin,
+            r#"{"key":"k","value":1}"#,
+        ),
+        raw(Method::GET, "/get/k?ns=SECRET07;bad", admin, ""),
+        // A tenant token refused elsewhere: the scope names the namespace.
+        raw(Method::GET, "/get/k?ns=SECRET08", alpha, ""),
+        raw(Method::GET, "/get/k?ns=SECRET09%20bad", alpha, ""),
+        raw(Method::DELETE, "/namespaces/SECRET10%3B", admin, ""),
+        raw(Method::GET, "/keys?ns=alpha&limit=SECRET11", admin, ""),
+        raw(
+            Method::PUT,
+            "/quota?ns=alpha",
+            admin,
+            r#"{"max_keys":"SECRET12"}"#,
+        ),
+        raw(Method::POST, "/set?ns=alpha", alpha, r#"{"key":"SECRET13"#),
+        raw(Method::POST, "/set?ns=alpha", alpha, r#"["SECRET14"]"#),
+        raw(Method::GET, "/get/SECRET15?ns=alpha", alpha, ""),
+        raw(Method::POST, "/get/SECRET16", admin, ""),
+        raw(Method::GET, "/no/such/SECRET17", admin, ""),
+        raw(Method::from_bytes(b"SECRET18").unwrap(), "/set", admin, ""),
+        raw(Method::GET, "/get/k", Some("pykv_SECRET19"), ""),
+    ];
+    let sent = requests.len();
+    for request in requests {
+        let response = server.send_raw(request).await;
+        assert!((400..500).contains(&response), "{response}");
+    }
+    let r = call(
+        &server,
+        Method::GET,
+        "/performance/recent-errors",
+        admin,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let errors = r.json();
+    assert_eq!(errors["count"], json!(sent), "{errors}");
+    assert!(!r.text.contains("SECRET"), "client input kept: {}", r.text);
+    // What was wrong is still said, the input described.
+    let detail = |i: usize| errors["errors"][i]["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail(0).starts_with("field `ttl`")
+            && detail(0).contains("got a JSON string of 10 characters"),
+        "{}",
+        detail(0)
+    );
+    assert!(
+        detail(3).contains("a string of 17 characters"),
+        "{}",
+        detail(3)
+    );
+    assert_eq!(errors["errors"][sent - 2]["method"], "OTHER", "{errors}");
+}
+
+/// `pykv serve` with `RUST_LOG=debug`, logging in `format`: the child, its
+/// base URL, and the thread collecting its stderr.
+fn spawn_logging(
+    dir: &Path,
+    format: &str,
+) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--log-format",
+            format,
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let collector = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("pykv printed its listening line")
+            .unwrap();
+        if let Some(url) = line.strip_prefix("PyKV listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, base, collector)
+}

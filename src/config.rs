@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::Access;
+use crate::store::EvictionPolicy;
 use crate::wal::FsyncPolicy;
 
 #[derive(Debug, Parser)]
@@ -100,7 +102,7 @@ pub struct TokenCreateArgs {
         required_unless_present = "admin",
         conflicts_with = "admin"
     )]
-    pub access: Option<crate::auth::Access>,
+    pub access: Option<AccessFlag>,
 
     /// A token for everything: every namespace, statistics, compaction.
     #[arg(long, conflicts_with = "namespaces")]
@@ -256,7 +258,7 @@ pub struct ServeArgs {
     /// everysec (once a second), no (left to the OS). See the README for
     /// what each promises.
     #[arg(long, env = "PYKV_FSYNC", value_enum, default_value = "everysec")]
-    pub fsync: FsyncPolicy,
+    pub fsync: FsyncFlag,
 
     /// If the log is corrupt before its last record, keep a copy of it and
     /// recover every record before the damage instead of refusing to start.
@@ -385,4 +387,66 @@ fn parse_compact_ratio(text: &str) -> Result<f64, String> {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+// The engine's enums know nothing of clap: the flags' values, and their help
+// text, are these enums, each mapped onto the engine's.
+
+/// `pykv serve --fsync`: [`FsyncPolicy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FsyncFlag {
+    /// Synced (fdatasync) before the answer: survives a machine crash.
+    Always,
+    /// Written to the OS before the answer, synced every second: survives
+    /// `kill -9`; a machine crash loses at most about a second.
+    Everysec,
+    /// Written to the OS before the answer; syncing is left to the OS.
+    No,
+}
+
+impl From<FsyncFlag> for FsyncPolicy {
+    fn from(flag: FsyncFlag) -> FsyncPolicy {
+        match flag {
+            FsyncFlag::Always => FsyncPolicy::Always,
+            FsyncFlag::Everysec => FsyncPolicy::Everysec,
+            FsyncFlag::No => FsyncPolicy::No,
+        }
+    }
+}
+
+/// `pykv serve --eviction`: [`EvictionPolicy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvictionFlag {
+    /// Evict the least recently used keys (sampled) to make room.
+    Lru,
+    /// Refuse a write that would pass a limit (HTTP 507); evict nothing.
+    Noeviction,
+}
+
+impl From<EvictionFlag> for EvictionPolicy {
+    fn from(flag: EvictionFlag) -> EvictionPolicy {
+        match flag {
+            EvictionFlag::Lru => EvictionPolicy::Lru,
+            EvictionFlag::Noeviction => EvictionPolicy::Noeviction,
+        }
+    }
+}
+
+/// `pykv token create --access`: the [`Access`] a tenant's token may have
+/// (an admin token is made with `--admin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccessFlag {
+    /// Read its namespaces.
+    Read,
+    /// Read and change its namespaces (set, delete, clear).
+    Write,
+}
+
+impl From<AccessFlag> for Access {
+    fn from(flag: AccessFlag) -> Access {
+        match flag {
+            AccessFlag::Read => Access::Read,
+            AccessFlag::Write => Access::Write,
+        }
+    }
 }

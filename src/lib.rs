@@ -39,6 +39,7 @@ pub mod dir_lock;
 pub mod fuzzing;
 pub mod http;
 pub mod quotas;
+pub mod rate_limit;
 pub mod server;
 pub mod store;
 pub mod wal;

@@ -25,8 +25,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Deserialize;
 
-use crate::http::{Rate, RateLimits};
-use crate::store::{EvictionPolicy, Limit, Limits, MAX_LIMIT, validate_namespace};
+use crate::config::EvictionFlag;
+use crate::rate_limit::{Rate, RateLimits};
+use crate::store::{Limit, Limits, MAX_LIMIT, validate_namespace};
 
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
@@ -43,7 +44,7 @@ pub struct LimitArgs {
     /// What happens at a limit: lru evicts the least recently used keys,
     /// noeviction refuses the write with 507.
     #[arg(long, env = "PYKV_EVICTION", value_enum, default_value = "lru")]
-    pub eviction: EvictionPolicy,
+    pub eviction: EvictionFlag,
 
     /// TOML file of per-namespace quotas (see the README).
     #[arg(long, env = "PYKV_QUOTAS")]
@@ -72,7 +73,7 @@ impl LimitArgs {
                 max_bytes: self.max_memory,
                 max_keys: self.max_keys,
             },
-            policy: self.eviction,
+            policy: self.eviction.into(),
             ..Limits::default()
         };
         if let Some(path) = &self.quotas {

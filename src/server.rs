@@ -24,7 +24,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_key_bytes: args.max_key_bytes,
             limits: args.limits.limits().map_err(anyhow::Error::msg)?,
         },
-        wal: WalOptions { fsync: args.fsync },
+        wal: WalOptions {
+            fsync: args.fsync.into(),
+        },
         repair: args.repair_log,
         auto_compaction: AutoCompaction {
             min_bytes: args.compact_min_bytes,

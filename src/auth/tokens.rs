@@ -36,9 +36,7 @@ pub enum AuthMode {
 }
 
 /// What a token may do.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
     /// Read its namespaces.
@@ -47,7 +45,6 @@ pub enum Access {
     Write,
     /// Everything, in every namespace, and the server-wide endpoints
     /// (`pykv token create --admin`).
-    #[value(skip)]
     Admin,
 }
 

@@ -18,7 +18,7 @@ pub fn run(args: TokenArgs) -> ExitCode {
             let access = if create.admin {
                 Access::Admin
             } else {
-                create.access.unwrap_or(Access::Read)
+                create.access.map_or(Access::Read, Access::from)
             };
             create_token(&create.file, create.namespaces, access)
         }

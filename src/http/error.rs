@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::origin::SiteRefusal;
 use crate::auth::AuthError;
+use crate::rate_limit::RateLimited;
 use crate::store::StoreError;
 
 /// When a write refused because the log cannot be written may be retried
@@ -314,6 +315,15 @@ pub fn method_label(method: &str) -> &'static str {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Store(e)
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(refusal: RateLimited) -> Self {
+        ApiError::RateLimited {
+            namespace: refusal.namespace,
+            retry_after_secs: refusal.retry_after_secs,
+        }
     }
 }
 

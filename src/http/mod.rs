@@ -39,13 +39,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
 pub use error::ApiError;
-pub use guard::{Caller, Rate, RateLimits};
+pub use guard::Caller;
 pub use observe::Observer;
 pub use set_request::MAX_TTL_SECS;
 pub use views::ServerViews;
 
 use crate::auth::{Access, Authenticator, Grants};
 use crate::backend::KvBackend;
+use crate::rate_limit::RateLimits;
 
 /// What every handler shares.
 ///
@@ -96,7 +97,7 @@ impl Shared {
         access: Access,
     ) -> Result<(), ApiError> {
         caller.check(namespace, access).map_err(ApiError::Auth)?;
-        self.rate_limits.check(namespace)
+        Ok(self.rate_limits.check(namespace)?)
     }
 }
 

@@ -27,7 +27,8 @@ use super::{Mutation, Store, StoreError, access_of, now_ms};
 /// Entries sampled per eviction.
 pub const SAMPLES: usize = 16;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+/// What the store does at a limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum EvictionPolicy {
     /// Evict the least recently used keys (sampled) to make room.
     #[default]

@@ -54,7 +54,7 @@ use super::sync_stats::{SyncSnapshot, SyncStats};
 use crate::store::{Journal, Lsn, Mutation, StoreError, Undo, now_ms};
 
 /// When the log is synced to disk, and what an acknowledged write survives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
     /// Synced (fdatasync) before the answer: survives a machine crash.
     Always,

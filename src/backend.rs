@@ -1,9 +1,13 @@
 //! The interface between the HTTP layer and whatever stores the data.
 //!
 //! Today one implementation exists, [`crate::db::Db`]: the in-memory engine
-//! of [`crate::store`] with its write-ahead log. Another backend (a remote
-//! shard, a disk-based engine) can sit behind the same HTTP API by
-//! implementing [`KvBackend`].
+//! of [`crate::store`] with its write-ahead log. The trait fits an
+//! in-process store and not yet a remote one: only a write's durability is
+//! awaited, while reads, deletes, clears, listings and figures answer at
+//! once, and `namespaces()` and `stats()` cannot fail. [`BackendStats`] and
+//! `compact()` speak the log's language (its size, compactions, sync
+//! timings). A remote backend (a shard over the network) needs the
+//! asynchronous, fallible interface that is the next step.
 
 use crate::store::{KeyPage, Limit, NamespaceStats, QuotaReport, StoreError, StoreStats};
 use crate::wal::SyncSnapshot;

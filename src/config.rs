@@ -331,8 +331,9 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub header_read_timeout: u64,
 
-    /// Seconds a request may take, its body included; answered 408 past it
-    /// (1 to 86400).
+    /// Seconds a client may take to send a request's body (`POST /set`,
+    /// `PUT /quota`); answered 408 past it, with nothing applied. It does
+    /// not bound the handling once the body is read (1 to 86400).
     #[arg(long, env = "PYKV_REQUEST_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub request_timeout: u64,

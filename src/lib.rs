@@ -12,7 +12,9 @@
 //!   storage backend can sit behind the same API later.
 //! - [`auth`]: API tokens scoped to namespaces, and what each grants.
 //! - [`http`]: routes, request parsing, handlers, and the one place where
-//!   errors become HTTP statuses.
+//!   errors become HTTP statuses; [`http::views`]: the server-wide figures,
+//!   gathered off the request workers.
+//! - [`rate_limit`]: per-namespace token buckets, checked by the HTTP layer.
 //! - [`config`]: command-line flags and their environment variables;
 //!   [`quotas`]: the memory bounds and the quota file.
 //! - [`connections`]: the accept loop and its limits (connections,
@@ -25,6 +27,10 @@
 //!   `pykv shell`): commands, output formatting, exit codes.
 //! - [`bench`]: `pykv bench`, the load generator (throughput, latency
 //!   percentiles), and the do-nothing "ceiling" server it is compared to.
+//! - [`fuzzing`]: the parsers of outside bytes behind byte-taking entry
+//!   points, for `fuzz/` and the mini-fuzz of the tests (hidden);
+//!   `json`: small serde helpers shared by the request parser and the log
+//!   reader.
 
 pub mod auth;
 pub mod backend;

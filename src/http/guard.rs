@@ -4,7 +4,8 @@
 //!
 //! Handlers take a [`Caller`] and, once they know the namespace a request
 //! touches (from `?ns=`, the body, or the path), call
-//! [`AppState::admit`](super::AppState::admit), which checks both.
+//! [`Shared::admit`](super::Shared::admit), which checks the token's grants
+//! and the namespace's rate limit.
 
 use std::sync::Arc;
 

@@ -156,8 +156,8 @@ pub(super) fn get_answer(
 
 /// Reads a request body of at most `limit` bytes within `timeout`, so a
 /// client sending its body slowly cannot hold a handler (408), nor send
-/// an endless one (413). Only `POST /set` has a body; the other routes
-/// need no timer.
+/// an endless one (413). `POST /set` and `PUT /quota` have a body; the
+/// other routes read none and need no timer.
 pub(super) async fn read_body(
     body: Body,
     limit: usize,

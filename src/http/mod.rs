@@ -3,10 +3,16 @@
 //! - [`hot`]: the service in front of the router, which answers plain
 //!   `GET /get/{key}` and `POST /set` requests without it;
 //! - [`handlers`]: one thin function per route;
+//! - [`quota`]: `GET /quota` and `PUT /quota`;
 //! - [`set_request`]: parsing and validation of `POST /set` bodies;
 //! - [`error`]: the one place where errors become statuses and JSON;
 //! - [`origin`]: the `Host` and `Origin` checks, first on every request
 //!   (cross-site requests, DNS rebinding);
+//! - [`guard`]: the middleware running those checks, and the bearer token
+//!   of each request ([`Caller`]); rate limits are [`crate::rate_limit`]'s;
+//! - [`cors`]: cross-origin requests, closed unless `--cors-origin` names
+//!   origins;
+//! - [`console`]: the web console (`/ui`);
 //! - operability: [`observe`] (request counters, latency histograms, recent
 //!   errors, and the middleware feeding them), [`metrics`] (`/metrics`),
 //!   [`performance`] (`/performance`), [`openapi`] (`/openapi.json`) and

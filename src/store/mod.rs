@@ -8,11 +8,13 @@
 //! - [`shard`]: one shard's table and its expiry index;
 //! - [`entry`]: an entry packed into one allocation;
 //! - [`undo`]: taking back a mutation the journal could not keep;
+//! - [`clock`]: wall-clock milliseconds, and the access clock of LRU;
 //! - [`expire`]: the active expiry cycle;
 //! - [`evict`]: memory limits, quotas and sampled-LRU eviction;
 //! - [`sampling`]: picking namespaces for eviction by their bytes;
 //! - [`registry`]: the store's usage and its indexes of namespaces;
 //! - [`reclaim`]: freeing namespaces whose last key went;
+//! - [`lazy_free`]: the thread that frees what a namespace clear took away;
 //! - [`scan`]: listing a namespace's keys page by page;
 //! - [`stats`]: the counters reported by `/stats`.
 

@@ -6,6 +6,7 @@
 //! - [`recovery`]: replay at start, torn tails, corruption and repair;
 //! - [`compaction`]: rewriting the log down to the live data while writes
 //!   go on;
+//! - [`sync_stats`]: the histogram of sync (`fdatasync`) timings;
 //! - `fault`: a test-only hook that makes the writer fail.
 
 pub mod compaction;

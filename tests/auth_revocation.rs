@@ -6,34 +6,19 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Resp, Server};
+use common::{Resp, Server, create_token, pykv_token};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pykv");
 /// SECURITY.md's promise.
 const REVOKED_WITHIN: Duration = Duration::from_secs(1);
 
-fn pykv_token(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("token")
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run pykv token")
-}
-
 /// `pykv token create ARGS`: the token and its id.
-fn create_token(dir: &Path, args: &[&str]) -> (String, String) {
+fn create_listed_token(dir: &Path, args: &[&str]) -> (String, String) {
     let before = ids(dir);
-    let out = pykv_token(dir, &[&["create"], args].concat());
-    assert!(out.status.success(), "pykv token create {args:?}: {out:?}");
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let token = create_token(dir, args);
     let id = ids(dir)
         .into_iter()
         .find(|id| !before.contains(id))
@@ -121,7 +106,7 @@ async fn assert_closed_to_everyone(server: &Server, revoked: &str, context: &str
 #[tokio::test]
 async fn revoking_the_last_token_keeps_the_server_closed_until_opened_on_purpose() {
     let dir = tempfile::tempdir().unwrap();
-    let (token, id) = create_token(dir.path(), &["--ns", "alpha", "--access", "write"]);
+    let (token, id) = create_listed_token(dir.path(), &["--ns", "alpha", "--access", "write"]);
     let mut server = Server::start_in(dir.path(), &[]);
     let r = call(&server, Method::POST, "/set?ns=alpha", Some(&token)).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -196,8 +181,8 @@ async fn revoking_the_last_token_keeps_the_server_closed_until_opened_on_purpose
 #[tokio::test]
 async fn a_revoked_token_is_refused_within_a_second_while_others_remain() {
     let dir = tempfile::tempdir().unwrap();
-    let (admin, _) = create_token(dir.path(), &["--admin"]);
-    let (tenant, id) = create_token(dir.path(), &["--ns", "alpha", "--access", "read"]);
+    let (admin, _) = create_listed_token(dir.path(), &["--admin"]);
+    let (tenant, id) = create_listed_token(dir.path(), &["--ns", "alpha", "--access", "read"]);
     let server = Server::start_in(dir.path(), &[]);
     let r = call(&server, Method::GET, "/get/k?ns=alpha", Some(&tenant)).await;
     assert_eq!(r.status, 404, "{r:?}");

@@ -10,10 +10,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, run_to_exit};
+use common::{Server, pykv_token, run_to_exit};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pykv");
@@ -125,17 +125,6 @@ async fn a_server_killed_with_sigkill_restarts_whatever_its_lock_file_says() {
 }
 
 // ---- token commands beside a running server ------------------------------
-
-fn pykv_token(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("token")
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run pykv token")
-}
 
 /// Runs `pykv token ARGS` once for each argument list, all at once; every
 /// run must succeed. Returns their standard outputs, in order.

@@ -15,16 +15,13 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, create_token};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pykv");
 const NAMESPACES: usize = 20_000;
 
 /// The tests here load the machine on purpose; run one at a time so that
@@ -55,19 +52,6 @@ fn many_namespaces_dir() -> tempfile::TempDir {
     }
     log.flush().unwrap();
     dir
-}
-
-/// `pykv token create --data-dir DIR ARGS...`: the token it prints.
-fn create_token(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "create", "--data-dir"])
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run pykv token create");
-    assert!(out.status.success(), "pykv token create {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// GET `path` with `token`: status, body, and how long the answer took.

@@ -524,6 +524,29 @@ pub async fn check_exact_state(
     );
 }
 
+/// `pykv token ARGS --data-dir DIR`, run to its end.
+pub fn pykv_token(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pykv"))
+        .arg("token")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pykv token")
+}
+
+/// `pykv token create ARGS --data-dir DIR`: the token it prints, which is
+/// shown once on stdout and never on stderr.
+pub fn create_token(dir: &Path, args: &[&str]) -> String {
+    let out = pykv_token(dir, &[&["create"], args].concat());
+    assert!(out.status.success(), "pykv token create {args:?}: {out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("pykv_"), "{token:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&token));
+    token
+}
+
 /// Runs `pykv serve` expecting it to exit by itself (within 20 s); fails if
 /// it keeps running. Returns the exit code (`None`: killed by a signal) and
 /// stderr.

@@ -9,7 +9,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{BIN, call, closed_server, create_token, make_tokens, set_body};
+use crate::common::create_token;
+use crate::support::{BIN, call, closed_server, make_tokens, set_body};
 
 #[tokio::test]
 async fn tokens_never_appear_in_logs_or_answers() {

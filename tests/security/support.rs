@@ -4,32 +4,14 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::Server;
+use crate::common::{Server, create_token};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pykv");
-
-/// `pykv token create --data-dir DIR ARGS...`: the token it prints.
-pub fn create_token(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "create", "--data-dir"])
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run pykv token create");
-    assert!(out.status.success(), "pykv token create {args:?}: {out:?}");
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert!(token.starts_with("pykv_"), "{token:?}");
-    // Shown once on stdout, never on stderr.
-    assert!(!String::from_utf8_lossy(&out.stderr).contains(&token));
-    token
-}
 
 /// The tokens of one test server: an admin, two tenants with write access
 /// (`alpha`, `beta`), and a read-only token on `alpha`.

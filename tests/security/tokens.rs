@@ -8,7 +8,8 @@ use std::process::Command;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{BIN, call, call_with, closed_server, create_token, poll_status, set_body};
+use crate::common::create_token;
+use crate::support::{BIN, call, call_with, closed_server, poll_status, set_body};
 
 /// Every request a tenant could make in namespace `ns` (`None`: the
 /// default namespace), with the access it needs: `true` for writes.

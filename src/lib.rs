@@ -26,6 +26,7 @@
 //! - [`bench`]: `pykv bench`, the load generator (throughput, latency
 //!   percentiles), and the do-nothing "ceiling" server it is compared to.
 
+pub mod api;
 pub mod auth;
 pub mod backend;
 pub mod bench;

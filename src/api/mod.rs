@@ -51,7 +51,9 @@ pub struct ErrorBody<'a> {
 /// variants are written as their wire names, once, for serde, the schema
 /// and [`Display`](std::fmt::Display).
 macro_rules! status {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+    // `tt`, not `literal`: utoipa does not read a `rename` whose value
+    // comes as a `literal` fragment, and would name the variant instead.
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $wire:tt),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq,

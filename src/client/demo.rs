@@ -376,7 +376,9 @@ fn clear(kv: &Client, out: &mut impl Write, ns: &str, expected: usize) -> anyhow
         keys(cleared.keys_deleted)
     )?;
     ensure!(
-        cleared.status == ClearStatus::Cleared && cleared.namespace == ns && cleared.keys_deleted == expected,
+        cleared.status == ClearStatus::Cleared
+            && cleared.namespace == ns
+            && cleared.keys_deleted == expected,
         "clear {ns}: expected {expected} keys deleted: {}",
         cleared.json()
     );

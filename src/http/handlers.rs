@@ -263,7 +263,10 @@ pub async fn list_namespaces(State(state): State<AppState>, Caller(caller): Call
         let names = &shown.store.namespaces;
         let answer = api::NamespacesAnswer {
             count: names.len(),
-            namespaces: names.keys().map(|name| Cow::Borrowed(name.as_str())).collect(),
+            namespaces: names
+                .keys()
+                .map(|name| Cow::Borrowed(name.as_str()))
+                .collect(),
         };
         let mut body = Vec::new();
         write_json(&mut body, &answer);

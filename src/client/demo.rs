@@ -88,7 +88,7 @@ fn basic_usage(kv: &Client, out: &mut impl Write) -> anyhow::Result<()> {
         );
     }
     ensure!(
-        listed.count as usize == listed.namespaces.len(),
+        listed.count == listed.namespaces.len(),
         "count: {}",
         listed.json()
     );

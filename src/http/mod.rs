@@ -9,8 +9,8 @@
 //!   (cross-site requests, DNS rebinding);
 //! - operability: [`observe`] (request counters, latency histograms, recent
 //!   errors, and the middleware feeding them), [`metrics`] (`/metrics`),
-//!   [`performance`] (`/performance`), [`openapi`] (`/openapi.json`) and
-//!   [`docs`] (`/docs`, offline);
+//!   [`performance`] (`/performance`), [`openapi`] (`/openapi.json`, from
+//!   the types of [`crate::api`]) and [`docs`] (`/docs`, offline);
 //! - [`views`]: the server-wide figures, gathered off the request workers.
 
 mod console;

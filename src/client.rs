@@ -12,8 +12,9 @@
 //!
 //! Every method sends one request and waits for its answer. Keys and
 //! namespace names are percent-encoded here, so any key works (`/`, spaces,
-//! `?`, `#`, `%`, any Unicode). Answers come back typed, and keep the
-//! server's JSON text for callers that pass it through (`pykv --json`).
+//! `?`, `#`, `%`, any Unicode). Answers come back typed, as the server's
+//! own answer types ([`crate::api`]), and keep the server's JSON text for
+//! callers that pass it through (`pykv --json`).
 //! Errors say which of the API's outcomes happened ([`Error`]), so callers
 //! can tell "no such key" from "bad request" from "server down".
 //!
@@ -22,15 +23,20 @@
 
 pub mod demo;
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::ops::Deref;
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::blocking::RequestBuilder;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+pub use crate::api::{
+    ClearAnswer, CompactAnswer, DeleteAnswer, GetAnswer, HealthAnswer, NamespaceKeysAnswer,
+    NamespaceStats, NamespacesAnswer, SetAnswer, StatsAnswer,
+};
+use crate::api::{ErrorBody, SetBody};
 
 /// Where `pykv serve` listens by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8000";
@@ -116,95 +122,6 @@ impl<T> Deref for Answer<T> {
     }
 }
 
-/// `POST /set`: `{"status": "success", "key", "namespace"}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SetAnswer {
-    pub status: String,
-    pub key: String,
-    pub namespace: Option<String>,
-}
-
-/// `GET /get/{key}`: `{"key", "value", "namespace"}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct GetAnswer {
-    pub key: String,
-    pub value: Value,
-    pub namespace: Option<String>,
-}
-
-/// `DELETE /delete/{key}`: `{"status": "deleted", "key", "namespace"}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct DeleteAnswer {
-    pub status: String,
-    pub key: String,
-    pub namespace: Option<String>,
-}
-
-/// `GET /namespaces`: the named namespaces holding at least one live key.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct NamespaceList {
-    pub namespaces: Vec<String>,
-    pub count: u64,
-}
-
-/// `GET /namespaces/{ns}/keys`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct NamespaceSize {
-    pub namespace: String,
-    pub total_keys: u64,
-}
-
-/// `DELETE /namespaces/{ns}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Cleared {
-    pub status: String,
-    pub namespace: String,
-    pub keys_deleted: u64,
-}
-
-/// One namespace's counters in `GET /stats`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub struct NamespaceStats {
-    pub cache_hits: u64,
-    pub cache_misses: u64,
-    pub total_keys: u64,
-}
-
-/// `GET /stats`. The fields this server adds to the seed's are optional,
-/// so the client also reads the Python PyKV's answer.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Stats {
-    /// Every namespace's keys, or only the asked namespace's with `?ns=`.
-    pub total_keys: u64,
-    pub cache_hits: u64,
-    pub cache_misses: u64,
-    pub evictions: Option<u64>,
-    pub log_size: Option<u64>,
-    /// Unix time in seconds, `None` if the log was never compacted.
-    pub last_compaction: Option<f64>,
-    pub uptime_seconds: Option<f64>,
-    #[serde(default)]
-    pub namespaces: BTreeMap<String, NamespaceStats>,
-    pub default_namespace: Option<NamespaceStats>,
-    /// Set with `?ns=`, as is `namespace_stats`.
-    pub namespace: Option<String>,
-    pub namespace_stats: Option<NamespaceStats>,
-}
-
-/// `GET /health`: `{"status": "healthy", "store_size"}` (and `namespace`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Health {
-    pub status: String,
-    pub store_size: u64,
-    pub namespace: Option<String>,
-}
-
-/// `POST /compact`: `compaction_started` or `compaction_already_running`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct CompactAnswer {
-    pub status: String,
-}
-
 /// A connection to one PyKV server (reqwest's pool underneath: reuse it).
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -259,11 +176,13 @@ impl Client {
         key: &str,
         value: &Value,
         ttl: Option<u64>,
-    ) -> Result<Answer<SetAnswer>, Error> {
-        let mut body = serde_json::json!({ "key": key, "value": value });
-        if let Some(ttl) = ttl {
-            body["ttl"] = ttl.into();
-        }
+    ) -> Result<Answer<SetAnswer<'static>>, Error> {
+        let body = SetBody {
+            key: Cow::Borrowed(key),
+            value: Cow::Borrowed(value),
+            ttl,
+            namespace: None,
+        };
         let url = format!("{}/set{}", self.base, ns_query(ns));
         self.send(self.http.post(url).json(&body), ns, key)
     }
@@ -290,31 +209,31 @@ impl Client {
     }
 
     /// The named namespaces holding at least one live key, sorted.
-    pub fn namespaces(&self) -> Result<Answer<NamespaceList>, Error> {
+    pub fn namespaces(&self) -> Result<Answer<NamespacesAnswer<'static>>, Error> {
         let url = format!("{}/namespaces", self.base);
         self.send(self.http.get(url), None, "")
     }
 
     /// How many live keys `ns` holds (0 for a namespace never used).
-    pub fn namespace_size(&self, ns: &str) -> Result<Answer<NamespaceSize>, Error> {
+    pub fn namespace_size(&self, ns: &str) -> Result<Answer<NamespaceKeysAnswer>, Error> {
         let url = format!("{}/namespaces/{}/keys", self.base, ns_segment(ns)?);
         self.send(self.http.get(url), None, "")
     }
 
     /// Deletes every key of `ns`.
-    pub fn clear_namespace(&self, ns: &str) -> Result<Answer<Cleared>, Error> {
+    pub fn clear_namespace(&self, ns: &str) -> Result<Answer<ClearAnswer>, Error> {
         let url = format!("{}/namespaces/{}", self.base, ns_segment(ns)?);
         self.send(self.http.delete(url), None, "")
     }
 
     /// The server's counters; with `ns`, also that namespace's.
-    pub fn stats(&self, ns: Option<&str>) -> Result<Answer<Stats>, Error> {
+    pub fn stats(&self, ns: Option<&str>) -> Result<Answer<StatsAnswer<'static>>, Error> {
         let url = format!("{}/stats{}", self.base, ns_query(ns));
         self.send(self.http.get(url), None, "")
     }
 
     /// Whether the server answers, and how many keys it (or `ns`) holds.
-    pub fn health(&self, ns: Option<&str>) -> Result<Answer<Health>, Error> {
+    pub fn health(&self, ns: Option<&str>) -> Result<Answer<HealthAnswer>, Error> {
         let url = format!("{}/health{}", self.base, ns_query(ns));
         self.send(self.http.get(url), None, "")
     }
@@ -431,13 +350,16 @@ pub fn encode(s: &str) -> String {
     utf8_percent_encode(s, COMPONENT).to_string()
 }
 
-/// The error for a non-2xx answer: PyKV's `{"detail": ...}`, or the start
-/// of whatever else came back.
+/// The error for a non-2xx answer: PyKV's [`ErrorBody`], or the start of
+/// whatever else came back.
 fn status_error(status: u16, body: &str, ns: Option<&str>, key: &str) -> Error {
-    let detail = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("detail").map(detail_text))
-        .unwrap_or_else(|| quote(body));
+    let detail = match serde_json::from_str::<ErrorBody>(body) {
+        Ok(error) => error.detail.into_owned(),
+        Err(_) => serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| v.get("detail").map(detail_text))
+            .unwrap_or_else(|| quote(body)),
+    };
     match status {
         404 if detail == "Key not found" => Error::NotFound {
             key: key.to_owned(),
@@ -456,8 +378,8 @@ fn in_namespace(ns: Option<&str>) -> String {
     }
 }
 
-/// A `detail` as text: a string as it is, anything else (FastAPI sends
-/// lists of problems) as compact JSON.
+/// A `detail` that is not a string (FastAPI sends lists of problems) as
+/// compact JSON.
 fn detail_text(detail: &Value) -> String {
     match detail {
         Value::String(s) => s.clone(),

@@ -11,6 +11,9 @@
 //! - [`backend`]: the interface the HTTP layer speaks to, so that another
 //!   storage backend can sit behind the same API later.
 //! - [`auth`]: API tokens scoped to namespaces, and what each grants.
+//! - [`api`]: the API's wire shapes, one type per request body and answer:
+//!   the server encodes with them, the OpenAPI document is generated from
+//!   them, the client decodes with them. No HTTP, only serde and utoipa.
 //! - [`http`]: routes, request parsing, handlers, and the one place where
 //!   errors become HTTP statuses; [`http::views`]: the server-wide figures,
 //!   gathered off the request workers.
@@ -22,7 +25,8 @@
 //! - [`server`]: binds the listener, runs the background tasks, shuts down
 //!   cleanly on SIGINT and SIGTERM.
 //! - [`client`]: a small blocking HTTP client for the API, for Rust
-//!   programs; also the namespace demo ([`client::demo`]).
+//!   programs, answering with [`api`]'s types; also the namespace demo
+//!   ([`client::demo`]).
 //! - [`cli`]: the command-line client (`pykv get|set|del|ns|stats|...`,
 //!   `pykv shell`): commands, output formatting, exit codes.
 //! - [`bench`]: `pykv bench`, the load generator (throughput, latency
@@ -32,6 +36,7 @@
 //!   `json`: small serde helpers shared by the request parser and the log
 //!   reader.
 
+pub mod api;
 pub mod auth;
 pub mod backend;
 pub mod bench;

@@ -494,3 +494,61 @@ async fn seed_use_cases() {
         json!("localhost")
     );
 }
+
+/// Every answer decodes into its type of `pykv::api`, the types the Rust
+/// client decodes with, and that value encodes back to the very bytes the
+/// server sent: the types hold every field, in the server's order.
+#[tokio::test]
+async fn every_answer_round_trips_through_its_api_type() {
+    use pykv::api;
+
+    let s = Server::start();
+    let key = "k\"é/x";
+    let set = s
+        .post_json(
+            "/set?ns=app1",
+            &json!({"key": key, "value": {"a": [1, 2.5], "b": null}, "ttl": 60}),
+        )
+        .await;
+    round_trip::<api::SetAnswer>(&set);
+    round_trip::<api::SetAnswer>(&s.set(None, "plain", json!("v")).await);
+    s.set(Some("app1"), "k2", json!(1)).await;
+    round_trip::<api::GetAnswer>(&s.get(&format!("/get/{}?ns=app1", enc(key))).await);
+    round_trip::<api::GetAnswer>(&s.get("/get/plain").await);
+    round_trip::<api::NamespacesAnswer>(&s.get("/namespaces").await);
+    round_trip::<api::NamespaceKeysAnswer>(&s.get("/namespaces/app1/keys").await);
+    round_trip::<api::KeysAnswer>(&s.get("/keys?ns=app1&limit=1").await);
+    round_trip::<api::KeysAnswer>(&s.get("/keys").await);
+    round_trip::<api::StatsAnswer>(&s.get("/stats").await);
+    round_trip::<api::StatsAnswer>(&s.get("/stats?ns=app1").await);
+    round_trip::<api::HealthAnswer>(&s.get("/health").await);
+    round_trip::<api::HealthAnswer>(&s.get("/health?ns=app1").await);
+    round_trip::<api::QuotaAnswer>(&s.get("/quota?ns=app1").await);
+    let put = s.client.put(s.url("/quota")).body(r#"{"max_keys": 10}"#);
+    round_trip::<api::QuotaAnswer>(&s.send(put).await);
+    round_trip::<api::DeleteAnswer>(&s.delete("/delete/k2?ns=app1").await);
+    round_trip::<api::ClearAnswer>(&s.delete("/namespaces/app1").await);
+    round_trip::<api::CompactAnswer>(&s.post_raw("/compact", "").await);
+    let missing = s.get("/get/missing").await;
+    assert_eq!(missing.status, 404);
+    let error: api::ErrorBody = serde_json::from_str(&missing.text).unwrap();
+    assert_eq!(serde_json::to_string(&error).unwrap(), missing.text);
+    round_trip::<api::Performance>(&s.get("/performance").await);
+    round_trip::<api::RecentErrors>(&s.get("/performance/recent-errors").await);
+}
+
+/// Decodes a 200 answer as `T` and encodes it again: the same bytes.
+fn round_trip<T>(answer: &common::Resp)
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let what = std::any::type_name::<T>();
+    assert_eq!(answer.status, 200, "{what}: {answer:?}");
+    let decoded: T = serde_json::from_str(&answer.text)
+        .unwrap_or_else(|e| panic!("{what} cannot decode {}: {e}", answer.text));
+    assert_eq!(
+        serde_json::to_string(&decoded).unwrap(),
+        answer.text,
+        "{what}"
+    );
+}

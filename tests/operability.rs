@@ -632,10 +632,38 @@ fn check_against(doc: &Value, schema: &Value, answer: &Value, what: &str) {
             .get(key)
             .unwrap_or_else(|| panic!("{what}: `{key}` is not in the schema"));
         let property = resolve(doc, property);
+        check_value(property, value, &format!("{what}.{key}"));
         if value.is_object() && property["properties"].is_object() {
             check_against(doc, property, value, &format!("{what}.{key}"));
         }
     }
+}
+
+/// A value against its property's schema: its JSON type is one the
+/// schema allows, and a status word is one of the schema's `enum`.
+fn check_value(property: &Value, value: &Value, what: &str) {
+    if let Some(words) = property["enum"].as_array() {
+        assert!(
+            words.contains(value),
+            "{what}: {value} is not one of {words:?}"
+        );
+    }
+    let types: Vec<&str> = match &property["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return,
+    };
+    let found = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let allowed = types.contains(&found) || (found == "integer" && types.contains(&"number"));
+    assert!(allowed, "{what}: {value} is not of type {types:?}");
 }
 
 #[tokio::test]
@@ -655,6 +683,13 @@ async fn real_answers_match_their_documented_schemas() {
         ("get", "/stats", server.get("/stats").await.body),
         ("get", "/stats", server.get("/stats?ns=app1").await.body),
         ("get", "/health", server.get("/health?ns=app1").await.body),
+        ("get", "/health", server.get("/health").await.body),
+        ("get", "/keys", server.get("/keys?ns=app1").await.body),
+        ("get", "/quota", server.get("/quota?ns=app1").await.body),
+        ("put", "/quota", {
+            let put = server.client.put(server.url("/quota?ns=app1"));
+            server.send(put.body(r#"{"max_keys": 10}"#)).await.body
+        }),
         ("get", "/performance", server.get("/performance").await.body),
         (
             "get",

@@ -148,7 +148,9 @@ pub fn execute(kv: &Client, action: &Action, format: Format) -> Result<String, E
         }
         Action::Compact => {
             let answer = kv.compact()?;
-            pick(json, answer.json(), || answer.status.replace('_', " "))
+            pick(json, answer.json(), || {
+                answer.status.as_str().replace('_', " ")
+            })
         }
     })
 }

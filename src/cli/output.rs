@@ -1,11 +1,12 @@
 //! How answers read in a terminal: values plainly, counters as aligned
 //! tables. (`--json` bypasses all of this and prints the server's answer.)
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use serde_json::Value;
 
-use crate::client::{Cleared, Health, NamespaceStats, Stats};
+use crate::api::{ClearAnswer, HealthAnswer, NamespaceStats, StatsAnswer};
 
 /// Prints `text` and a newline on stdout. A closed pipe (`pykv ... | head`)
 /// is not an error worth a message.
@@ -23,7 +24,7 @@ pub fn value_text(value: &Value) -> String {
     }
 }
 
-pub fn cleared(answer: &Cleared) -> String {
+pub fn cleared(answer: &ClearAnswer) -> String {
     format!(
         "cleared {} from {}",
         keys(answer.keys_deleted),
@@ -31,15 +32,16 @@ pub fn cleared(answer: &Cleared) -> String {
     )
 }
 
-pub fn health(answer: &Health) -> String {
+pub fn health(answer: &HealthAnswer) -> String {
+    let status = answer.status.as_str();
     match &answer.namespace {
-        Some(ns) => format!("{}: {} in {ns}", answer.status, keys(answer.store_size)),
-        None => format!("{}: {}", answer.status, keys(answer.store_size)),
+        Some(ns) => format!("{status}: {} in {ns}", keys(answer.store_size)),
+        None => format!("{status}: {}", keys(answer.store_size)),
     }
 }
 
 /// `1 key`, `2 keys`.
-fn keys(n: u64) -> String {
+fn keys(n: usize) -> String {
     if n == 1 {
         "1 key".into()
     } else {
@@ -49,52 +51,46 @@ fn keys(n: u64) -> String {
 
 /// The readable `stats`: the server's counters, then one row per
 /// namespace; or, with `--ns`, that namespace's counters.
-pub fn stats(stats: &Stats) -> String {
+pub fn stats(stats: &StatsAnswer) -> String {
     if let (Some(ns), Some(scoped)) = (&stats.namespace, &stats.namespace_stats) {
         return namespace_summary(ns, scoped);
     }
     let summary = key_values(&server_summary(stats));
     let mut rows = Vec::new();
-    if let Some(default) = &stats.default_namespace {
-        rows.push(counter_row("(default)", default));
-    }
+    rows.push(counter_row("(default)", &stats.default_namespace));
     rows.extend(stats.namespaces.iter().map(|(ns, c)| counter_row(ns, c)));
     format!("{summary}\n\n{}", counters_table(rows))
 }
 
 /// The readable `ns list`: each namespace with its counters from `stats`
 /// (`-` if it emptied between the two requests).
-pub fn namespaces(names: &[String], stats: &Stats) -> String {
+pub fn namespaces(names: &[Cow<str>], stats: &StatsAnswer) -> String {
     if names.is_empty() {
         return "(no namespaces)".into();
     }
     let rows = names
         .iter()
-        .map(|ns| match stats.namespaces.get(ns) {
+        .map(|ns| match stats.namespaces.get(ns.as_ref()) {
             Some(counters) => counter_row(ns, counters),
-            None => vec![ns.clone(), "-".into(), "-".into(), "-".into()],
+            None => vec![ns.to_string(), "-".into(), "-".into(), "-".into()],
         })
         .collect();
     counters_table(rows)
 }
 
-fn server_summary(stats: &Stats) -> Vec<(&'static str, String)> {
-    let mut lines = vec![
+fn server_summary(stats: &StatsAnswer) -> Vec<(&'static str, String)> {
+    vec![
         ("total_keys", stats.total_keys.to_string()),
         ("cache_hits", stats.cache_hits.to_string()),
         ("cache_misses", stats.cache_misses.to_string()),
-    ];
-    let optional = [
-        ("evictions", stats.evictions.map(|n| n.to_string())),
-        ("log_size", stats.log_size.map(|n| format!("{n} bytes"))),
+        ("evictions", stats.evictions.to_string()),
+        ("log_size", format!("{} bytes", stats.log_size)),
         (
             "last_compaction",
-            Some(stats.last_compaction.map_or("never".into(), utc)),
+            stats.last_compaction.map_or("never".into(), utc),
         ),
-        ("uptime", stats.uptime_seconds.map(|s| format!("{s:.1} s"))),
-    ];
-    lines.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
-    lines
+        ("uptime", format!("{:.1} s", stats.uptime_seconds)),
+    ]
 }
 
 fn namespace_summary(ns: &str, counters: &NamespaceStats) -> String {

@@ -18,10 +18,11 @@ use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 
 use super::{Client, Error, SetAnswer};
+use crate::api::{ClearStatus, SetStatus};
 
 /// Every namespace the demo writes into, and how many keys it holds when
 /// the demo ends (`app1` is cleared in the first part already).
-pub const NAMESPACES: &[(&str, u64)] = &[
+pub const NAMESPACES: &[(&str, usize)] = &[
     ("app1", 0),
     ("app2", 1),
     ("tenant_acme", 2),
@@ -87,7 +88,7 @@ fn basic_usage(kv: &Client, out: &mut impl Write) -> anyhow::Result<()> {
         );
     }
     ensure!(
-        listed.count as usize == listed.namespaces.len(),
+        listed.count == listed.namespaces.len(),
         "count: {}",
         listed.json()
     );
@@ -303,9 +304,9 @@ fn set_one(
         answer.status
     )?;
     let expected = SetAnswer {
-        status: "success".into(),
         key: key.into(),
         namespace: Some(ns.into()),
+        status: SetStatus::Success,
     };
     ensure!(*answer == expected, "SET {ns}/{key}: {}", answer.json());
     Ok(())
@@ -356,7 +357,7 @@ fn expect_missing(kv: &Client, out: &mut impl Write, ns: &str, key: &str) -> any
     }
 }
 
-fn expect_size(kv: &Client, out: &mut impl Write, ns: &str, expected: u64) -> anyhow::Result<()> {
+fn expect_size(kv: &Client, out: &mut impl Write, ns: &str, expected: usize) -> anyhow::Result<()> {
     let size = kv.namespace_size(ns)?;
     writeln!(out, "  {ns} holds {}", keys(size.total_keys))?;
     ensure!(
@@ -367,7 +368,7 @@ fn expect_size(kv: &Client, out: &mut impl Write, ns: &str, expected: u64) -> an
     Ok(())
 }
 
-fn clear(kv: &Client, out: &mut impl Write, ns: &str, expected: u64) -> anyhow::Result<()> {
+fn clear(kv: &Client, out: &mut impl Write, ns: &str, expected: usize) -> anyhow::Result<()> {
     let cleared = kv.clear_namespace(ns)?;
     writeln!(
         out,
@@ -375,7 +376,9 @@ fn clear(kv: &Client, out: &mut impl Write, ns: &str, expected: u64) -> anyhow::
         keys(cleared.keys_deleted)
     )?;
     ensure!(
-        cleared.status == "cleared" && cleared.namespace == ns && cleared.keys_deleted == expected,
+        cleared.status == ClearStatus::Cleared
+            && cleared.namespace == ns
+            && cleared.keys_deleted == expected,
         "clear {ns}: expected {expected} keys deleted: {}",
         cleared.json()
     );
@@ -383,7 +386,7 @@ fn clear(kv: &Client, out: &mut impl Write, ns: &str, expected: u64) -> anyhow::
 }
 
 /// `1 key`, `2 keys`.
-fn keys(n: u64) -> String {
+fn keys(n: usize) -> String {
     if n == 1 {
         "1 key".into()
     } else {

@@ -17,6 +17,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::origin::SiteRefusal;
+use crate::api::ErrorBody;
 use crate::auth::AuthError;
 use crate::rate_limit::RateLimited;
 use crate::store::StoreError;
@@ -363,7 +364,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "detail": self.detail() });
+        let body = ErrorBody {
+            detail: self.detail().into(),
+        };
         let mut response = (self.status(), axum::Json(body)).into_response();
         response
             .extensions_mut()

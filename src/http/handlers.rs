@@ -1,6 +1,7 @@
 //! Thin handlers: extract, call the backend, shape the answer. Errors go
 //! through [`ApiError`], the one place they become statuses.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,16 +11,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::error::{ApiError, LOG_RETRY_AFTER_SECS};
 use super::guard::Caller;
 use super::set_request::SetRequest;
 use super::views::off_worker;
 use super::{AppState, Shared};
+use crate::api::{self, GetAnswer, SetAnswer};
 use crate::auth::{Access, Grants};
 use crate::backend::BackendStats;
-use crate::store::{MAX_PAGE, NamespaceStats, validate_namespace};
+use crate::store::{self, MAX_PAGE, validate_namespace};
 
 /// `?ns=`: the namespace named in the query string.
 #[derive(Debug, Default, Deserialize)]
@@ -40,14 +41,14 @@ fn json_response(body: Vec<u8>) -> Response {
 #[utoipa::path(
     post, path = "/set", tag = "keys",
     params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
-    request_body(content = super::openapi::SetBody, description = "The body's `namespace` wins over `?ns=`"),
+    request_body(content = api::SetBody, description = "The body's `namespace` wins over `?ns=`"),
     responses(
-        (status = 200, description = "Stored (and as durable as `--fsync` promises)", body = super::openapi::SetAnswer),
-        (status = 400, description = "The body is not JSON", body = super::openapi::ErrorBody),
-        (status = 413, description = "The body is over `--max-body-bytes`", body = super::openapi::ErrorBody),
-        (status = 422, description = "A field is missing, of the wrong type or out of range", body = super::openapi::ErrorBody),
-        (status = 503, description = "The write-ahead log cannot be written; nothing was applied", body = super::openapi::ErrorBody),
-        (status = 507, description = "A memory or key limit is reached (noeviction) or the entry is too large", body = super::openapi::ErrorBody),
+        (status = 200, description = "Stored (and as durable as `--fsync` promises)", body = api::SetAnswer),
+        (status = 400, description = "The body is not JSON", body = api::ErrorBody),
+        (status = 413, description = "The body is over `--max-body-bytes`", body = api::ErrorBody),
+        (status = 422, description = "A field is missing, of the wrong type or out of range", body = api::ErrorBody),
+        (status = 503, description = "The write-ahead log cannot be written; nothing was applied", body = api::ErrorBody),
+        (status = 507, description = "A memory or key limit is reached (noeviction) or the entry is too large", body = api::ErrorBody),
     )
 )]
 pub async fn set(
@@ -85,21 +86,12 @@ pub(super) async fn set_answer(
         .set(namespace, &request.key, &request.value, request.ttl)?
         .durable()
         .await?;
-    Ok(serde_json::to_vec(&SetAnswer {
-        key: &request.key,
-        namespace,
-        status: "success",
-    })
-    .expect("strings always serialize"))
-}
-
-/// The answer to a SET, fields in the (alphabetical) order this server
-/// has always sent them.
-#[derive(serde::Serialize)]
-struct SetAnswer<'a> {
-    key: &'a str,
-    namespace: Option<&'a str>,
-    status: &'static str,
+    let answer = SetAnswer {
+        key: Cow::Borrowed(&request.key),
+        namespace: namespace.map(Cow::Borrowed),
+        status: api::SetStatus::Success,
+    };
+    Ok(serde_json::to_vec(&answer).expect("strings always serialize"))
 }
 
 #[utoipa::path(
@@ -109,9 +101,9 @@ struct SetAnswer<'a> {
         ("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
     ),
     responses(
-        (status = 200, description = "The value", body = super::openapi::GetAnswer),
-        (status = 404, description = "`Key not found`", body = super::openapi::ErrorBody),
-        (status = 422, description = "An invalid key or namespace", body = super::openapi::ErrorBody),
+        (status = 200, description = "The value", body = api::GetAnswer),
+        (status = 404, description = "`Key not found`", body = api::ErrorBody),
+        (status = 422, description = "An invalid key or namespace", body = api::ErrorBody),
     )
 )]
 pub async fn get(
@@ -139,18 +131,13 @@ pub(super) fn get_answer(
     namespace: Option<&str>,
 ) -> Result<Vec<u8>, ApiError> {
     state.admit(caller, namespace, Access::Read)?;
-    // The answer is written around the stored JSON text, which is copied in
-    // once and never parsed.
     let mut body = Vec::with_capacity(64 + 2 * key.len());
-    body.extend_from_slice(b"{\"key\":");
-    write_json(&mut body, &key);
-    body.extend_from_slice(b",\"value\":");
-    if !state.backend.get_into(namespace, key, &mut body)? {
+    let found = GetAnswer::write(&mut body, key, namespace, |out| {
+        state.backend.get_into(namespace, key, out)
+    })?;
+    if !found {
         return Err(ApiError::KeyNotFound);
     }
-    body.extend_from_slice(b",\"namespace\":");
-    write_json(&mut body, &namespace);
-    body.push(b'}');
     Ok(body)
 }
 
@@ -181,10 +168,10 @@ fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
         ("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
     ),
     responses(
-        (status = 200, description = "Deleted", body = super::openapi::DeleteAnswer),
-        (status = 404, description = "`Key not found`", body = super::openapi::ErrorBody),
-        (status = 422, description = "An invalid key or namespace", body = super::openapi::ErrorBody),
-        (status = 503, description = "The write-ahead log cannot be written; nothing was applied", body = super::openapi::ErrorBody),
+        (status = 200, description = "Deleted", body = api::DeleteAnswer),
+        (status = 404, description = "`Key not found`", body = api::ErrorBody),
+        (status = 422, description = "An invalid key or namespace", body = api::ErrorBody),
+        (status = 503, description = "The write-ahead log cannot be written; nothing was applied", body = api::ErrorBody),
     )
 )]
 pub async fn delete(
@@ -201,11 +188,11 @@ pub async fn delete(
         .delete(namespace.as_deref(), &key)?
         .ok_or(ApiError::KeyNotFound)?;
     commit.durable().await?;
-    Ok(axum::Json(json!({
-        "status": "deleted",
-        "key": key,
-        "namespace": namespace,
-    }))
+    Ok(axum::Json(api::DeleteAnswer {
+        key,
+        namespace,
+        status: api::DeleteStatus::Deleted,
+    })
     .into_response())
 }
 
@@ -229,8 +216,8 @@ pub struct ListQuery {
     get, path = "/keys", tag = "keys",
     params(ListQuery),
     responses(
-        (status = 200, description = "A page of the namespace's keys, in order", body = super::openapi::KeysAnswer),
-        (status = 422, description = "An invalid namespace name or limit", body = super::openapi::ErrorBody),
+        (status = 200, description = "A page of the namespace's keys, in order", body = api::KeysAnswer),
+        (status = 422, description = "An invalid namespace name or limit", body = api::ErrorBody),
     )
 )]
 /// Lists a namespace's keys page by page, in key order, with an optional
@@ -256,7 +243,7 @@ pub async fn list_keys(
         query.cursor.as_deref(),
         limit,
     )?;
-    Ok(axum::Json(super::openapi::KeysAnswer {
+    Ok(axum::Json(api::KeysAnswer {
         namespace: query.ns,
         keys: page.keys,
         cursor: page.next_cursor,
@@ -266,22 +253,23 @@ pub async fn list_keys(
 
 #[utoipa::path(
     get, path = "/namespaces", tag = "namespaces",
-    responses((status = 200, description = "Named namespaces holding keys", body = super::openapi::NamespacesAnswer))
+    responses((status = 200, description = "Named namespaces holding keys", body = api::NamespacesAnswer))
 )]
 pub async fn list_namespaces(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult {
     // A tenant sees only its own namespaces.
     let stats = visible_stats(&state, &caller).await?;
     let shown = stats.clone();
     let render = move || {
-        let namespaces: Vec<&String> = shown.store.namespaces.keys().collect();
+        let names = &shown.store.namespaces;
+        let answer = api::NamespacesAnswer {
+            count: names.len(),
+            namespaces: names
+                .keys()
+                .map(|name| Cow::Borrowed(name.as_str()))
+                .collect(),
+        };
         let mut body = Vec::new();
-        write_json(
-            &mut body,
-            &json!({
-                "count": namespaces.len(),
-                "namespaces": namespaces,
-            }),
-        );
+        write_json(&mut body, &answer);
         body
     };
     Ok(json_response(
@@ -293,8 +281,8 @@ pub async fn list_namespaces(State(state): State<AppState>, Caller(caller): Call
     get, path = "/namespaces/{ns}/keys", tag = "namespaces",
     params(("ns" = String, Path, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace name (1 to 64 of A-Z a-z 0-9 _ . -)")),
     responses(
-        (status = 200, description = "How many live keys the namespace holds", body = super::openapi::NamespaceKeysAnswer),
-        (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
+        (status = 200, description = "How many live keys the namespace holds", body = api::NamespaceKeysAnswer),
+        (status = 422, description = "An invalid namespace name", body = api::ErrorBody),
     )
 )]
 pub async fn namespace_keys(
@@ -305,10 +293,10 @@ pub async fn namespace_keys(
     let Path(namespace) = namespace?;
     state.admit(&caller, Some(&namespace), Access::Read)?;
     let stats = state.backend.namespace_stats(Some(&namespace))?;
-    Ok(axum::Json(json!({
-        "namespace": namespace,
-        "total_keys": stats.total_keys,
-    }))
+    Ok(axum::Json(api::NamespaceKeysAnswer {
+        namespace,
+        total_keys: stats.total_keys,
+    })
     .into_response())
 }
 
@@ -316,9 +304,9 @@ pub async fn namespace_keys(
     delete, path = "/namespaces/{ns}", tag = "namespaces",
     params(("ns" = String, Path, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace name (1 to 64 of A-Z a-z 0-9 _ . -)")),
     responses(
-        (status = 200, description = "Every key of the namespace deleted", body = super::openapi::ClearAnswer),
-        (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
-        (status = 503, description = "The write-ahead log cannot be written; nothing was applied", body = super::openapi::ErrorBody),
+        (status = 200, description = "Every key of the namespace deleted", body = api::ClearAnswer),
+        (status = 422, description = "An invalid namespace name", body = api::ErrorBody),
+        (status = 503, description = "The write-ahead log cannot be written; nothing was applied", body = api::ErrorBody),
     )
 )]
 pub async fn clear_namespace(
@@ -330,11 +318,11 @@ pub async fn clear_namespace(
     state.admit(&caller, Some(&namespace), Access::Write)?;
     let (deleted, commit) = state.backend.clear_namespace(&namespace)?;
     commit.durable().await?;
-    Ok(axum::Json(json!({
-        "status": "cleared",
-        "namespace": namespace,
-        "keys_deleted": deleted,
-    }))
+    Ok(axum::Json(api::ClearAnswer {
+        keys_deleted: deleted,
+        namespace,
+        status: api::ClearStatus::Cleared,
+    })
     .into_response())
 }
 
@@ -342,8 +330,8 @@ pub async fn clear_namespace(
     get, path = "/stats", tag = "server",
     params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
     responses(
-        (status = 200, description = "Counters of the store and its log", body = super::openapi::StatsAnswer),
-        (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
+        (status = 200, description = "Counters of the store and its log", body = api::StatsAnswer),
+        (status = 422, description = "An invalid namespace name", body = api::ErrorBody),
     )
 )]
 pub async fn stats(
@@ -370,31 +358,51 @@ pub async fn stats(
 }
 
 /// `/stats`'s answer, as the seed shapes it, with one namespace's figures
-/// when `?ns=` names one.
-fn stats_body(stats: &BackendStats, scoped: Option<(String, NamespaceStats)>) -> Vec<u8> {
-    let mut body = json!({
-        "total_keys": stats.store.total_keys,
-        "cache_hits": stats.store.cache_hits,
-        "cache_misses": stats.store.cache_misses,
-        "evictions": stats.store.evictions,
-        "expirations": stats.store.expirations,
-        "used_bytes": stats.store.used_bytes,
-        "max_bytes": stats.max_bytes,
-        "max_keys": stats.max_keys,
-        "log_size": stats.log_size,
-        "last_compaction": stats.last_compaction,
-        "uptime_seconds": stats.uptime_seconds,
-        "namespaces": stats.store.namespaces,
-        "default_namespace": stats.store.default_namespace,
-    });
-    if let Some((ns, scoped)) = scoped {
-        body["namespace"] = Value::from(ns);
-        body["namespace_stats"] = namespace_stats_json(&scoped);
-        body["total_keys"] = Value::from(scoped.total_keys);
-    }
+/// when `?ns=` names one (its keys then are the total).
+fn stats_body(stats: &BackendStats, scoped: Option<(String, store::NamespaceStats)>) -> Vec<u8> {
+    let store = &stats.store;
+    let (namespace, namespace_stats, total_keys) = match &scoped {
+        Some((ns, figures)) => (
+            Some(Cow::Borrowed(ns.as_str())),
+            Some(counters(figures)),
+            figures.total_keys,
+        ),
+        None => (None, None, store.total_keys),
+    };
+    let answer = api::StatsAnswer {
+        cache_hits: store.cache_hits,
+        cache_misses: store.cache_misses,
+        default_namespace: counters(&store.default_namespace),
+        evictions: store.evictions,
+        expirations: store.expirations,
+        last_compaction: stats.last_compaction,
+        log_size: stats.log_size,
+        max_bytes: stats.max_bytes,
+        max_keys: stats.max_keys,
+        namespace,
+        namespace_stats,
+        namespaces: (store.namespaces.iter())
+            .map(|(name, figures)| (Cow::Borrowed(name.as_str()), counters(figures)))
+            .collect(),
+        total_keys,
+        uptime_seconds: stats.uptime_seconds,
+        used_bytes: store.used_bytes,
+    };
     let mut out = Vec::new();
-    write_json(&mut out, &body);
+    write_json(&mut out, &answer);
     out
+}
+
+/// A namespace's counters as `/stats` shows them.
+fn counters(figures: &store::NamespaceStats) -> api::NamespaceStats {
+    api::NamespaceStats {
+        cache_hits: figures.cache_hits,
+        cache_misses: figures.cache_misses,
+        evictions: figures.evictions,
+        expirations: figures.expirations,
+        total_keys: figures.total_keys,
+        used_bytes: figures.used_bytes,
+    }
 }
 
 /// Views of at most this many namespaces are gathered and serialized on
@@ -439,17 +447,13 @@ async fn render_view(
     }
 }
 
-fn namespace_stats_json(stats: &NamespaceStats) -> Value {
-    serde_json::to_value(stats).expect("plain counters serialize")
-}
-
 #[utoipa::path(
     get, path = "/health", tag = "server",
     params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
     responses(
-        (status = 200, description = "The server answers", body = super::openapi::HealthAnswer),
-        (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
-        (status = 503, description = "The write-ahead log cannot be written, so writes are refused; see the Retry-After header", body = super::openapi::UnhealthyAnswer),
+        (status = 200, description = "The server answers", body = api::HealthAnswer),
+        (status = 422, description = "An invalid namespace name", body = api::ErrorBody),
+        (status = 503, description = "The write-ahead log cannot be written, so writes are refused; see the Retry-After header", body = api::UnhealthyAnswer),
     )
 )]
 /// Liveness needs no token; a namespace's size does. A server that
@@ -464,33 +468,32 @@ pub async fn health(
         return Ok(unhealthy(&cause));
     }
     let namespace = ns_of(query)?;
-    let body = match namespace {
-        Some(ns) => {
-            state.admit(&caller?.0, Some(&ns), Access::Read)?;
-            let size = state.backend.namespace_stats(Some(&ns))?.total_keys;
-            json!({ "status": "healthy", "store_size": size, "namespace": ns })
+    let store_size = match (&namespace, caller) {
+        (Some(ns), caller) => {
+            state.admit(&caller?.0, Some(ns), Access::Read)?;
+            state.backend.namespace_stats(Some(ns))?.total_keys
         }
-        None => {
-            let size = match caller {
-                Ok(Caller(caller)) => visible_stats(&state, &caller).await?.store.total_keys,
-                Err(_) => 0,
-            };
-            json!({ "status": "healthy", "store_size": size })
-        }
+        (None, Ok(Caller(caller))) => visible_stats(&state, &caller).await?.store.total_keys,
+        (None, Err(_)) => 0,
     };
-    Ok(axum::Json(body).into_response())
+    Ok(axum::Json(api::HealthAnswer {
+        namespace,
+        status: api::HealthStatus::Healthy,
+        store_size,
+    })
+    .into_response())
 }
 
 /// The answer of `/health` while writes are refused: 503, with when to
 /// ask again. The cause says what failed (a full disk, the writer), never
 /// where: `/health` needs no token.
 fn unhealthy(cause: &str) -> Response {
-    let body = json!({
-        "status": "unhealthy",
-        "detail": format!(
+    let body = api::UnhealthyAnswer {
+        detail: format!(
             "the write-ahead log cannot be written ({cause}); writes are refused until it can"
         ),
-    });
+        status: api::UnhealthyStatus::Unhealthy,
+    };
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     response
         .headers_mut()
@@ -501,16 +504,16 @@ fn unhealthy(cause: &str) -> Response {
 /// `POST /compact`: starts a rewrite of the log, as PyKV does.
 #[utoipa::path(
     post, path = "/compact", tag = "server",
-    responses((status = 200, description = "A rewrite of the log started, or one is running", body = super::openapi::CompactAnswer))
+    responses((status = 200, description = "A rewrite of the log started, or one is running", body = api::CompactAnswer))
 )]
 pub async fn compact(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult {
     caller.require_admin("/compact").map_err(ApiError::Auth)?;
     let status = if state.backend.compact() {
-        "compaction_started"
+        api::CompactStatus::CompactionStarted
     } else {
-        "compaction_already_running"
+        api::CompactStatus::CompactionAlreadyRunning
     };
-    Ok(axum::Json(json!({ "status": status })).into_response())
+    Ok(axum::Json(api::CompactAnswer { status }).into_response())
 }
 
 /// Unknown paths. `/get/` and `/delete/` with nothing after the slash

@@ -15,8 +15,8 @@
 //! - [`console`]: the web console (`/ui`);
 //! - operability: [`observe`] (request counters, latency histograms, recent
 //!   errors, and the middleware feeding them), [`metrics`] (`/metrics`),
-//!   [`performance`] (`/performance`), [`openapi`] (`/openapi.json`) and
-//!   [`docs`] (`/docs`, offline);
+//!   [`performance`] (`/performance`), [`openapi`] (`/openapi.json`, from
+//!   the types of [`crate::api`]) and [`docs`] (`/docs`, offline);
 //! - [`views`]: the server-wide figures, gathered off the request workers.
 
 mod console;
@@ -187,7 +187,7 @@ fn router(state: AppState, observer: Arc<Observer>) -> Router {
 
 #[utoipa::path(
     get, path = "/performance", tag = "operability",
-    responses((status = 200, description = "Request counts, error rate and latencies since the start", body = performance::Performance))
+    responses((status = 200, description = "Request counts, error rate and latencies since the start", body = crate::api::Performance))
 )]
 async fn performance_handler(State(ops): State<OpsState>, Caller(caller): Caller) -> Response {
     if let Err(e) = caller.require_admin("/performance") {
@@ -198,7 +198,7 @@ async fn performance_handler(State(ops): State<OpsState>, Caller(caller): Caller
 
 #[utoipa::path(
     get, path = "/performance/recent-errors", tag = "operability",
-    responses((status = 200, description = "The last answers with a status of 400 or more, oldest first (at most 100)", body = performance::RecentErrors))
+    responses((status = 200, description = "The last answers with a status of 400 or more, oldest first (at most 100)", body = crate::api::RecentErrors))
 )]
 async fn recent_errors_handler(State(ops): State<OpsState>, Caller(caller): Caller) -> Response {
     if let Err(e) = caller.require_admin("/performance/recent-errors") {
@@ -249,7 +249,7 @@ async fn docs_index_handler() -> Response {
     params(("file" = String, Path, description = "A file of the documentation page, such as `swagger-ui.css`")),
     responses(
         (status = 200, description = "The file", body = String, content_type = "text/plain"),
-        (status = 404, description = "No such file", body = openapi::ErrorBody),
+        (status = 404, description = "No such file", body = crate::api::ErrorBody),
     )
 )]
 async fn docs_file_handler(Path(file): Path<String>) -> Response {

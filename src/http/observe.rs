@@ -38,9 +38,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use serde::Serialize;
 
 use super::error::{Diagnostic, method_label};
+use crate::api::ErrorRecord;
 
 /// Route label of requests that matched no route (the 404 fallback).
 pub const UNMATCHED: &str = "unmatched";
@@ -263,21 +263,6 @@ struct Slot {
     /// The route's template and label, set once by its first request.
     route: OnceLock<(Box<str>, Box<str>)>,
     stats: RouteStats,
-}
-
-/// One recorded error, for `/performance/recent-errors`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ErrorRecord {
-    /// When it was answered, seconds since the Unix epoch.
-    pub time: f64,
-    /// A standard method, or `OTHER`.
-    pub method: String,
-    /// The route template (such as `/get/{key}`), never the raw path.
-    pub route: String,
-    pub status: u16,
-    /// What was wrong, with what the client sent described rather than
-    /// repeated (such as "got a JSON string of 9 characters").
-    pub detail: String,
 }
 
 /// Everything the operability endpoints read.

@@ -1,49 +1,12 @@
 //! `GET /performance` and `GET /performance/recent-errors`, as in the
 //! Python PyKV, computed from the histograms and counters of
-//! [`super::observe`] (bounded memory, whatever the traffic).
+//! [`super::observe`] (bounded memory, whatever the traffic). The answers'
+//! shapes are in [`crate::api`].
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
-use super::observe::{ErrorRecord, HistogramSnapshot, Observer};
-
-/// The answer of `GET /performance`. Latencies are in milliseconds, read
-/// from fixed buckets (within about 25% of the exact figure).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Performance {
-    /// Requests answered since the start, every route included.
-    pub total_operations: u64,
-    /// `total_operations / uptime_seconds`: the average since the start.
-    pub operations_per_second: f64,
-    /// Share of requests answered with a status of 400 or more, 0 to 1.
-    pub error_rate: f64,
-    pub total_errors: u64,
-    pub avg_latency_ms: f64,
-    pub p50_latency_ms: f64,
-    pub p95_latency_ms: f64,
-    pub p99_latency_ms: f64,
-    /// Per route template (`/set`, `/get/{key}`, ...).
-    pub operation_breakdown: BTreeMap<String, OperationFigures>,
-    pub uptime_seconds: f64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OperationFigures {
-    pub count: u64,
-    pub errors: u64,
-    pub avg_latency_ms: f64,
-    pub p95_latency_ms: f64,
-    pub p99_latency_ms: f64,
-}
-
-/// The answer of `GET /performance/recent-errors`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RecentErrors {
-    /// Oldest first; at most [`super::observe::RECENT_ERRORS`].
-    pub errors: Vec<ErrorRecord>,
-    pub count: usize,
-}
+use super::observe::{HistogramSnapshot, Observer};
+use crate::api::{OperationFigures, Performance, RecentErrors};
 
 pub fn performance(observer: &Observer) -> Performance {
     let mut all = HistogramSnapshot::default();

@@ -8,41 +8,16 @@ use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
 use super::guard::Caller;
 use super::handlers::{NsQuery, read_body};
+use crate::api::{QuotaAnswer, QuotaBody};
 use crate::auth::Access;
 use crate::store::{Limit, MAX_LIMIT, QuotaReport};
-
-/// The body of `PUT /quota`: `null` (or absent) for no limit. It describes
-/// the body for the OpenAPI document; [`parse_quota`] reads it by hand, to
-/// name the field at fault and accept `1000.0` as JSON Schema does.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct QuotaBody {
-    /// Most keys the namespace may hold; null for no limit.
-    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
-    pub max_keys: Option<u64>,
-    /// Most bytes the namespace may hold; null for no limit.
-    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
-    pub max_bytes: Option<u64>,
-}
-
-/// A namespace's quota and what it uses.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QuotaAnswer {
-    /// null for the default namespace.
-    pub namespace: Option<String>,
-    pub max_keys: Option<u64>,
-    pub max_bytes: Option<u64>,
-    pub used_keys: u64,
-    pub used_bytes: u64,
-}
 
 fn answer(namespace: Option<String>, report: QuotaReport) -> Response {
     axum::Json(QuotaAnswer {
@@ -60,7 +35,7 @@ fn answer(namespace: Option<String>, report: QuotaReport) -> Response {
     params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace; absent: the default namespace")),
     responses(
         (status = 200, description = "The namespace's quota and usage", body = QuotaAnswer),
-        (status = 422, description = "An invalid namespace name", body = super::openapi::ErrorBody),
+        (status = 422, description = "An invalid namespace name", body = crate::api::ErrorBody),
     )
 )]
 pub async fn get_quota(
@@ -80,9 +55,9 @@ pub async fn get_quota(
     request_body = QuotaBody,
     responses(
         (status = 200, description = "The new quota (until the next start) and the usage after any eviction", body = QuotaAnswer),
-        (status = 400, description = "The body is not JSON", body = super::openapi::ErrorBody),
-        (status = 413, description = "The body is over `--max-body-bytes`", body = super::openapi::ErrorBody),
-        (status = 422, description = "An invalid namespace name or quota", body = super::openapi::ErrorBody),
+        (status = 400, description = "The body is not JSON", body = crate::api::ErrorBody),
+        (status = 413, description = "The body is over `--max-body-bytes`", body = crate::api::ErrorBody),
+        (status = 422, description = "An invalid namespace name or quota", body = crate::api::ErrorBody),
     )
 )]
 pub async fn put_quota(

@@ -1,6 +1,6 @@
 //! The interface between the HTTP layer and whatever stores the data.
 //!
-//! Today one implementation exists, [`crate::db::Db`]: the in-memory engine
+//! Today one implementation exists, [`crate::embedded::EmbeddedBackend`]: the in-memory engine
 //! of [`crate::store`] with its write-ahead log. The trait fits an
 //! in-process store and not yet a remote one: only a write's durability is
 //! awaited, while reads, deletes, clears, listings and figures answer at

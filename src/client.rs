@@ -98,12 +98,12 @@ pub enum Error {
 /// A typed answer that keeps the server's JSON text. Derefs to the typed
 /// body.
 #[derive(Debug, Clone)]
-pub struct Answer<T> {
+pub struct Reply<T> {
     body: T,
     json: String,
 }
 
-impl<T> Answer<T> {
+impl<T> Reply<T> {
     /// The answer's JSON exactly as the server sent it.
     pub fn json(&self) -> &str {
         &self.json
@@ -114,7 +114,7 @@ impl<T> Answer<T> {
     }
 }
 
-impl<T> Deref for Answer<T> {
+impl<T> Deref for Reply<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -176,7 +176,7 @@ impl Client {
         key: &str,
         value: &Value,
         ttl: Option<u64>,
-    ) -> Result<Answer<SetAnswer<'static>>, Error> {
+    ) -> Result<Reply<SetAnswer<'static>>, Error> {
         let body = SetBody {
             key: Cow::Borrowed(key),
             value: Cow::Borrowed(value),
@@ -188,7 +188,7 @@ impl Client {
     }
 
     /// The key's answer; [`Error::NotFound`] if it does not exist.
-    pub fn get(&self, ns: Option<&str>, key: &str) -> Result<Answer<GetAnswer>, Error> {
+    pub fn get(&self, ns: Option<&str>, key: &str) -> Result<Reply<GetAnswer>, Error> {
         let url = format!("{}/get/{}{}", self.base, key_segment(key)?, ns_query(ns));
         self.send(self.http.get(url), ns, key)
     }
@@ -203,43 +203,43 @@ impl Client {
     }
 
     /// Deletes the key; [`Error::NotFound`] if it does not exist.
-    pub fn delete(&self, ns: Option<&str>, key: &str) -> Result<Answer<DeleteAnswer>, Error> {
+    pub fn delete(&self, ns: Option<&str>, key: &str) -> Result<Reply<DeleteAnswer>, Error> {
         let url = format!("{}/delete/{}{}", self.base, key_segment(key)?, ns_query(ns));
         self.send(self.http.delete(url), ns, key)
     }
 
     /// The named namespaces holding at least one live key, sorted.
-    pub fn namespaces(&self) -> Result<Answer<NamespacesAnswer<'static>>, Error> {
+    pub fn namespaces(&self) -> Result<Reply<NamespacesAnswer<'static>>, Error> {
         let url = format!("{}/namespaces", self.base);
         self.send(self.http.get(url), None, "")
     }
 
     /// How many live keys `ns` holds (0 for a namespace never used).
-    pub fn namespace_size(&self, ns: &str) -> Result<Answer<NamespaceKeysAnswer>, Error> {
+    pub fn namespace_size(&self, ns: &str) -> Result<Reply<NamespaceKeysAnswer>, Error> {
         let url = format!("{}/namespaces/{}/keys", self.base, ns_segment(ns)?);
         self.send(self.http.get(url), None, "")
     }
 
     /// Deletes every key of `ns`.
-    pub fn clear_namespace(&self, ns: &str) -> Result<Answer<ClearAnswer>, Error> {
+    pub fn clear_namespace(&self, ns: &str) -> Result<Reply<ClearAnswer>, Error> {
         let url = format!("{}/namespaces/{}", self.base, ns_segment(ns)?);
         self.send(self.http.delete(url), None, "")
     }
 
     /// The server's counters; with `ns`, also that namespace's.
-    pub fn stats(&self, ns: Option<&str>) -> Result<Answer<StatsAnswer<'static>>, Error> {
+    pub fn stats(&self, ns: Option<&str>) -> Result<Reply<StatsAnswer<'static>>, Error> {
         let url = format!("{}/stats{}", self.base, ns_query(ns));
         self.send(self.http.get(url), None, "")
     }
 
     /// Whether the server answers, and how many keys it (or `ns`) holds.
-    pub fn health(&self, ns: Option<&str>) -> Result<Answer<HealthAnswer>, Error> {
+    pub fn health(&self, ns: Option<&str>) -> Result<Reply<HealthAnswer>, Error> {
         let url = format!("{}/health{}", self.base, ns_query(ns));
         self.send(self.http.get(url), None, "")
     }
 
     /// Starts a rewrite of the log in the background.
-    pub fn compact(&self) -> Result<Answer<CompactAnswer>, Error> {
+    pub fn compact(&self) -> Result<Reply<CompactAnswer>, Error> {
         let url = format!("{}/compact", self.base);
         self.send(self.http.post(url), None, "")
     }
@@ -251,7 +251,7 @@ impl Client {
         request: RequestBuilder,
         ns: Option<&str>,
         key: &str,
-    ) -> Result<Answer<T>, Error> {
+    ) -> Result<Reply<T>, Error> {
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -263,7 +263,7 @@ impl Client {
             return Err(status_error(status, &json, ns, key));
         }
         match serde_json::from_str(&json) {
-            Ok(body) => Ok(Answer { body, json }),
+            Ok(body) => Ok(Reply { body, json }),
             Err(e) => Err(Error::BadAnswer {
                 url: self.base.clone(),
                 status,

@@ -381,12 +381,12 @@ impl hyper::service::Service<Request<Incoming>> for Watched {
 
 /// An answer that counts itself finished when it is ready.
 struct Finishing {
-    answer: hot::Answer,
+    answer: hot::ResponseFuture,
     activity: Arc<Activity>,
 }
 
 impl Future for Finishing {
-    type Output = <hot::Answer as Future>::Output;
+    type Output = <hot::ResponseFuture as Future>::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let ready = Pin::new(&mut self.answer).poll(cx);

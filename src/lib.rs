@@ -6,8 +6,9 @@
 //!   it hands every change to a journal.
 //! - [`wal`]: the write-ahead log. Group commit, fsync policies, replay
 //!   with torn-tail handling and repair, compaction while writes go on.
-//! - [`db`]: the engine and its log opened together from a data directory,
-//!   which [`dir_lock`] keeps to one process at a time.
+//! - [`embedded`]: the embedded backend, the engine and its log opened
+//!   together from a data directory, which [`dir_lock`] keeps to one
+//!   process at a time.
 //! - [`backend`]: the interface the HTTP layer speaks to, so that another
 //!   storage backend can sit behind the same API later.
 //! - [`auth`]: API tokens scoped to namespaces, and what each grants.
@@ -44,8 +45,8 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connections;
-pub mod db;
 pub mod dir_lock;
+pub mod embedded;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

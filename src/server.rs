@@ -11,14 +11,14 @@ use tokio::net::TcpListener;
 use crate::auth::{Authenticator, TokenFile};
 use crate::config::ServeArgs;
 use crate::connections::{self, ConnectionLimits};
-use crate::db::{Db, DbOptions};
+use crate::embedded::{EmbeddedBackend, EmbeddedOptions};
 use crate::http::origin::SiteCheck;
-use crate::http::{AppState, ServerViews, Shared, service};
+use crate::http::{AppState, HandlerContext, ServerViews, service};
 use crate::store::StoreConfig;
 use crate::wal::{AutoCompaction, WalOptions};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let options = DbOptions {
+    let options = EmbeddedOptions {
         data_dir: args.data_dir.clone(),
         store: StoreConfig {
             max_key_bytes: args.max_key_bytes,
@@ -33,7 +33,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ratio: args.compact_ratio,
         },
     };
-    let (db, report) = tokio::task::block_in_place(|| Db::open(&options))?;
+    let (db, report) = tokio::task::block_in_place(|| EmbeddedBackend::open(&options))?;
     tracing::info!(
         data_dir = %args.data_dir.display(),
         records = report.applied,
@@ -56,7 +56,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     let sites = SiteCheck::new(addr.ip(), &args.allowed_hosts, &args.cors_origins);
-    let state = AppState::new(Shared {
+    let state = AppState::new(HandlerContext {
         backend: db.clone(),
         max_body_bytes: args.max_body_bytes,
         auth: auth.clone(),

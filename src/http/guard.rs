@@ -4,7 +4,7 @@
 //!
 //! Handlers take a [`Caller`] and, once they know the namespace a request
 //! touches (from `?ns=`, the body, or the path), call
-//! [`Shared::admit`](super::Shared::admit), which checks the token's grants
+//! [`HandlerContext::admit`](super::HandlerContext::admit), which checks the token's grants
 //! and the namespace's rate limit.
 
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use super::error::{ApiError, LOG_RETRY_AFTER_SECS};
 use super::guard::Caller;
 use super::set_request::SetRequest;
 use super::views::off_worker;
-use super::{AppState, Shared};
+use super::{AppState, HandlerContext};
 use crate::api::{self, GetAnswer, SetAnswer};
 use crate::auth::{Access, Grants};
 use crate::backend::BackendStats;
@@ -64,9 +64,9 @@ pub async fn set(
 }
 
 /// `POST /set` once the caller is known and the query read: the body of
-/// the answer. Shared with the hot path ([`super::hot`]).
+/// the answer. HandlerContext with the hot path ([`super::hot`]).
 pub(super) async fn set_answer(
-    state: &Shared,
+    state: &HandlerContext,
     caller: &Grants,
     query_ns: Option<&str>,
     body: Body,
@@ -123,9 +123,9 @@ pub async fn get(
 }
 
 /// `GET /get/{key}` once the caller, key and namespace are known: the body
-/// of the answer. Shared with the hot path ([`super::hot`]).
+/// of the answer. HandlerContext with the hot path ([`super::hot`]).
 pub(super) fn get_answer(
-    state: &Shared,
+    state: &HandlerContext,
     caller: &Grants,
     key: &str,
     namespace: Option<&str>,
@@ -419,7 +419,10 @@ const INLINE_NAMESPACES: usize = 64;
 /// namespaces); everyone else's come from a walk of every namespace, done
 /// off the request workers and shared with concurrent requests
 /// ([`super::views`]).
-async fn visible_stats(state: &Shared, caller: &Grants) -> Result<Arc<BackendStats>, ApiError> {
+async fn visible_stats(
+    state: &HandlerContext,
+    caller: &Grants,
+) -> Result<Arc<BackendStats>, ApiError> {
     match caller.readable_namespaces() {
         Some(names) if names.len() <= INLINE_NAMESPACES => {
             Ok(Arc::new(state.backend.scoped_stats(names)))

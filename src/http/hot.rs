@@ -50,7 +50,7 @@ const SET_ROUTE: &str = "/set";
 
 /// The body of an answer: a plain buffer from the hot path, axum's boxed
 /// body from the router.
-pub type AnswerBody = Either<Full<Bytes>, Body>;
+pub type ResponseBody = Either<Full<Bytes>, Body>;
 
 /// The server's service: the hot path in front of the router.
 #[derive(Clone)]
@@ -99,7 +99,7 @@ impl Service {
         }
     }
 
-    fn get<B>(&self, request: &Request<B>, key: &str, namespace: Option<&str>) -> Answer {
+    fn get<B>(&self, request: &Request<B>, key: &str, namespace: Option<&str>) -> ResponseFuture {
         let start = Instant::now();
         let answer = self
             .state
@@ -112,7 +112,7 @@ impl Service {
             })
             .and_then(|caller| handlers::get_answer(&self.state, &caller, key, namespace));
         match answer {
-            Ok(body) => Answer::Ready(Some(answered(
+            Ok(body) => ResponseFuture::Ready(Some(answered(
                 &self.observer,
                 &Method::GET,
                 GET_ROUTE,
@@ -123,7 +123,7 @@ impl Service {
         }
     }
 
-    fn set<B>(&self, request: Request<B>) -> Answer
+    fn set<B>(&self, request: Request<B>) -> ResponseFuture
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
@@ -141,7 +141,7 @@ impl Service {
         };
         let state = self.state.clone();
         let observer = self.observer.clone();
-        Answer::pending(async move {
+        ResponseFuture::pending(async move {
             // `classify` saw the query: absent, or `ns=` and a valid name.
             let namespace = parts.uri.query().and_then(|q| q.strip_prefix("ns="));
             match handlers::set_answer(&state, &caller, namespace, Body::new(body)).await {
@@ -158,11 +158,11 @@ impl Service {
         route: &'static str,
         start: Instant,
         error: ApiError,
-    ) -> Answer {
-        Answer::Ready(Some(failed(&self.observer, method, route, start, error)))
+    ) -> ResponseFuture {
+        ResponseFuture::Ready(Some(failed(&self.observer, method, route, start, error)))
     }
 
-    fn route<B>(&self, request: Request<B>) -> Answer
+    fn route<B>(&self, request: Request<B>) -> ResponseFuture
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
@@ -170,7 +170,7 @@ impl Service {
         // A `Router` is always ready (its `poll_ready` returns at once), and
         // cloning it copies one `Arc`.
         let answer = tower_service::Service::call(&mut self.router.clone(), request);
-        Answer::pending(async move {
+        ResponseFuture::pending(async move {
             match answer.await {
                 Ok(response) => response.map(Either::Right),
                 Err(never) => match never {},
@@ -184,11 +184,11 @@ where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    type Response = Response<AnswerBody>;
+    type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = Answer;
+    type Future = ResponseFuture;
 
-    fn call(&self, request: Request<B>) -> Answer {
+    fn call(&self, request: Request<B>) -> ResponseFuture {
         match self.classify(&request) {
             Some(Hot::Get { key, namespace }) => self.get(&request, key, namespace),
             Some(Hot::Set) => self.set(request),
@@ -199,26 +199,26 @@ where
 
 /// The future of an answer. A GET is answered inside `call`, so its answer
 /// is ready at once and needs no boxed future.
-pub enum Answer {
-    Ready(Option<Response<AnswerBody>>),
-    Pending(Pin<Box<dyn Future<Output = Response<AnswerBody>> + Send>>),
+pub enum ResponseFuture {
+    Ready(Option<Response<ResponseBody>>),
+    Pending(Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>),
 }
 
-impl Answer {
-    fn pending(future: impl Future<Output = Response<AnswerBody>> + Send + 'static) -> Self {
-        Answer::Pending(Box::pin(future))
+impl ResponseFuture {
+    fn pending(future: impl Future<Output = Response<ResponseBody>> + Send + 'static) -> Self {
+        ResponseFuture::Pending(Box::pin(future))
     }
 }
 
-impl Future for Answer {
-    type Output = Result<Response<AnswerBody>, Infallible>;
+impl Future for ResponseFuture {
+    type Output = Result<Response<ResponseBody>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
-            Answer::Ready(answer) => Poll::Ready(Ok(answer
+            ResponseFuture::Ready(answer) => Poll::Ready(Ok(answer
                 .take()
                 .expect("an answer future is not polled after it completed"))),
-            Answer::Pending(future) => future.as_mut().poll(cx).map(Ok),
+            ResponseFuture::Pending(future) => future.as_mut().poll(cx).map(Ok),
         }
     }
 }
@@ -230,7 +230,7 @@ fn answered(
     route: &'static str,
     start: Instant,
     body: Vec<u8>,
-) -> Response<AnswerBody> {
+) -> Response<ResponseBody> {
     observer.record(Some(route), method, StatusCode::OK, start.elapsed());
     json(body)
 }
@@ -243,7 +243,7 @@ fn failed(
     route: &'static str,
     start: Instant,
     error: ApiError,
-) -> Response<AnswerBody> {
+) -> Response<ResponseBody> {
     let response = observer.finish(method, Some(route), start, error.into_response());
     response.map(Either::Right)
 }
@@ -253,7 +253,7 @@ fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 /// A 200 answer with a JSON body, as the handlers' `json_response`.
-fn json(body: Vec<u8>) -> Response<AnswerBody> {
+fn json(body: Vec<u8>) -> Response<ResponseBody> {
     let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
     response
         .headers_mut()
@@ -319,9 +319,9 @@ mod tests {
 
     use super::*;
     use crate::auth::{Access, Authenticator, TokenFile};
-    use crate::db::{Db, DbOptions};
+    use crate::embedded::{EmbeddedBackend, EmbeddedOptions};
     use crate::http::origin::SiteCheck;
-    use crate::http::{RateLimits, Shared};
+    use crate::http::{HandlerContext, RateLimits};
     use crate::store::StoreConfig;
     use crate::wal::{AutoCompaction, FsyncPolicy, WalOptions};
 
@@ -334,7 +334,7 @@ mod tests {
     /// A server with one token, for namespace `team`, if `token` is given.
     fn fixture(token: Option<&mut String>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let options = DbOptions {
+        let options = EmbeddedOptions {
             data_dir: dir.path().to_owned(),
             store: StoreConfig::default(),
             wal: WalOptions {
@@ -346,13 +346,13 @@ mod tests {
                 ratio: 2.0,
             },
         };
-        let (db, _) = Db::open(&options).unwrap();
+        let (db, _) = EmbeddedBackend::open(&options).unwrap();
         let tokens = TokenFile::in_data_dir(dir.path());
         if let Some(token) = token {
             *token = tokens.create(vec!["team".into()], Access::Write).unwrap().0;
         }
         let db = Arc::new(db);
-        let state = AppState::new(Shared {
+        let state = AppState::new(HandlerContext {
             views: crate::http::ServerViews::new(db.clone()),
             metrics_namespace_limit: 100,
             backend: db,
@@ -379,11 +379,11 @@ mod tests {
         }
     }
 
-    type Answer = (StatusCode, HeaderMap, Bytes);
+    type ResponseFuture = (StatusCode, HeaderMap, Bytes);
 
     /// The answer as it goes on the wire: hyper writes a `content-length`
     /// from the body's size where the answer has none.
-    async fn send(service: &Service, request: Request<Full<Bytes>>) -> Answer {
+    async fn send(service: &Service, request: Request<Full<Bytes>>) -> ResponseFuture {
         let response = service.call(request).await.unwrap();
         let (mut parts, body) = response.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
@@ -406,7 +406,13 @@ mod tests {
 
     /// Sends the request through the hot path, then through the router;
     /// asserts the answers are equal and returns it.
-    async fn both(f: &Fixture, method: &str, uri: &str, token: Option<&str>, body: &str) -> Answer {
+    async fn both(
+        f: &Fixture,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> ResponseFuture {
         let hot = send(&f.hot, request(method, uri, token, body)).await;
         let routed = send(&f.routed, request(method, uri, token, body)).await;
         assert_eq!(hot, routed, "{method} {uri} {body}");

@@ -59,22 +59,22 @@ use crate::rate_limit::RateLimits;
 /// Why one `Arc` around it all: axum clones the state for every request,
 /// and one reference count is cheaper than one per field.
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<HandlerContext>);
 
 impl AppState {
-    pub fn new(shared: Shared) -> Self {
+    pub fn new(shared: HandlerContext) -> Self {
         AppState(Arc::new(shared))
     }
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
+    type Target = HandlerContext;
+    fn deref(&self) -> &HandlerContext {
         &self.0
     }
 }
 
-pub struct Shared {
+pub struct HandlerContext {
     pub backend: Arc<dyn KvBackend>,
     pub max_body_bytes: usize,
     pub auth: Arc<Authenticator>,
@@ -93,7 +93,7 @@ pub struct Shared {
     pub metrics_namespace_limit: usize,
 }
 
-impl Shared {
+impl HandlerContext {
     /// Whether the caller may touch `namespace` with `access`, and whether
     /// the namespace is within its rate limit.
     pub fn admit(

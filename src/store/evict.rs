@@ -203,7 +203,7 @@ impl Store {
 
     /// Under `noeviction`, refuses a write that would pass a limit. Also,
     /// under any policy, refuses an entry that could never fit.
-    pub(super) fn admit(
+    pub(super) fn check_limits(
         &self,
         space: &Namespace,
         entry_size: usize,

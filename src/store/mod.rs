@@ -312,7 +312,7 @@ impl Store {
                 let mut shard = space.shard(index);
                 if self.limited() && journal {
                     let old_size = shard.peek(key).map(Entry::size);
-                    self.admit(&space, entry.size(), old_size)?;
+                    self.check_limits(&space, entry.size(), old_size)?;
                 }
                 let old = shard.insert(entry, now);
                 if !journal {

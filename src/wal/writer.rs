@@ -85,11 +85,11 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 pub const EXIT_WRITER_LOST: i32 = 70;
 
 pub struct Wal {
-    shared: Arc<Shared>,
+    shared: Arc<WriterState>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-pub(super) struct Shared {
+pub(super) struct WriterState {
     pub path: PathBuf,
     policy: FsyncPolicy,
     pending: Mutex<Pending>,
@@ -151,7 +151,7 @@ impl Wal {
         len: u64,
         options: &WalOptions,
     ) -> std::io::Result<Arc<Wal>> {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(WriterState {
             path: path.to_owned(),
             policy: options.fsync,
             pending: Mutex::new(Pending {
@@ -200,7 +200,7 @@ impl Wal {
         lock(&self.shared.pending).failed.clone()
     }
 
-    pub(super) fn shared(&self) -> &Arc<Shared> {
+    pub(super) fn shared(&self) -> &Arc<WriterState> {
         &self.shared
     }
 
@@ -334,7 +334,7 @@ impl Journal for Wal {
     }
 }
 
-impl Shared {
+impl WriterState {
     /// Runs the writer, recovering from its panics (see the module's
     /// documentation): a panic fails the batch in flight and everything
     /// queued, exactly as a failed write does, and the writer goes on.
@@ -530,7 +530,7 @@ impl Shared {
     }
 }
 
-impl Shared {
+impl WriterState {
     /// `fdatasync`, timed.
     fn sync(&self, file: &File) -> std::io::Result<()> {
         let start = std::time::Instant::now();

@@ -1,5 +1,5 @@
-//! The engine and its write-ahead log, opened together from a data
-//! directory: replay, then journal every change, wait for durability
+//! The embedded backend, the default: the engine and its write-ahead log,
+//! opened together from a data directory: replay, then journal every change, wait for durability
 //! before acknowledging, and compact the log now and then.
 
 use std::fs::OpenOptions;
@@ -19,7 +19,7 @@ use crate::wal::{
 };
 
 #[derive(Debug, Clone)]
-pub struct DbOptions {
+pub struct EmbeddedOptions {
     pub data_dir: PathBuf,
     pub store: StoreConfig,
     pub wal: WalOptions,
@@ -45,7 +45,7 @@ pub enum OpenError {
     Log(std::io::Error),
 }
 
-pub struct Db {
+pub struct EmbeddedBackend {
     store: Arc<Store>,
     wal: Arc<Wal>,
     compactor: Arc<Compactor>,
@@ -55,11 +55,11 @@ pub struct Db {
     _lock: DirLock,
 }
 
-impl Db {
+impl EmbeddedBackend {
     /// Locks the data directory, replays its log and starts journaling.
     /// Nothing in the directory is read or changed before the lock is
     /// held (src/dir_lock.rs).
-    pub fn open(options: &DbOptions) -> Result<(Db, RecoveryReport), OpenError> {
+    pub fn open(options: &EmbeddedOptions) -> Result<(EmbeddedBackend, RecoveryReport), OpenError> {
         let dir = &options.data_dir;
         let dir_error = |cause| OpenError::DataDir {
             path: dir.clone(),
@@ -91,7 +91,7 @@ impl Db {
         let compactor = Compactor::new(wal.clone(), store.clone(), options.auto_compaction)
             .map_err(OpenError::Log)?;
         crate::store::spawn_expiry_cycle(&store);
-        let db = Db {
+        let db = EmbeddedBackend {
             store,
             wal,
             compactor,
@@ -128,7 +128,7 @@ fn remove_leftover_rewrite(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-impl KvBackend for Db {
+impl KvBackend for EmbeddedBackend {
     fn set(
         &self,
         namespace: Option<&str>,

@@ -1,6 +1,7 @@
 //! The embedded backend, the default: the engine and its write-ahead log,
-//! opened together from a data directory: replay, then journal every change, wait for durability
-//! before acknowledging, and compact the log now and then.
+//! opened together from a data directory: replay, then journal every
+//! change, wait for durability before acknowledging, and compact the log
+//! now and then.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,69 @@
+"""Server CPU time per request, two binaries side by side.
+
+Throughput on a shared 2-core machine moves with the host's noise; the
+CPU time the server process spends per answered request (user + system,
+from /proc/PID/stat) moves much less, so it is what tells whether a change
+made each request dearer. Each run starts a fresh server, fills the key
+space with SETs and warms up, then measures one load (GET or SET) at full
+speed, 32 connections. Runs
+of the two binaries alternate; the medians are printed.
+
+    cargo build --release
+    python3 bench/cpu_per_request.py --binary A --binary B --op get --runs 3
+"""
+
+import argparse
+import os
+import statistics
+
+import benchlib
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User + system time of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name may hold spaces: count fields after its ')'.
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def one_run(binary, op, duration, keyspace, connections):
+    """Microseconds of server CPU per request answered."""
+    with benchlib.pykv(binary) as server:
+        load = ["-c", connections, "--keyspace", keyspace, "--value-size", 32]
+        # Unmeasured: every key set (so that every GET hits), and a second
+        # of the load itself to warm the connections and tables.
+        benchlib.bench(binary, server.url, "--op", op, "--preload", "--duration", 1, *load)
+        before = cpu_seconds(server.proc.pid)
+        report = benchlib.bench(binary, server.url, "--op", op, "--duration", duration, *load)
+        spent = cpu_seconds(server.proc.pid) - before
+    return spent * 1e6 / report["answered"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--binary", action="append", help="give it twice to compare")
+    p.add_argument("--op", choices=["get", "set"], default="get")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--duration", type=float, default=4)
+    p.add_argument("--keyspace", type=int, default=100_000)
+    p.add_argument("--connections", type=int, default=32)
+    args = p.parse_args()
+    binaries = args.binary or [benchlib.default_binary()]
+    for binary in binaries:
+        benchlib.check_binary(binary)
+
+    figures = {binary: [] for binary in binaries}
+    for run in range(args.runs):
+        for binary in binaries:
+            us = one_run(binary, args.op, args.duration, args.keyspace, args.connections)
+            figures[binary].append(us)
+            print(f"run {run + 1}/{args.runs}: {binary}: {us:.2f} µs per {args.op.upper()}")
+    for binary, runs in figures.items():
+        print(f"{binary}: median {statistics.median(runs):.2f} µs of server CPU per {args.op.upper()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -25,8 +25,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the server; a start-up failure is printed as `Error: ...` (with
-/// its causes) and exits 1, as `main` returning an error would.
+/// Runs the server; a start-up failure is printed as `Error: ...` with its
+/// causes on one line, and exits 1. (Not `{e:?}`, which would add a stack
+/// backtrace whenever `RUST_BACKTRACE` is set: noise for an operator.)
 fn serve(args: ServeArgs) -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -41,7 +42,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:?}");
+            eprintln!("Error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::auth::{Authenticator, TokenFile};
+use crate::backend::Backend;
 use crate::config::ServeArgs;
 use crate::connections::{self, ConnectionLimits};
 use crate::embedded::{EmbeddedBackend, EmbeddedOptions};
@@ -43,7 +44,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         fsync = ?args.fsync,
         "recovered the log"
     );
-    let db = Arc::new(db);
+    let db = Arc::new(Backend::from(db));
     let tokens = match &args.tokens_file {
         Some(path) => TokenFile::new(path),
         None => TokenFile::in_data_dir(&args.data_dir),

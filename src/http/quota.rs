@@ -17,6 +17,7 @@ use super::guard::Caller;
 use super::handlers::{NsQuery, read_body};
 use crate::api::{QuotaAnswer, QuotaBody};
 use crate::auth::Access;
+use crate::backend::KvBackend;
 use crate::store::{Limit, MAX_LIMIT, QuotaReport};
 
 fn answer(namespace: Option<String>, report: QuotaReport) -> Response {
@@ -45,7 +46,7 @@ pub async fn get_quota(
 ) -> Result<Response, ApiError> {
     let Query(NsQuery { ns }) = query?;
     state.admit(&caller, ns.as_deref(), Access::Read)?;
-    let report = state.backend.quota(ns.as_deref())?;
+    let report = state.backend.quota(ns.as_deref()).await?;
     Ok(answer(ns, report))
 }
 
@@ -70,7 +71,7 @@ pub async fn put_quota(
     caller.require_admin("PUT /quota").map_err(ApiError::Auth)?;
     let body = read_body(body, state.max_body_bytes, state.request_timeout).await?;
     let quota = parse_quota(&body)?;
-    let report = state.backend.set_quota(ns.as_deref(), quota)?;
+    let report = state.backend.set_quota(ns.as_deref(), quota).await?;
     Ok(answer(ns, report))
 }
 

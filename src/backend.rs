@@ -53,6 +53,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::embedded::EmbeddedBackend;
+use crate::memory::MemoryBackend;
 use crate::store::{KeyPage, Limit, NamespaceStats, QuotaReport, StoreError, StoreStats};
 use crate::wal::SyncSnapshot;
 
@@ -227,6 +228,8 @@ pub trait KvBackend: Send + Sync + 'static {
 /// The backends this server can run on, chosen by `--backend`.
 pub enum Backend {
     Embedded(EmbeddedBackend),
+    /// For tests only (`--backend memory`).
+    Memory(MemoryBackend),
 }
 
 /// Forwards a call to the backend inside.
@@ -234,6 +237,7 @@ macro_rules! dispatch {
     ($self:ident, $backend:ident => $call:expr) => {
         match $self {
             Backend::Embedded($backend) => $call,
+            Backend::Memory($backend) => $call,
         }
     };
 }
@@ -322,6 +326,7 @@ impl Backend {
     pub fn shutdown(&self) {
         match self {
             Backend::Embedded(backend) => backend.shutdown(),
+            Backend::Memory(_) => {}
         }
     }
 }

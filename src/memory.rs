@@ -111,22 +111,38 @@ impl MemoryBackend {
     }
 
     /// Figures of the named namespaces holding keys, and of the default one.
+    /// The totals count every namespace `named` picks, those emptied or
+    /// never filled included (a miss on a namespace without keys counts).
     fn figures(&self, named: impl Fn(&str) -> bool) -> (NamespaceStats, StoreStats) {
         let now = now_ms();
         let mut namespaces = self.lock();
         let mut default = NamespaceStats::default();
+        let mut total = NamespaceStats::default();
         let mut shown = BTreeMap::new();
         for (name, space) in namespaces.iter_mut() {
             space.reap(now);
             match name {
                 None => default = space.stats(),
-                Some(name) if named(name) && !space.entries.is_empty() => {
-                    shown.insert(name.clone(), space.stats());
+                Some(name) if named(name) => {
+                    total.add(&space.stats());
+                    if !space.entries.is_empty() {
+                        shown.insert(name.clone(), space.stats());
+                    }
                 }
                 Some(_) => {}
             }
         }
-        (default, StoreStats::over(shown))
+        let store = StoreStats {
+            total_keys: total.total_keys,
+            cache_hits: total.cache_hits,
+            cache_misses: total.cache_misses,
+            used_bytes: total.used_bytes,
+            evictions: total.evictions,
+            expirations: total.expirations,
+            default_namespace: NamespaceStats::default(),
+            namespaces: shown,
+        };
+        (default, store)
     }
 
     fn unsupported(capability: &'static str) -> BackendError {

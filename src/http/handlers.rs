@@ -515,7 +515,10 @@ fn unhealthy(cause: &str) -> Response {
 /// `POST /compact`: starts a rewrite of the log, as PyKV does.
 #[utoipa::path(
     post, path = "/compact", tag = "server",
-    responses((status = 200, description = "A rewrite of the log started, or one is running", body = api::CompactAnswer))
+    responses(
+        (status = 200, description = "A rewrite of the log started, or one is running", body = api::CompactAnswer),
+        (status = 501, description = "The storage backend keeps no log (`--backend memory`)", body = api::ErrorBody),
+    )
 )]
 pub async fn compact(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult {
     caller.require_admin("/compact").map_err(ApiError::Auth)?;

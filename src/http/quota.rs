@@ -36,6 +36,7 @@ fn answer(namespace: Option<String>, report: QuotaReport) -> Response {
     params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace; absent: the default namespace")),
     responses(
         (status = 200, description = "The namespace's quota and usage", body = QuotaAnswer),
+        (status = 501, description = "The storage backend has no quotas (`--backend memory`)", body = crate::api::ErrorBody),
         (status = 422, description = "An invalid namespace name", body = crate::api::ErrorBody),
     )
 )]
@@ -56,6 +57,7 @@ pub async fn get_quota(
     request_body = QuotaBody,
     responses(
         (status = 200, description = "The new quota (until the next start) and the usage after any eviction", body = QuotaAnswer),
+        (status = 501, description = "The storage backend has no quotas (`--backend memory`)", body = crate::api::ErrorBody),
         (status = 400, description = "The body is not JSON", body = crate::api::ErrorBody),
         (status = 413, description = "The body is over `--max-body-bytes`", body = crate::api::ErrorBody),
         (status = 422, description = "An invalid namespace name or quota", body = crate::api::ErrorBody),

@@ -137,10 +137,10 @@ pub struct PersistenceStats {
 pub enum Health {
     Healthy,
     /// Writes are refused (a log that cannot be written, a store out of
-    /// reach); `/health` then answers 503. The cause says what failed,
-    /// never where: `/health` needs no token.
+    /// reach); `/health` then answers 503 with `detail`, which says what
+    /// failed, never where: `/health` needs no token.
     WritesRefused {
-        cause: String,
+        detail: String,
     },
 }
 

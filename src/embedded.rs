@@ -233,7 +233,10 @@ impl KvBackend for EmbeddedBackend {
         match self.wal.outage() {
             None => Health::Healthy,
             Some(cause) => Health::WritesRefused {
-                cause: cause.to_string(),
+                detail: format!(
+                    "the write-ahead log cannot be written ({cause}); writes are refused \
+                     until it can"
+                ),
             },
         }
     }

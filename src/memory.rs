@@ -24,6 +24,9 @@ pub struct MemoryBackend {
     namespaces: Mutex<HashMap<Option<String>, Namespace>>,
     max_key_bytes: usize,
     started: Instant,
+    /// Every operation fails with this, when set: a store out of reach,
+    /// for the tests of how the HTTP layer answers one.
+    fault: Option<BackendError>,
 }
 
 #[derive(Default)]
@@ -75,7 +78,20 @@ impl MemoryBackend {
             namespaces: Mutex::default(),
             max_key_bytes,
             started: Instant::now(),
+            fault: None,
         }
+    }
+
+    /// A backend whose every operation fails with `fault`.
+    pub fn failing(max_key_bytes: usize, fault: BackendError) -> Self {
+        MemoryBackend {
+            fault: Some(fault),
+            ..MemoryBackend::new(max_key_bytes)
+        }
+    }
+
+    fn check_fault(&self) -> Result<(), BackendError> {
+        self.fault.clone().map_or(Ok(()), Err)
     }
 
     /// The map after checking `namespace`'s name, with every expired entry
@@ -161,6 +177,7 @@ impl KvBackend for MemoryBackend {
         value: &str,
         ttl_secs: Option<u64>,
     ) -> Result<Commit, BackendError> {
+        self.check_fault()?;
         self.check_key(key)?;
         let mut namespaces = self.open(namespace)?;
         let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
@@ -178,6 +195,7 @@ impl KvBackend for MemoryBackend {
         key: &str,
         out: &mut Vec<u8>,
     ) -> Result<bool, BackendError> {
+        self.check_fault()?;
         self.check_key(key)?;
         let mut namespaces = self.open(namespace)?;
         let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
@@ -199,6 +217,7 @@ impl KvBackend for MemoryBackend {
         namespace: Option<&str>,
         key: &str,
     ) -> Result<Option<Commit>, BackendError> {
+        self.check_fault()?;
         self.check_key(key)?;
         let mut namespaces = self.open(namespace)?;
         let removed = (namespaces.get_mut(&namespace.map(str::to_owned)))
@@ -207,6 +226,7 @@ impl KvBackend for MemoryBackend {
     }
 
     async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {
+        self.check_fault()?;
         let mut namespaces = self.open(Some(namespace))?;
         let deleted =
             (namespaces.remove(&Some(namespace.to_owned()))).map_or(0, |space| space.entries.len());
@@ -217,6 +237,7 @@ impl KvBackend for MemoryBackend {
         &self,
         namespace: Option<&str>,
     ) -> Result<NamespaceStats, BackendError> {
+        self.check_fault()?;
         let namespaces = self.open(namespace)?;
         Ok((namespaces.get(&namespace.map(str::to_owned)))
             .map(Namespace::stats)
@@ -230,6 +251,7 @@ impl KvBackend for MemoryBackend {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<KeyPage, BackendError> {
+        self.check_fault()?;
         let limit = limit.clamp(1, MAX_PAGE);
         let namespaces = self.open(namespace)?;
         let Some(space) = namespaces.get(&namespace.map(str::to_owned)) else {
@@ -250,6 +272,7 @@ impl KvBackend for MemoryBackend {
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {
+        self.check_fault()?;
         let (default, mut store) = self.figures(|_| true);
         store.total_keys += default.total_keys;
         store.cache_hits += default.cache_hits;
@@ -265,6 +288,7 @@ impl KvBackend for MemoryBackend {
     }
 
     async fn scoped_stats(&self, names: &[String]) -> Result<BackendStats, BackendError> {
+        self.check_fault()?;
         let (_, store) = self.figures(|name| names.iter().any(|n| n == name));
         Ok(BackendStats {
             store,
@@ -274,6 +298,7 @@ impl KvBackend for MemoryBackend {
     }
 
     async fn quota(&self, _namespace: Option<&str>) -> Result<QuotaReport, BackendError> {
+        self.check_fault()?;
         Err(Self::unsupported("quotas"))
     }
 
@@ -282,14 +307,21 @@ impl KvBackend for MemoryBackend {
         _namespace: Option<&str>,
         _quota: Limit,
     ) -> Result<QuotaReport, BackendError> {
+        self.check_fault()?;
         Err(Self::unsupported("quotas"))
     }
 
     async fn compact(&self) -> Result<bool, BackendError> {
+        self.check_fault()?;
         Err(Self::unsupported("compaction (it keeps no log)"))
     }
 
     async fn health(&self) -> Health {
-        Health::Healthy
+        match &self.fault {
+            None => Health::Healthy,
+            Some(fault) => Health::WritesRefused {
+                detail: format!("{fault}; writes are refused until it answers"),
+            },
+        }
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::auth::{Authenticator, TokenFile};
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError};
 use crate::config::{BackendKind, ServeArgs};
 use crate::connections::{self, ConnectionLimits};
 use crate::embedded::{EmbeddedBackend, EmbeddedOptions};
@@ -127,7 +127,20 @@ fn open_memory(args: &ServeArgs) -> anyhow::Result<MemoryBackend> {
         );
     }
     tracing::warn!("--backend memory keeps everything in this process only: it is lost at exit");
-    Ok(MemoryBackend::new(args.max_key_bytes))
+    // A test-only hook, as PYKV_FAULT_WAL_WRITER: a store out of reach.
+    let fault = match std::env::var("PYKV_FAULT_MEMORY_BACKEND").as_deref() {
+        Ok("unavailable") => Some(BackendError::Unavailable {
+            detail: "PYKV_FAULT_MEMORY_BACKEND".into(),
+        }),
+        Ok("timeout") => Some(BackendError::TimedOut {
+            after: Duration::from_millis(250),
+        }),
+        _ => None,
+    };
+    Ok(match fault {
+        None => MemoryBackend::new(args.max_key_bytes),
+        Some(fault) => MemoryBackend::failing(args.max_key_bytes, fault),
+    })
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.

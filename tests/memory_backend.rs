@@ -62,3 +62,42 @@ fn an_unknown_backend_is_refused_with_the_ones_available() {
         "{stderr}"
     );
 }
+
+/// A store out of reach is the server's trouble and a passing one: every
+/// route that needs the store answers 503 with `Retry-After`, never 500,
+/// the hot GET, the writes and the server-wide views alike.
+#[tokio::test]
+async fn a_store_out_of_reach_is_answered_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let fault = [("PYKV_FAULT_MEMORY_BACKEND", "unavailable")];
+    let server = Server::start_in_env(dir.path(), &["--backend", "memory"], &fault);
+    let detail = "the storage backend is unavailable (PYKV_FAULT_MEMORY_BACKEND); retry in 1 s";
+    let requests = [
+        server.client.get(server.url("/get/k")),
+        server.client.get(server.url("/get/k?ns=a")),
+        (server.client.post(server.url("/set"))).body(r#"{"key":"k","value":1}"#),
+        server.client.delete(server.url("/delete/k")),
+        server.client.get(server.url("/keys?ns=a")),
+        server.client.get(server.url("/stats")),
+        server.client.get(server.url("/namespaces")),
+        server.client.delete(server.url("/namespaces/a")),
+    ];
+    for request in requests {
+        let response = request.send().await.unwrap();
+        let what = response.url().to_string();
+        assert_eq!(response.status(), 503, "{what}");
+        assert_eq!(response.headers()["retry-after"], "1", "{what}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"detail": detail}), "{what}");
+    }
+    let health = server.get("/health").await;
+    assert_eq!(health.status, 503, "{health:?}");
+    assert_eq!(
+        health.body,
+        json!({
+            "detail": "the storage backend is unavailable (PYKV_FAULT_MEMORY_BACKEND); \
+                       writes are refused until it answers",
+            "status": "unhealthy",
+        })
+    );
+}

@@ -475,8 +475,8 @@ pub async fn health(
     caller: Result<Caller, ApiError>,
     query: Result<Query<NsQuery>, QueryRejection>,
 ) -> ApiResult {
-    if let Health::WritesRefused { cause } = state.backend.health().await {
-        return Ok(unhealthy(&cause));
+    if let Health::WritesRefused { detail } = state.backend.health().await {
+        return Ok(unhealthy(detail));
     }
     let namespace = ns_of(query)?;
     let store_size = match (&namespace, caller) {
@@ -496,13 +496,10 @@ pub async fn health(
 }
 
 /// The answer of `/health` while writes are refused: 503, with when to
-/// ask again. The cause says what failed (a full disk, the writer), never
-/// where: `/health` needs no token.
-fn unhealthy(cause: &str) -> Response {
+/// ask again.
+fn unhealthy(detail: String) -> Response {
     let body = api::UnhealthyAnswer {
-        detail: format!(
-            "the write-ahead log cannot be written ({cause}); writes are refused until it can"
-        ),
+        detail,
         status: api::UnhealthyStatus::Unhealthy,
     };
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();

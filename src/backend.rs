@@ -1,18 +1,82 @@
 //! The interface between the HTTP layer and whatever stores the data.
 //!
-//! Today one implementation exists, [`crate::embedded::EmbeddedBackend`]: the in-memory engine
-//! of [`crate::store`] with its write-ahead log. The trait fits an
-//! in-process store and not yet a remote one: only a write's durability is
-//! awaited, while reads, deletes, clears, listings and figures answer at
-//! once, and `namespaces()` and `stats()` cannot fail. [`BackendStats`] and
-//! `compact()` speak the log's language (its size, compactions, sync
-//! timings). A remote backend (a shard over the network) needs the
-//! asynchronous, fallible interface that is the next step.
+//! Every operation is asynchronous and may fail with a [`BackendError`], so
+//! that a store across the network (the next step: Redis Cluster) fits
+//! behind it as well as the embedded engine ([`crate::embedded`]) does.
+//!
+//! # Contracts a backend must meet
+//!
+//! - **Namespaces.** `None` is the default namespace; names are checked by
+//!   the backend ([`crate::store::validate_namespace`]'s rules) and a bad one
+//!   is [`StoreError::InvalidNamespace`]. Values are JSON text, stored and
+//!   returned byte for byte.
+//! - **Atomicity.** `set`, `delete` and `set_quota` are atomic per key (or
+//!   per namespace for a quota): a reader sees the old value or the new one,
+//!   never a mix. `clear_namespace` need not be atomic against concurrent
+//!   writers to the same namespace: a key written while it runs may survive;
+//!   every key present when it began and not rewritten is gone when it
+//!   returns. Nothing spans two namespaces.
+//! - **Durability.** A write's [`Commit`] resolves once the write is as
+//!   durable as the backend promises; the HTTP layer acknowledges only then.
+//!   A refused write changes nothing.
+//! - **Expiry.** A key whose TTL has passed is never returned by `get_into`
+//!   nor listed. Counts (`namespace_stats`, `stats`, `namespaces`) may still
+//!   include keys that expired but were not yet reaped: they are exact for
+//!   live keys and may overcount by keys expired since the last reaping.
+//! - **Listing.** `list_keys` returns keys in ascending byte order of the
+//!   key. A cursor is the last key of the previous page, opaque to clients:
+//!   the next page holds the keys strictly greater than it. Keys present
+//!   for the whole listing appear exactly once; keys written or deleted
+//!   meanwhile may or may not appear.
+//! - **Failures.** A store that cannot be reached answers
+//!   [`BackendError::Unavailable`], one too slow [`BackendError::TimedOut`]:
+//!   the HTTP layer answers both with 503 and `Retry-After`, never 500.
+//!
+//! Persistence (a log's size, compaction, sync timings) is an optional
+//! capability: [`BackendStats::persistence`] is `None` and
+//! [`KvBackend::compact`] answers [`BackendError::Unsupported`] for a
+//! backend without one.
+//!
+//! # Dispatch
+//!
+//! [`Backend`] is an enum over the implementations, not a `dyn` trait:
+//! `async` methods of a trait object would return boxed futures, one
+//! allocation per call on the GET path. With the enum, the embedded
+//! backend's futures are plain state machines on the caller's stack that
+//! complete at their first poll: no allocation, lock or thread hop is added
+//! (measured in docs/BENCHMARKS.md).
 
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use crate::embedded::EmbeddedBackend;
+use crate::memory::MemoryBackend;
 use crate::store::{KeyPage, Limit, NamespaceStats, QuotaReport, StoreError, StoreStats};
 use crate::wal::SyncSnapshot;
-use std::future::Future;
-use std::pin::Pin;
+
+/// Why a backend could not carry out an operation.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BackendError {
+    /// The store refuses the operation itself: a bad name, a limit, a log
+    /// that cannot be written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store cannot be reached.
+    #[error("the storage backend is unavailable ({detail})")]
+    Unavailable { detail: String },
+    /// The store did not answer in time.
+    #[error("the storage backend did not answer within {} ms", after.as_millis())]
+    TimedOut { after: Duration },
+    /// The backend lacks the capability the operation needs.
+    #[error("this server's storage backend ({backend}) does not support {capability}")]
+    Unsupported {
+        backend: &'static str,
+        capability: &'static str,
+    },
+}
 
 /// A write's durability: awaiting it returns once the write is as durable
 /// as the server's policy promises.
@@ -23,7 +87,7 @@ use std::pin::Pin;
 #[must_use = "a write is only acknowledged once its commit resolves"]
 pub struct Commit(Option<DurabilityWait>);
 
-type DurabilityWait = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+type DurabilityWait = Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send>>;
 
 impl Commit {
     /// A write that is already as durable as it will get.
@@ -31,11 +95,11 @@ impl Commit {
         Commit(None)
     }
 
-    pub fn pending(wait: impl Future<Output = Result<(), StoreError>> + Send + 'static) -> Self {
+    pub fn pending(wait: impl Future<Output = Result<(), BackendError>> + Send + 'static) -> Self {
         Commit(Some(Box::pin(wait)))
     }
 
-    pub async fn durable(self) -> Result<(), StoreError> {
+    pub async fn durable(self) -> Result<(), BackendError> {
         match self.0 {
             None => Ok(()),
             Some(wait) => wait.await,
@@ -43,14 +107,22 @@ impl Commit {
     }
 }
 
-/// Counters of the store and of its persistence, for `/stats`.
+/// Counters of the store, for `/stats` and `/metrics`.
 #[derive(Debug, Clone, Default)]
 pub struct BackendStats {
     pub store: StoreStats,
     /// The store's bounds (`None`: unlimited).
     pub max_bytes: Option<u64>,
     pub max_keys: Option<u64>,
-    /// Bytes in the write-ahead log.
+    /// The figures of the persistent form, for a backend that keeps one.
+    pub persistence: Option<PersistenceStats>,
+    pub uptime_seconds: f64,
+}
+
+/// The figures of a backend that keeps a write-ahead log.
+#[derive(Debug, Clone, Default)]
+pub struct PersistenceStats {
+    /// Bytes in the log.
     pub log_size: u64,
     /// When the log was last compacted, seconds since the Unix epoch.
     pub last_compaction: Option<f64>,
@@ -58,11 +130,22 @@ pub struct BackendStats {
     pub compactions: u64,
     /// How long the log's syncs have taken.
     pub log_syncs: SyncSnapshot,
-    pub uptime_seconds: f64,
 }
 
-/// What the HTTP API needs from a store. Namespaces are `None` for the
-/// default namespace. Values are JSON text.
+/// Whether the backend can take writes now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    /// Writes are refused (a log that cannot be written, a store out of
+    /// reach); `/health` then answers 503 with `detail`, which says what
+    /// failed, never where: `/health` needs no token.
+    WritesRefused {
+        detail: String,
+    },
+}
+
+/// What the HTTP API needs from a store. See the module's documentation
+/// for the contracts.
 pub trait KvBackend: Send + Sync + 'static {
     fn set(
         &self,
@@ -70,56 +153,218 @@ pub trait KvBackend: Send + Sync + 'static {
         key: &str,
         value: &str,
         ttl_secs: Option<u64>,
-    ) -> Result<Commit, StoreError>;
+    ) -> impl Future<Output = Result<Commit, BackendError>> + Send;
 
-    /// Appends the value's JSON text to `out`; false when the key is absent.
+    /// Appends the value's JSON text to `out`; false when the key is absent
+    /// (or expired), and then `out` is unchanged.
     fn get_into(
         &self,
         namespace: Option<&str>,
         key: &str,
         out: &mut Vec<u8>,
-    ) -> Result<bool, StoreError>;
+    ) -> impl Future<Output = Result<bool, BackendError>> + Send;
 
     /// `None` when the key did not exist.
-    fn delete(&self, namespace: Option<&str>, key: &str) -> Result<Option<Commit>, StoreError>;
+    fn delete(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Commit>, BackendError>> + Send;
 
-    /// Returns how many keys were deleted.
-    fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), StoreError>;
+    /// Deletes every key of a named namespace; returns how many.
+    fn clear_namespace(
+        &self,
+        namespace: &str,
+    ) -> impl Future<Output = Result<(usize, Commit), BackendError>> + Send;
 
-    /// Named namespaces holding at least one live key, sorted.
-    fn namespaces(&self) -> Vec<String>;
+    fn namespace_stats(
+        &self,
+        namespace: Option<&str>,
+    ) -> impl Future<Output = Result<NamespaceStats, BackendError>> + Send;
 
-    fn namespace_stats(&self, namespace: Option<&str>) -> Result<NamespaceStats, StoreError>;
-
-    /// A page of a namespace's keys, in order, after `cursor`.
+    /// A page of at most `limit` keys starting with `prefix`, in order,
+    /// after `cursor`.
     fn list_keys(
         &self,
         namespace: Option<&str>,
         prefix: &str,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<KeyPage, StoreError>;
+    ) -> impl Future<Output = Result<KeyPage, BackendError>> + Send;
 
     /// Every figure of the whole server: O(namespaces), so the HTTP layer
     /// gathers it off its request workers (`http::views`).
-    fn stats(&self) -> BackendStats;
+    fn stats(&self) -> impl Future<Output = Result<BackendStats, BackendError>> + Send;
 
     /// The figures of the named namespaces `names` only: those holding
     /// live keys, totals over them, and of the server-wide figures only the
     /// uptime. O(names) however many namespaces exist, for a tenant.
-    fn scoped_stats(&self, names: &[String]) -> BackendStats;
+    fn scoped_stats(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<BackendStats, BackendError>> + Send;
 
     /// A namespace's quota and usage.
-    fn quota(&self, namespace: Option<&str>) -> Result<QuotaReport, StoreError>;
+    fn quota(
+        &self,
+        namespace: Option<&str>,
+    ) -> impl Future<Output = Result<QuotaReport, BackendError>> + Send;
 
     /// Replaces a namespace's quota until the next start.
-    fn set_quota(&self, namespace: Option<&str>, quota: Limit) -> Result<QuotaReport, StoreError>;
+    fn set_quota(
+        &self,
+        namespace: Option<&str>,
+        quota: Limit,
+    ) -> impl Future<Output = Result<QuotaReport, BackendError>> + Send;
 
     /// Starts rewriting the persistent form down to the live data, in the
     /// background; false when a rewrite is already running.
-    fn compact(&self) -> bool;
+    /// [`BackendError::Unsupported`] for a backend without one.
+    fn compact(&self) -> impl Future<Output = Result<bool, BackendError>> + Send;
 
-    /// Why writes are refused now, if they are (the log cannot be written):
-    /// `/health` then reports the server unhealthy.
-    fn write_outage(&self) -> Option<String>;
+    fn health(&self) -> impl Future<Output = Health> + Send;
+}
+
+/// The backends this server can run on, chosen by `--backend`.
+pub enum Backend {
+    Embedded(EmbeddedBackend),
+    /// For tests only (`--backend memory`).
+    Memory(MemoryBackend),
+}
+
+/// Forwards a call to the backend inside.
+macro_rules! dispatch {
+    ($self:ident, $backend:ident => $call:expr) => {
+        match $self {
+            Backend::Embedded($backend) => $call,
+            Backend::Memory($backend) => $call,
+        }
+    };
+}
+
+impl KvBackend for Backend {
+    async fn set(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        value: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<Commit, BackendError> {
+        dispatch!(self, b => b.set(namespace, key, value, ttl_secs).await)
+    }
+
+    async fn get_into(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, BackendError> {
+        dispatch!(self, b => b.get_into(namespace, key, out).await)
+    }
+
+    async fn delete(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+    ) -> Result<Option<Commit>, BackendError> {
+        dispatch!(self, b => b.delete(namespace, key).await)
+    }
+
+    async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {
+        dispatch!(self, b => b.clear_namespace(namespace).await)
+    }
+
+    async fn namespace_stats(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<NamespaceStats, BackendError> {
+        dispatch!(self, b => b.namespace_stats(namespace).await)
+    }
+
+    async fn list_keys(
+        &self,
+        namespace: Option<&str>,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage, BackendError> {
+        dispatch!(self, b => b.list_keys(namespace, prefix, cursor, limit).await)
+    }
+
+    async fn stats(&self) -> Result<BackendStats, BackendError> {
+        dispatch!(self, b => b.stats().await)
+    }
+
+    async fn scoped_stats(&self, names: &[String]) -> Result<BackendStats, BackendError> {
+        dispatch!(self, b => b.scoped_stats(names).await)
+    }
+
+    async fn quota(&self, namespace: Option<&str>) -> Result<QuotaReport, BackendError> {
+        dispatch!(self, b => b.quota(namespace).await)
+    }
+
+    async fn set_quota(
+        &self,
+        namespace: Option<&str>,
+        quota: Limit,
+    ) -> Result<QuotaReport, BackendError> {
+        dispatch!(self, b => b.set_quota(namespace, quota).await)
+    }
+
+    async fn compact(&self) -> Result<bool, BackendError> {
+        dispatch!(self, b => b.compact().await)
+    }
+
+    async fn health(&self) -> Health {
+        dispatch!(self, b => b.health().await)
+    }
+}
+
+impl Backend {
+    /// Finishes what the backend holds in flight (the embedded log: writes
+    /// out and syncs what is buffered); later writes are refused.
+    pub fn shutdown(&self) {
+        match self {
+            Backend::Embedded(backend) => backend.shutdown(),
+            Backend::Memory(_) => {}
+        }
+    }
+}
+
+impl From<EmbeddedBackend> for Backend {
+    fn from(backend: EmbeddedBackend) -> Self {
+        Backend::Embedded(backend)
+    }
+}
+
+/// The future's output if it is ready at its first poll, else `None` (and
+/// the future is dropped). For the embedded backend, whose operations never
+/// wait, this runs them inline without a runtime's help.
+pub fn ready_now<F: Future>(future: F) -> Option<F::Output> {
+    let future = pin!(future);
+    match future.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    }
+}
+
+/// Runs a future to completion on this thread, parking it meanwhile. For
+/// the views thread (src/http/views.rs), which is no runtime worker; the
+/// caller enters the runtime first if the future needs its reactor.
+pub fn wait_here<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(output) => return output,
+            Poll::Pending => std::thread::park(),
+        }
+    }
 }

@@ -243,6 +243,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PYKV_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Where the data is kept: embedded, the engine in this process with
+    /// its write-ahead log in --data-dir.
+    #[arg(long, env = "PYKV_BACKEND", default_value = "embedded", value_parser = parse_backend)]
+    pub backend: BackendKind,
+
     /// Longest key accepted, in bytes (1 to 16 MiB).
     #[arg(long, env = "PYKV_MAX_KEY_BYTES", default_value_t = 1024,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_KEY_BYTES))]
@@ -449,5 +454,27 @@ impl From<AccessFlag> for Access {
             AccessFlag::Read => Access::Read,
             AccessFlag::Write => Access::Write,
         }
+    }
+}
+
+/// The storage backend named by `--backend`.
+///
+/// Why a string and not a list of values: the next backends are URLs
+/// (`redis://`, `redis-cluster://`), and `memory` stays out of the help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Embedded,
+    /// A map in this process without a log, for tests only: everything is
+    /// lost at exit (src/memory.rs).
+    Memory,
+}
+
+fn parse_backend(name: &str) -> Result<BackendKind, String> {
+    match name {
+        "embedded" => Ok(BackendKind::Embedded),
+        "memory" => Ok(BackendKind::Memory),
+        _ => Err(format!(
+            "unknown backend {name:?}; the one available is embedded"
+        )),
     }
 }

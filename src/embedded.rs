@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::backend::{BackendStats, Commit, KvBackend};
+use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend, PersistenceStats};
 use crate::dir_lock::{DirLock, LockError};
 use crate::store::{
-    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreError, StoreStats,
-    Undo, now_ms,
+    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreStats, Undo, now_ms,
 };
 use crate::wal::{
     AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
@@ -112,7 +111,8 @@ impl EmbeddedBackend {
     }
 
     fn commit(&self, lsn: Lsn) -> Commit {
-        Commit::pending(self.wal.wait(lsn))
+        let durable = self.wal.wait(lsn);
+        Commit::pending(async move { Ok(durable.await?) })
     }
 }
 
@@ -129,94 +129,115 @@ fn remove_leftover_rewrite(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Every operation completes at its first poll: the engine answers in
+/// place, and only a write's durability waits (for the log's writer).
 impl KvBackend for EmbeddedBackend {
-    fn set(
+    async fn set(
         &self,
         namespace: Option<&str>,
         key: &str,
         value: &str,
         ttl_secs: Option<u64>,
-    ) -> Result<Commit, StoreError> {
+    ) -> Result<Commit, BackendError> {
         let expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
         let lsn = self.store.set(namespace, key, value, expires_at)?;
         Ok(self.commit(lsn))
     }
 
-    fn get_into(
+    async fn get_into(
         &self,
         namespace: Option<&str>,
         key: &str,
         out: &mut Vec<u8>,
-    ) -> Result<bool, StoreError> {
-        self.store.get_into(namespace, key, out)
+    ) -> Result<bool, BackendError> {
+        Ok(self.store.get_into(namespace, key, out)?)
     }
 
-    fn delete(&self, namespace: Option<&str>, key: &str) -> Result<Option<Commit>, StoreError> {
+    async fn delete(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+    ) -> Result<Option<Commit>, BackendError> {
         Ok(self
             .store
             .delete(namespace, key)?
             .map(|lsn| self.commit(lsn)))
     }
 
-    fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), StoreError> {
+    async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {
         let (deleted, lsn) = self.store.clear_namespace(namespace)?;
         let commit = lsn.map_or_else(Commit::done, |lsn| self.commit(lsn));
         Ok((deleted, commit))
     }
 
-    fn namespaces(&self) -> Vec<String> {
-        self.store.namespaces()
+    async fn namespace_stats(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<NamespaceStats, BackendError> {
+        Ok(self.store.namespace_stats(namespace)?)
     }
 
-    fn namespace_stats(&self, namespace: Option<&str>) -> Result<NamespaceStats, StoreError> {
-        self.store.namespace_stats(namespace)
-    }
-
-    fn list_keys(
+    async fn list_keys(
         &self,
         namespace: Option<&str>,
         prefix: &str,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<KeyPage, StoreError> {
-        self.store.list_keys(namespace, prefix, cursor, limit)
+    ) -> Result<KeyPage, BackendError> {
+        Ok(self.store.list_keys(namespace, prefix, cursor, limit)?)
     }
 
-    fn stats(&self) -> BackendStats {
-        BackendStats {
+    async fn stats(&self) -> Result<BackendStats, BackendError> {
+        Ok(BackendStats {
             store: self.store.stats(),
             max_bytes: self.store.limits().global.max_bytes,
             max_keys: self.store.limits().global.max_keys,
-            log_size: self.wal.size(),
-            last_compaction: self.compactor.last_compaction(),
-            compactions: self.compactor.compactions(),
-            log_syncs: self.wal.sync_stats(),
+            persistence: Some(PersistenceStats {
+                log_size: self.wal.size(),
+                last_compaction: self.compactor.last_compaction(),
+                compactions: self.compactor.compactions(),
+                log_syncs: self.wal.sync_stats(),
+            }),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
-        }
+        })
     }
 
-    fn scoped_stats(&self, names: &[String]) -> BackendStats {
+    async fn scoped_stats(&self, names: &[String]) -> Result<BackendStats, BackendError> {
         let namespaces = self.store.named_stats(names.iter().map(String::as_str));
-        BackendStats {
+        Ok(BackendStats {
             store: StoreStats::over(namespaces),
+            // A tenant sees nothing of the log: zeros, as ever.
+            persistence: Some(PersistenceStats::default()),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
             ..BackendStats::default()
+        })
+    }
+
+    async fn quota(&self, namespace: Option<&str>) -> Result<QuotaReport, BackendError> {
+        Ok(self.store.quota(namespace)?)
+    }
+
+    async fn set_quota(
+        &self,
+        namespace: Option<&str>,
+        quota: Limit,
+    ) -> Result<QuotaReport, BackendError> {
+        Ok(self.store.set_quota(namespace, quota)?)
+    }
+
+    async fn compact(&self) -> Result<bool, BackendError> {
+        Ok(self.compactor.start())
+    }
+
+    async fn health(&self) -> Health {
+        match self.wal.outage() {
+            None => Health::Healthy,
+            Some(cause) => Health::WritesRefused {
+                detail: format!(
+                    "the write-ahead log cannot be written ({cause}); writes are refused \
+                     until it can"
+                ),
+            },
         }
-    }
-
-    fn quota(&self, namespace: Option<&str>) -> Result<QuotaReport, StoreError> {
-        self.store.quota(namespace)
-    }
-
-    fn set_quota(&self, namespace: Option<&str>, quota: Limit) -> Result<QuotaReport, StoreError> {
-        self.store.set_quota(namespace, quota)
-    }
-
-    fn compact(&self) -> bool {
-        self.compactor.start()
-    }
-
-    fn write_outage(&self) -> Option<String> {
-        self.wal.outage().map(|cause| cause.to_string())
     }
 }

@@ -9,8 +9,9 @@
 //! - [`embedded`]: the embedded backend, the engine and its log opened
 //!   together from a data directory, which [`dir_lock`] keeps to one
 //!   process at a time.
-//! - [`backend`]: the interface the HTTP layer speaks to, so that another
-//!   storage backend can sit behind the same API later.
+//! - [`backend`]: the asynchronous, fallible interface the HTTP layer
+//!   speaks to, its contracts, and the enum of backends behind it;
+//!   [`memory`]: a map without a log, for the conformance tests only.
 //! - [`auth`]: API tokens scoped to namespaces, and what each grants.
 //! - [`api`]: the API's wire shapes, one type per request body and answer:
 //!   the server encodes with them, the OpenAPI document is generated from
@@ -50,6 +51,7 @@ pub mod embedded;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod memory;
 pub mod quotas;
 pub mod rate_limit;
 pub mod server;

@@ -9,41 +9,21 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::auth::{Authenticator, TokenFile};
-use crate::config::ServeArgs;
+use crate::backend::{Backend, BackendError};
+use crate::config::{BackendKind, ServeArgs};
 use crate::connections::{self, ConnectionLimits};
 use crate::embedded::{EmbeddedBackend, EmbeddedOptions};
 use crate::http::origin::SiteCheck;
 use crate::http::{AppState, HandlerContext, ServerViews, service};
-use crate::store::StoreConfig;
+use crate::memory::MemoryBackend;
+use crate::store::{Limit, StoreConfig};
 use crate::wal::{AutoCompaction, WalOptions};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let options = EmbeddedOptions {
-        data_dir: args.data_dir.clone(),
-        store: StoreConfig {
-            max_key_bytes: args.max_key_bytes,
-            limits: args.limits.limits().map_err(anyhow::Error::msg)?,
-        },
-        wal: WalOptions {
-            fsync: args.fsync.into(),
-        },
-        repair: args.repair_log,
-        auto_compaction: AutoCompaction {
-            min_bytes: args.compact_min_bytes,
-            ratio: args.compact_ratio,
-        },
-    };
-    let (db, report) = tokio::task::block_in_place(|| EmbeddedBackend::open(&options))?;
-    tracing::info!(
-        data_dir = %args.data_dir.display(),
-        records = report.applied,
-        expired = report.expired,
-        keys = db.store().len(),
-        log_bytes = report.log_size,
-        fsync = ?args.fsync,
-        "recovered the log"
-    );
-    let db = Arc::new(db);
+    let db = Arc::new(match args.backend {
+        BackendKind::Embedded => Backend::from(open_embedded(&args)?),
+        BackendKind::Memory => Backend::Memory(open_memory(&args)?),
+    });
     let tokens = match &args.tokens_file {
         Some(path) => TokenFile::new(path),
         None => TokenFile::in_data_dir(&args.data_dir),
@@ -100,6 +80,67 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::task::block_in_place(|| db.shutdown());
     tracing::info!("log flushed and synced; shut down cleanly");
     Ok(())
+}
+
+/// Opens the data directory and replays its log.
+fn open_embedded(args: &ServeArgs) -> anyhow::Result<EmbeddedBackend> {
+    let options = EmbeddedOptions {
+        data_dir: args.data_dir.clone(),
+        store: StoreConfig {
+            max_key_bytes: args.max_key_bytes,
+            limits: args.limits.limits().map_err(anyhow::Error::msg)?,
+        },
+        wal: WalOptions {
+            fsync: args.fsync.into(),
+        },
+        repair: args.repair_log,
+        auto_compaction: AutoCompaction {
+            min_bytes: args.compact_min_bytes,
+            ratio: args.compact_ratio,
+        },
+    };
+    let (db, report) = tokio::task::block_in_place(|| EmbeddedBackend::open(&options))?;
+    tracing::info!(
+        data_dir = %args.data_dir.display(),
+        records = report.applied,
+        expired = report.expired,
+        keys = db.store().len(),
+        log_bytes = report.log_size,
+        fsync = ?args.fsync,
+        "recovered the log"
+    );
+    Ok(db)
+}
+
+/// The test-only backend: it keeps no log and bounds nothing, so it refuses
+/// to start with a memory or key limit rather than ignore it.
+fn open_memory(args: &ServeArgs) -> anyhow::Result<MemoryBackend> {
+    let limits = args.limits.limits().map_err(anyhow::Error::msg)?;
+    let bounded = |limit: &Limit| limit.max_bytes.is_some() || limit.max_keys.is_some();
+    if bounded(&limits.global)
+        || bounded(&limits.default_quota)
+        || limits.quotas.values().any(bounded)
+    {
+        anyhow::bail!(
+            "--backend memory does not support memory or key limits (--max-memory, --max-keys, \
+             quotas in --quotas); use --backend embedded"
+        );
+    }
+    tracing::warn!("--backend memory keeps everything in this process only: it is lost at exit");
+    // A test-only hook, as PYKV_FAULT_WAL_WRITER: a store out of reach.
+    let fault = match std::env::var("PYKV_FAULT_MEMORY_BACKEND").as_deref() {
+        Ok("unavailable") => Some(BackendError::Unavailable {
+            detail: "PYKV_FAULT_MEMORY_BACKEND".into(),
+        }),
+        Ok("timeout") => Some(BackendError::TimedOut {
+            after: Duration::from_millis(250),
+        }),
+        _ => None,
+    };
+    Ok(match fault {
+        None => MemoryBackend::new(args.max_key_bytes),
+        Some(fault) => MemoryBackend::failing(args.max_key_bytes, fault),
+    })
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.

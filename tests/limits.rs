@@ -14,6 +14,9 @@ fn quota_file(dir: &std::path::Path, toml: &str) -> String {
 
 #[tokio::test]
 async fn concurrent_writers_keep_the_store_within_max_keys() {
+    if !common::backend_supports("limits") {
+        return;
+    }
     let server = std::sync::Arc::new(Server::start_with(&["--max-keys", "300"]));
     let writers: Vec<_> = (0..8)
         .map(|w| {
@@ -42,6 +45,9 @@ async fn concurrent_writers_keep_the_store_within_max_keys() {
 
 #[tokio::test]
 async fn max_memory_bounds_used_bytes_and_stats_report_them() {
+    if !common::backend_supports("limits") {
+        return;
+    }
     let server = Server::start_with(&["--max-memory", "64kb"]);
     let value = "v".repeat(500);
     for i in 0..1_000 {
@@ -62,6 +68,9 @@ async fn max_memory_bounds_used_bytes_and_stats_report_them() {
 
 #[tokio::test]
 async fn lru_keeps_a_hot_working_set() {
+    if !common::backend_supports("limits") {
+        return;
+    }
     let server = Server::start_with(&["--max-keys", "200"]);
     for h in 0..40 {
         server.set(None, &format!("hot{h}"), json!(h)).await;
@@ -84,6 +93,9 @@ async fn lru_keeps_a_hot_working_set() {
 
 #[tokio::test]
 async fn a_tenant_writing_ten_times_its_quota_never_evicts_another_tenants_key() {
+    if !common::backend_supports("limits") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let quotas = quota_file(
         dir.path(),
@@ -110,6 +122,9 @@ async fn a_tenant_writing_ten_times_its_quota_never_evicts_another_tenants_key()
 
 #[tokio::test]
 async fn noeviction_answers_507_and_changes_nothing() {
+    if !common::backend_supports("limits") {
+        return;
+    }
     let server = Server::start_with(&["--max-keys", "3", "--eviction", "noeviction"]);
     for k in ["a", "b", "c"] {
         server.set(Some("t"), k, json!(k)).await;
@@ -138,6 +153,9 @@ async fn noeviction_answers_507_and_changes_nothing() {
 
 #[tokio::test]
 async fn an_eviction_survives_a_restart() {
+    if !common::backend_supports("limits") || !common::backend_supports("persistence") {
+        return;
+    }
     let mut server = Server::start_with(&["--max-keys", "10"]);
     for i in 0..30 {
         server.set(None, &format!("k{i}"), json!(i)).await;
@@ -177,6 +195,9 @@ async fn a_bad_quota_file_stops_the_start_with_a_clear_error() {
 
 #[tokio::test]
 async fn an_admin_sets_a_quota_while_the_server_runs() {
+    if !common::backend_supports("limits") {
+        return;
+    }
     let server = Server::start();
     for i in 0..20 {
         server.set(Some("t"), &format!("k{i}"), json!(i)).await;
@@ -258,6 +279,9 @@ fn absurd_flags_are_refused_at_start_naming_the_flag_and_its_range() {
 /// unlimited", under both policies.
 #[tokio::test]
 async fn the_largest_accepted_limits_keep_every_key() {
+    if !common::backend_supports("limits") {
+        return;
+    }
     let max = "9223372036854775807";
     for policy in ["noeviction", "lru"] {
         let server =

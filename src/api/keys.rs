@@ -68,16 +68,27 @@ impl GetAnswer {
         namespace: Option<&str>,
         write_value: impl FnOnce(&mut Vec<u8>) -> Result<bool, E>,
     ) -> Result<bool, E> {
-        out.extend_from_slice(b"{\"key\":");
-        write_json(out, &key);
-        out.extend_from_slice(b",\"value\":");
+        Self::write_head(out, key);
         if !write_value(out)? {
             return Ok(false);
         }
+        Self::write_tail(out, namespace);
+        Ok(true)
+    }
+
+    /// What precedes the value in [`GetAnswer::write`]'s bytes: for a value
+    /// that an `async` backend writes between the two halves.
+    pub fn write_head(out: &mut Vec<u8>, key: &str) {
+        out.extend_from_slice(b"{\"key\":");
+        write_json(out, &key);
+        out.extend_from_slice(b",\"value\":");
+    }
+
+    /// What follows the value in [`GetAnswer::write`]'s bytes.
+    pub fn write_tail(out: &mut Vec<u8>, namespace: Option<&str>) {
         out.extend_from_slice(b",\"namespace\":");
         write_json(out, &namespace);
         out.push(b'}');
-        Ok(true)
     }
 }
 

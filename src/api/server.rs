@@ -56,10 +56,9 @@ pub struct StatsAnswer<'a> {
     pub expirations: u64,
     /// Seconds since the Unix epoch, or null.
     pub last_compaction: Option<f64>,
-    /// Bytes in the write-ahead log.
-    #[serde(default)]
-    #[schema(required = true)]
-    pub log_size: u64,
+    /// Bytes in the write-ahead log; absent for a backend that keeps none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_size: Option<u64>,
     /// null: unlimited.
     pub max_bytes: Option<u64>,
     /// null: unlimited.

@@ -84,7 +84,10 @@ fn server_summary(stats: &StatsAnswer) -> Vec<(&'static str, String)> {
         ("cache_hits", stats.cache_hits.to_string()),
         ("cache_misses", stats.cache_misses.to_string()),
         ("evictions", stats.evictions.to_string()),
-        ("log_size", format!("{} bytes", stats.log_size)),
+        (
+            "log_size",
+            (stats.log_size).map_or("no log".into(), |bytes| format!("{bytes} bytes")),
+        ),
         (
             "last_compaction",
             stats.last_compaction.map_or("never".into(), utc),

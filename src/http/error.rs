@@ -19,8 +19,13 @@ use axum::response::{IntoResponse, Response};
 use super::origin::SiteRefusal;
 use crate::api::ErrorBody;
 use crate::auth::AuthError;
+use crate::backend::BackendError;
 use crate::rate_limit::RateLimited;
 use crate::store::StoreError;
+
+/// When a request refused because the storage backend is unreachable or
+/// slow may be retried (`Retry-After`).
+pub const BACKEND_RETRY_AFTER_SECS: u64 = 1;
 
 /// When a write refused because the log cannot be written may be retried
 /// (`Retry-After`): the writer probes the log four times a second.
@@ -45,6 +50,19 @@ pub enum ApiError {
         path: String,
     },
     Store(StoreError),
+    /// The storage backend cannot be reached (503).
+    BackendUnavailable {
+        detail: String,
+    },
+    /// The storage backend did not answer in time (503).
+    BackendTimedOut {
+        after: std::time::Duration,
+    },
+    /// The storage backend lacks what the request needs (501).
+    Unsupported {
+        backend: &'static str,
+        capability: &'static str,
+    },
     /// 401 (no or unknown token) or 403 (not this token's business).
     Auth(AuthError),
     RateLimited {
@@ -120,6 +138,10 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BackendUnavailable { .. } | ApiError::BackendTimedOut { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             ApiError::Store(e) => match e {
                 StoreError::InvalidNamespace { .. }
                 | StoreError::EmptyKey
@@ -155,6 +177,22 @@ impl ApiError {
                 format!("field `namespace`: {e}")
             }
             ApiError::Store(e) => e.to_string(),
+            ApiError::BackendUnavailable { detail } => format!(
+                "the storage backend is unavailable ({detail}); \
+                 retry in {BACKEND_RETRY_AFTER_SECS} s"
+            ),
+            ApiError::BackendTimedOut { after } => format!(
+                "the storage backend did not answer within {} ms, so the request may or may \
+                 not have taken effect; retry in {BACKEND_RETRY_AFTER_SECS} s",
+                after.as_millis()
+            ),
+            ApiError::Unsupported {
+                backend,
+                capability,
+            } => format!(
+                "this server's storage backend ({backend}) does not support {capability}; \
+                 run the server with --backend embedded for it"
+            ),
             ApiError::Auth(e) => e.to_string(),
             ApiError::Site(refusal) => refusal.detail(),
             ApiError::Internal(what) => {
@@ -238,6 +276,9 @@ impl ApiError {
             | ApiError::PayloadTooLarge { .. }
             | ApiError::RequestTimeout { .. }
             | ApiError::Internal(_)
+            | ApiError::BackendUnavailable { .. }
+            | ApiError::BackendTimedOut { .. }
+            | ApiError::Unsupported { .. }
             | ApiError::Auth(AuthError::Missing | AuthError::Unknown | AuthError::NoToken)
             | ApiError::Store(
                 StoreError::EmptyKey
@@ -319,6 +360,23 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<BackendError> for ApiError {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::Store(e) => ApiError::Store(e),
+            BackendError::Unavailable { detail } => ApiError::BackendUnavailable { detail },
+            BackendError::TimedOut { after } => ApiError::BackendTimedOut { after },
+            BackendError::Unsupported {
+                backend,
+                capability,
+            } => ApiError::Unsupported {
+                backend,
+                capability,
+            },
+        }
+    }
+}
+
 impl From<RateLimited> for ApiError {
     fn from(refusal: RateLimited) -> Self {
         ApiError::RateLimited {
@@ -384,6 +442,10 @@ impl IntoResponse for ApiError {
             ApiError::Store(StoreError::LogUnavailable(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(LOG_RETRY_AFTER_SECS));
             }
+            ApiError::BackendUnavailable { .. } | ApiError::BackendTimedOut { .. } => {
+                let retry_after = HeaderValue::from(BACKEND_RETRY_AFTER_SECS);
+                headers.insert(header::RETRY_AFTER, retry_after);
+            }
             // The rest of the body was not read: the connection cannot
             // carry another request, and the client must not try.
             ApiError::PayloadTooLarge { .. } | ApiError::RequestTimeout { .. } => {
@@ -398,6 +460,44 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A backend out of reach or too slow is the server's trouble, and a
+    /// passing one: 503 and when to retry, never 500.
+    #[test]
+    fn a_backend_out_of_reach_or_slow_is_503_with_retry_after() {
+        let cases = [
+            (
+                BackendError::Unavailable {
+                    detail: "connection refused".into(),
+                },
+                "the storage backend is unavailable (connection refused); retry in 1 s",
+            ),
+            (
+                BackendError::TimedOut {
+                    after: std::time::Duration::from_millis(250),
+                },
+                "the storage backend did not answer within 250 ms, so the request may or may \
+                 not have taken effect; retry in 1 s",
+            ),
+        ];
+        for (refusal, detail) in cases {
+            let error = ApiError::from(refusal);
+            assert_eq!(error.detail(), detail);
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        }
+        let unsupported = ApiError::from(BackendError::Unsupported {
+            backend: "memory",
+            capability: "compaction",
+        });
+        assert_eq!(
+            unsupported.detail(),
+            "this server's storage backend (memory) does not support compaction; \
+             run the server with --backend embedded for it"
+        );
+        assert_eq!(unsupported.status(), StatusCode::NOT_IMPLEMENTED);
+    }
 
     #[test]
     fn descriptions_say_the_shape_never_the_text() {

@@ -19,7 +19,7 @@ use super::views::off_worker;
 use super::{AppState, HandlerContext};
 use crate::api::{self, GetAnswer, SetAnswer};
 use crate::auth::{Access, Grants};
-use crate::backend::BackendStats;
+use crate::backend::{BackendStats, Health, KvBackend, wait_here};
 use crate::store::{self, MAX_PAGE, validate_namespace};
 
 /// `?ns=`: the namespace named in the query string.
@@ -83,7 +83,8 @@ pub(super) async fn set_answer(
     state.admit(caller, namespace, Access::Write)?;
     state
         .backend
-        .set(namespace, &request.key, &request.value, request.ttl)?
+        .set(namespace, &request.key, &request.value, request.ttl)
+        .await?
         .durable()
         .await?;
     let answer = SetAnswer {
@@ -114,17 +115,15 @@ pub async fn get(
 ) -> ApiResult {
     let Path(key) = key?;
     let namespace = ns_of(query)?;
-    Ok(json_response(get_answer(
-        &state,
-        &caller,
-        &key,
-        namespace.as_deref(),
-    )?))
+    Ok(json_response(
+        get_answer(&state, &caller, &key, namespace.as_deref()).await?,
+    ))
 }
 
 /// `GET /get/{key}` once the caller, key and namespace are known: the body
-/// of the answer. HandlerContext with the hot path ([`super::hot`]).
-pub(super) fn get_answer(
+/// of the answer. Shared with the hot path ([`super::hot`]), which polls
+/// it once in place.
+pub(super) async fn get_answer(
     state: &HandlerContext,
     caller: &Grants,
     key: &str,
@@ -132,12 +131,11 @@ pub(super) fn get_answer(
 ) -> Result<Vec<u8>, ApiError> {
     state.admit(caller, namespace, Access::Read)?;
     let mut body = Vec::with_capacity(64 + 2 * key.len());
-    let found = GetAnswer::write(&mut body, key, namespace, |out| {
-        state.backend.get_into(namespace, key, out)
-    })?;
-    if !found {
+    GetAnswer::write_head(&mut body, key);
+    if !state.backend.get_into(namespace, key, &mut body).await? {
         return Err(ApiError::KeyNotFound);
     }
+    GetAnswer::write_tail(&mut body, namespace);
     Ok(body)
 }
 
@@ -185,7 +183,8 @@ pub async fn delete(
     state.admit(&caller, namespace.as_deref(), Access::Write)?;
     let commit = state
         .backend
-        .delete(namespace.as_deref(), &key)?
+        .delete(namespace.as_deref(), &key)
+        .await?
         .ok_or(ApiError::KeyNotFound)?;
     commit.durable().await?;
     Ok(axum::Json(api::DeleteAnswer {
@@ -237,12 +236,14 @@ pub async fn list_keys(
             format!("query `limit`: must be from 1 to {MAX_PAGE}, got {got}")
         }));
     }
-    let page = state.backend.list_keys(
-        query.ns.as_deref(),
-        query.prefix.as_deref().unwrap_or(""),
-        query.cursor.as_deref(),
-        limit,
-    )?;
+    let page = (state.backend)
+        .list_keys(
+            query.ns.as_deref(),
+            query.prefix.as_deref().unwrap_or(""),
+            query.cursor.as_deref(),
+            limit,
+        )
+        .await?;
     Ok(axum::Json(api::KeysAnswer {
         namespace: query.ns,
         keys: page.keys,
@@ -292,7 +293,7 @@ pub async fn namespace_keys(
 ) -> ApiResult {
     let Path(namespace) = namespace?;
     state.admit(&caller, Some(&namespace), Access::Read)?;
-    let stats = state.backend.namespace_stats(Some(&namespace))?;
+    let stats = state.backend.namespace_stats(Some(&namespace)).await?;
     Ok(axum::Json(api::NamespaceKeysAnswer {
         namespace,
         total_keys: stats.total_keys,
@@ -316,7 +317,7 @@ pub async fn clear_namespace(
 ) -> ApiResult {
     let Path(namespace) = namespace?;
     state.admit(&caller, Some(&namespace), Access::Write)?;
-    let (deleted, commit) = state.backend.clear_namespace(&namespace)?;
+    let (deleted, commit) = state.backend.clear_namespace(&namespace).await?;
     commit.durable().await?;
     Ok(axum::Json(api::ClearAnswer {
         keys_deleted: deleted,
@@ -344,7 +345,7 @@ pub async fn stats(
     let scoped = match namespace {
         Some(ns) => {
             state.admit(&caller, Some(&ns), Access::Read)?;
-            let ns_stats = state.backend.namespace_stats(Some(&ns))?;
+            let ns_stats = state.backend.namespace_stats(Some(&ns)).await?;
             Some((ns, ns_stats))
         }
         None => None,
@@ -361,6 +362,7 @@ pub async fn stats(
 /// when `?ns=` names one (its keys then are the total).
 fn stats_body(stats: &BackendStats, scoped: Option<(String, store::NamespaceStats)>) -> Vec<u8> {
     let store = &stats.store;
+    let log = stats.persistence.as_ref();
     let (namespace, namespace_stats, total_keys) = match &scoped {
         Some((ns, figures)) => (
             Some(Cow::Borrowed(ns.as_str())),
@@ -375,8 +377,8 @@ fn stats_body(stats: &BackendStats, scoped: Option<(String, store::NamespaceStat
         default_namespace: counters(&store.default_namespace),
         evictions: store.evictions,
         expirations: store.expirations,
-        last_compaction: stats.last_compaction,
-        log_size: stats.log_size,
+        last_compaction: log.and_then(|log| log.last_compaction),
+        log_size: log.map(|log| log.log_size),
         max_bytes: stats.max_bytes,
         max_keys: stats.max_keys,
         namespace,
@@ -425,12 +427,18 @@ async fn visible_stats(
 ) -> Result<Arc<BackendStats>, ApiError> {
     match caller.readable_namespaces() {
         Some(names) if names.len() <= INLINE_NAMESPACES => {
-            Ok(Arc::new(state.backend.scoped_stats(names)))
+            Ok(Arc::new(state.backend.scoped_stats(names).await?))
         }
         Some(names) => {
             let (backend, names) = (state.backend.clone(), names.to_vec());
-            let gather = move || Arc::new(backend.scoped_stats(&names));
-            off_worker("gathering a tenant's figures", gather).await
+            let runtime = tokio::runtime::Handle::current();
+            let gather = move || {
+                let _runtime = runtime.enter();
+                wait_here(backend.scoped_stats(&names))
+            };
+            Ok(Arc::new(
+                off_worker("gathering a tenant's figures", gather).await??,
+            ))
         }
         None => state.views.stats().await,
     }
@@ -467,14 +475,14 @@ pub async fn health(
     caller: Result<Caller, ApiError>,
     query: Result<Query<NsQuery>, QueryRejection>,
 ) -> ApiResult {
-    if let Some(cause) = state.backend.write_outage() {
-        return Ok(unhealthy(&cause));
+    if let Health::WritesRefused { detail } = state.backend.health().await {
+        return Ok(unhealthy(detail));
     }
     let namespace = ns_of(query)?;
     let store_size = match (&namespace, caller) {
         (Some(ns), caller) => {
             state.admit(&caller?.0, Some(ns), Access::Read)?;
-            state.backend.namespace_stats(Some(ns))?.total_keys
+            state.backend.namespace_stats(Some(ns)).await?.total_keys
         }
         (None, Ok(Caller(caller))) => visible_stats(&state, &caller).await?.store.total_keys,
         (None, Err(_)) => 0,
@@ -488,13 +496,10 @@ pub async fn health(
 }
 
 /// The answer of `/health` while writes are refused: 503, with when to
-/// ask again. The cause says what failed (a full disk, the writer), never
-/// where: `/health` needs no token.
-fn unhealthy(cause: &str) -> Response {
+/// ask again.
+fn unhealthy(detail: String) -> Response {
     let body = api::UnhealthyAnswer {
-        detail: format!(
-            "the write-ahead log cannot be written ({cause}); writes are refused until it can"
-        ),
+        detail,
         status: api::UnhealthyStatus::Unhealthy,
     };
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
@@ -507,11 +512,14 @@ fn unhealthy(cause: &str) -> Response {
 /// `POST /compact`: starts a rewrite of the log, as PyKV does.
 #[utoipa::path(
     post, path = "/compact", tag = "server",
-    responses((status = 200, description = "A rewrite of the log started, or one is running", body = api::CompactAnswer))
+    responses(
+        (status = 200, description = "A rewrite of the log started, or one is running", body = api::CompactAnswer),
+        (status = 501, description = "The storage backend keeps no log (`--backend memory`)", body = api::ErrorBody),
+    )
 )]
 pub async fn compact(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult {
     caller.require_admin("/compact").map_err(ApiError::Auth)?;
-    let status = if state.backend.compact() {
+    let status = if state.backend.compact().await? {
         api::CompactStatus::CompactionStarted
     } else {
         api::CompactStatus::CompactionAlreadyRunning

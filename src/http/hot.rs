@@ -42,6 +42,7 @@ use http_body_util::{Either, Full};
 use super::error::ApiError;
 use super::handlers;
 use super::{AppState, Observer};
+use crate::backend::ready_now;
 use crate::store::validate_namespace;
 
 /// The route templates the hot requests are counted under: the router's.
@@ -99,19 +100,31 @@ impl Service {
         }
     }
 
-    fn get<B>(&self, request: &Request<B>, key: &str, namespace: Option<&str>) -> ResponseFuture {
+    /// The answer to a GET, if the backend gives it at once; `None` when it
+    /// would wait, and the router then answers (asking the backend again:
+    /// a read may be repeated).
+    ///
+    /// Why poll in place: the embedded backend never waits, and polling its
+    /// future once here, with no runtime's waker, answers inside `call`
+    /// with no boxed future. A backend that waits (across a network) loses
+    /// only the first poll.
+    fn get<B>(
+        &self,
+        request: &Request<B>,
+        key: &str,
+        namespace: Option<&str>,
+    ) -> Option<ResponseFuture> {
         let start = Instant::now();
-        let answer = self
-            .state
-            .sites
-            .check(request.headers())
-            .and_then(|()| {
-                (self.state.auth)
-                    .authenticate(authorization(request.headers()))
-                    .map_err(ApiError::Auth)
-            })
-            .and_then(|caller| handlers::get_answer(&self.state, &caller, key, namespace));
-        match answer {
+        let caller = self.state.sites.check(request.headers()).and_then(|()| {
+            (self.state.auth)
+                .authenticate(authorization(request.headers()))
+                .map_err(ApiError::Auth)
+        });
+        let answer = match caller {
+            Ok(caller) => ready_now(handlers::get_answer(&self.state, &caller, key, namespace))?,
+            Err(e) => Err(e),
+        };
+        Some(match answer {
             Ok(body) => ResponseFuture::Ready(Some(answered(
                 &self.observer,
                 &Method::GET,
@@ -120,7 +133,7 @@ impl Service {
                 body,
             ))),
             Err(e) => self.refused(&Method::GET, GET_ROUTE, start, e),
-        }
+        })
     }
 
     fn set<B>(&self, request: Request<B>) -> ResponseFuture
@@ -190,7 +203,10 @@ where
 
     fn call(&self, request: Request<B>) -> ResponseFuture {
         match self.classify(&request) {
-            Some(Hot::Get { key, namespace }) => self.get(&request, key, namespace),
+            Some(Hot::Get { key, namespace }) => match self.get(&request, key, namespace) {
+                Some(answer) => answer,
+                None => self.route(request),
+            },
             Some(Hot::Set) => self.set(request),
             None => self.route(request),
         }
@@ -351,7 +367,7 @@ mod tests {
         if let Some(token) = token {
             *token = tokens.create(vec!["team".into()], Access::Write).unwrap().0;
         }
-        let db = Arc::new(db);
+        let db = Arc::new(crate::backend::Backend::from(db));
         let state = AppState::new(HandlerContext {
             views: crate::http::ServerViews::new(db.clone()),
             metrics_namespace_limit: 100,

@@ -40,7 +40,7 @@ use axum::response::{IntoResponse, Response};
 use super::observe::{
     BOUNDS_NS, BUCKETS, HistogramSnapshot, Observer, RouteStats, is_exposed_bound,
 };
-use crate::backend::BackendStats;
+use crate::backend::{BackendStats, PersistenceStats};
 use crate::store::{NamespaceStats, StoreStats};
 use crate::wal::{SYNC_BOUNDS, SyncSnapshot};
 
@@ -109,7 +109,9 @@ pub fn render(observer: &Observer, stats: &BackendStats, namespace_limit: usize)
     requests(&mut out, &routes);
     request_durations(&mut out, &routes);
     namespaces(&mut out, &stats.store, namespace_limit);
-    log(&mut out, stats);
+    if let Some(persistence) = &stats.persistence {
+        log(&mut out, persistence);
+    }
     store_bounds(&mut out, stats);
     gauge(
         &mut out,
@@ -209,7 +211,8 @@ fn namespaces(out: &mut String, store: &StoreStats, limit: usize) {
 }
 
 /// The write-ahead log: its size, compactions, and how long its syncs take.
-fn log(out: &mut String, stats: &BackendStats) {
+/// Absent for a backend that keeps no log.
+fn log(out: &mut String, stats: &PersistenceStats) {
     gauge(
         out,
         "pykv_log_size_bytes",

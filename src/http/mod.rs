@@ -51,7 +51,7 @@ pub use set_request::MAX_TTL_SECS;
 pub use views::ServerViews;
 
 use crate::auth::{Access, Authenticator, Grants};
-use crate::backend::KvBackend;
+use crate::backend::Backend;
 use crate::rate_limit::RateLimits;
 
 /// What every handler shares.
@@ -75,7 +75,7 @@ impl std::ops::Deref for AppState {
 }
 
 pub struct HandlerContext {
-    pub backend: Arc<dyn KvBackend>,
+    pub backend: Arc<Backend>,
     pub max_body_bytes: usize,
     pub auth: Arc<Authenticator>,
     pub rate_limits: Arc<RateLimits>,

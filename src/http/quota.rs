@@ -17,6 +17,7 @@ use super::guard::Caller;
 use super::handlers::{NsQuery, read_body};
 use crate::api::{QuotaAnswer, QuotaBody};
 use crate::auth::Access;
+use crate::backend::KvBackend;
 use crate::store::{Limit, MAX_LIMIT, QuotaReport};
 
 fn answer(namespace: Option<String>, report: QuotaReport) -> Response {
@@ -35,6 +36,7 @@ fn answer(namespace: Option<String>, report: QuotaReport) -> Response {
     params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace; absent: the default namespace")),
     responses(
         (status = 200, description = "The namespace's quota and usage", body = QuotaAnswer),
+        (status = 501, description = "The storage backend has no quotas (`--backend memory`)", body = crate::api::ErrorBody),
         (status = 422, description = "An invalid namespace name", body = crate::api::ErrorBody),
     )
 )]
@@ -45,7 +47,7 @@ pub async fn get_quota(
 ) -> Result<Response, ApiError> {
     let Query(NsQuery { ns }) = query?;
     state.admit(&caller, ns.as_deref(), Access::Read)?;
-    let report = state.backend.quota(ns.as_deref())?;
+    let report = state.backend.quota(ns.as_deref()).await?;
     Ok(answer(ns, report))
 }
 
@@ -55,6 +57,7 @@ pub async fn get_quota(
     request_body = QuotaBody,
     responses(
         (status = 200, description = "The new quota (until the next start) and the usage after any eviction", body = QuotaAnswer),
+        (status = 501, description = "The storage backend has no quotas (`--backend memory`)", body = crate::api::ErrorBody),
         (status = 400, description = "The body is not JSON", body = crate::api::ErrorBody),
         (status = 413, description = "The body is over `--max-body-bytes`", body = crate::api::ErrorBody),
         (status = 422, description = "An invalid namespace name or quota", body = crate::api::ErrorBody),
@@ -70,7 +73,7 @@ pub async fn put_quota(
     caller.require_admin("PUT /quota").map_err(ApiError::Auth)?;
     let body = read_body(body, state.max_body_bytes, state.request_timeout).await?;
     let quota = parse_quota(&body)?;
-    let report = state.backend.set_quota(ns.as_deref(), quota)?;
+    let report = state.backend.set_quota(ns.as_deref(), quota).await?;
     Ok(answer(ns, report))
 }
 

@@ -32,14 +32,15 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
 use tokio::sync::{oneshot, watch};
 
 use super::ApiError;
-use crate::backend::{BackendStats, KvBackend};
+use crate::backend::{Backend, BackendError, BackendStats, KvBackend, wait_here};
 
-/// Where a round's figures go: `None` until they are gathered. Dropped
-/// without a value if gathering them panicked.
-type Round = watch::Sender<Option<Arc<BackendStats>>>;
+/// Where a round's figures (or the backend's refusal) go: `None` until
+/// they are gathered. Dropped without a value if gathering them panicked.
+type Round = watch::Sender<Gathered>;
+type Gathered = Option<Result<Arc<BackendStats>, BackendError>>;
 
 /// Gathers the figures of the whole server: O(namespaces).
-type Gather = Arc<dyn Fn() -> BackendStats + Send + Sync>;
+type Gather = Arc<dyn Fn() -> Result<BackendStats, BackendError> + Send + Sync>;
 
 pub struct ServerViews {
     gather: Gather,
@@ -56,9 +57,17 @@ struct Rounds {
 
 impl ServerViews {
     /// Views of `backend`; starts the views thread if it is not running.
-    pub fn new(backend: Arc<dyn KvBackend>) -> Arc<Self> {
+    ///
+    /// The gathering runs on the views thread, which is no runtime worker:
+    /// it enters the runtime (a remote backend's I/O needs its reactor) and
+    /// waits there for the backend's answer.
+    pub fn new(backend: Arc<Backend>) -> Arc<Self> {
         start_views_thread();
-        Self::gathering(Arc::new(move || backend.stats()))
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        Self::gathering(Arc::new(move || {
+            let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            wait_here(backend.stats())
+        }))
     }
 
     fn gathering(gather: Gather) -> Arc<Self> {
@@ -73,14 +82,17 @@ impl ServerViews {
         let mut round = self.join_round();
         let gathered = round.wait_for(Option::is_some).await;
         match gathered {
-            Ok(stats) => Ok(stats.clone().expect("waited for a value")),
+            Ok(gathered) => match gathered.as_ref().expect("waited for a value") {
+                Ok(stats) => Ok(stats.clone()),
+                Err(refusal) => Err(refusal.clone().into()),
+            },
             Err(_) => Err(ApiError::Internal("gathering the server's figures")),
         }
     }
 
     /// Subscribes to the round that will answer a request arriving now,
     /// starting it if no round runs.
-    fn join_round(self: &Arc<Self>) -> watch::Receiver<Option<Arc<BackendStats>>> {
+    fn join_round(self: &Arc<Self>) -> watch::Receiver<Gathered> {
         let mut rounds = self.lock();
         if rounds.running {
             return rounds
@@ -100,9 +112,10 @@ impl ServerViews {
         loop {
             let gather = self.gather.clone();
             // On failure its waiters learn it when `round` is dropped below.
-            if let Ok(stats) = off_worker("gathering the server's figures", move || gather()).await
+            if let Ok(gathered) =
+                off_worker("gathering the server's figures", move || gather()).await
             {
-                round.send_replace(Some(Arc::new(stats)));
+                round.send_replace(Some(gathered.map(Arc::new)));
             }
             let mut rounds = self.lock();
             match rounds.next.take() {
@@ -204,9 +217,9 @@ mod tests {
         panic!("walk {n} never started");
     }
 
-    async fn walk_of(mut round: watch::Receiver<Option<Arc<BackendStats>>>) -> usize {
+    async fn walk_of(mut round: watch::Receiver<Gathered>) -> usize {
         let stats = round.wait_for(Option::is_some).await.unwrap();
-        stats.as_ref().unwrap().store.total_keys
+        stats.as_ref().unwrap().as_ref().unwrap().store.total_keys
     }
 
     #[tokio::test]
@@ -221,7 +234,7 @@ mod tests {
                 // The first walk lasts until the test lets it end.
                 gate.lock().unwrap().recv().unwrap();
             }
-            walk_number(n)
+            Ok(walk_number(n))
         }));
 
         let first = views.join_round();
@@ -246,10 +259,29 @@ mod tests {
         let views = ServerViews::gathering(Arc::new(move || {
             let n = walks.fetch_add(1, Ordering::SeqCst) + 1;
             assert!(n > 1, "the first walk fails");
-            walk_number(n)
+            Ok(walk_number(n))
         }));
         let error = views.stats().await.unwrap_err();
         assert!(matches!(error, ApiError::Internal(_)), "{error:?}");
+        assert_eq!(views.stats().await.unwrap().store.total_keys, 2);
+    }
+
+    #[tokio::test]
+    async fn a_backend_out_of_reach_is_answered_as_such_and_the_next_walk_retries() {
+        let walks = AtomicUsize::new(0);
+        let views = ServerViews::gathering(Arc::new(move || {
+            match walks.fetch_add(1, Ordering::SeqCst) + 1 {
+                1 => Err(BackendError::Unavailable {
+                    detail: "connection refused".into(),
+                }),
+                n => Ok(walk_number(n)),
+            }
+        }));
+        let error = views.stats().await.unwrap_err();
+        assert!(
+            matches!(&error, ApiError::BackendUnavailable { detail } if detail == "connection refused"),
+            "{error:?}"
+        );
         assert_eq!(views.stats().await.unwrap().store.total_keys, 2);
     }
 }

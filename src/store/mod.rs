@@ -54,7 +54,7 @@ use undo::UndoAction;
 
 /// Errors of the engine. The HTTP layer maps each to a status code in one
 /// place (`http::error`).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
     #[error("namespace {name:?} {reason}; use 1 to 64 of A-Z a-z 0-9 _ . -")]
     InvalidNamespace { name: String, reason: &'static str },

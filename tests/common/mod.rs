@@ -360,6 +360,45 @@ pub fn enc(s: &str) -> String {
     out
 }
 
+/// The backend the API conformance tests run against: `PYKV_TEST_BACKEND`
+/// (as `--backend` takes it), or the server's default when unset.
+pub fn test_backend() -> Option<String> {
+    std::env::var("PYKV_TEST_BACKEND")
+        .ok()
+        .filter(|name| !name.is_empty())
+}
+
+/// `--backend` for the backend under test, unless the test names one.
+fn backend_args(args: &[impl AsRef<std::ffi::OsStr>]) -> Vec<String> {
+    let named = args.iter().any(|arg| arg.as_ref() == "--backend");
+    match test_backend() {
+        Some(name) if !named => vec!["--backend".into(), name],
+        _ => Vec::new(),
+    }
+}
+
+/// Whether the backend under test has `capability`; when not, says that
+/// the calling test is SKIPPED, and the test returns. Capabilities:
+/// `persistence` (data outlives a restart, the log's figures), `limits`
+/// (memory and key limits, quotas, eviction), `compaction`.
+///
+/// Every backend but the embedded one is assumed to have none of them:
+/// a backend that gains one is added here.
+#[allow(dead_code)]
+pub fn backend_supports(capability: &str) -> bool {
+    assert!(
+        matches!(capability, "persistence" | "limits" | "compaction"),
+        "unknown capability {capability:?}"
+    );
+    let backend = test_backend().unwrap_or_else(|| "embedded".into());
+    let supported = backend == "embedded";
+    if !supported {
+        let test = std::thread::current().name().unwrap_or("?").to_owned();
+        eprintln!("SKIPPED {test}: backend {backend} lacks {capability}");
+    }
+    supported
+}
+
 /// `pykv serve` on a free loopback port in `data_dir`, quiet logs, its
 /// output piped.
 fn serve_command(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
@@ -369,6 +408,12 @@ fn serve_command(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Comma
         .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
         .arg(data_dir)
         .args(args)
+        .args(
+            test_backend()
+                .map(|name| ["--backend".to_owned(), name])
+                .iter()
+                .flatten(),
+        )
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,0 +1,327 @@
+//! A backend for tests only: a plain map behind one mutex, with no log and
+//! no limits. It exists to show that the HTTP layer speaks to
+//! [`KvBackend`] and nothing else: the API conformance tests run against
+//! it too (`PYKV_TEST_BACKEND=memory`, see .ci/run). Everything is lost at
+//! exit.
+//!
+//! It honours TTLs on every read and in every count (an expired key is
+//! removed when met and counted as an expiration), and answers
+//! [`BackendError::Unsupported`] for quotas and compaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend};
+use crate::store::{
+    KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats, now_ms,
+    validate_namespace,
+};
+
+const NAME: &str = "memory";
+
+pub struct MemoryBackend {
+    namespaces: Mutex<HashMap<Option<String>, Namespace>>,
+    max_key_bytes: usize,
+    started: Instant,
+    /// Every operation fails with this, when set: a store out of reach,
+    /// for the tests of how the HTTP layer answers one.
+    fault: Option<BackendError>,
+}
+
+#[derive(Default)]
+struct Namespace {
+    /// Ordered, for listings.
+    entries: BTreeMap<String, Entry>,
+    cache_hits: u64,
+    cache_misses: u64,
+    expirations: u64,
+}
+
+struct Entry {
+    value: String,
+    /// Milliseconds since the Unix epoch.
+    expires_at: Option<u64>,
+}
+
+impl Entry {
+    fn is_live(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+impl Namespace {
+    /// Removes the expired entries, counting them.
+    fn reap(&mut self, now: u64) {
+        let before = self.entries.len();
+        self.entries.retain(|_, entry| entry.is_live(now));
+        self.expirations += (before - self.entries.len()) as u64;
+    }
+
+    fn stats(&self) -> NamespaceStats {
+        NamespaceStats {
+            cache_hits: self.cache_hits,
+            cache_misses: self.cache_misses,
+            total_keys: self.entries.len(),
+            used_bytes: (self.entries.iter())
+                .map(|(key, entry)| (key.len() + entry.value.len()) as u64)
+                .sum(),
+            evictions: 0,
+            expirations: self.expirations,
+        }
+    }
+}
+
+impl MemoryBackend {
+    pub fn new(max_key_bytes: usize) -> Self {
+        MemoryBackend {
+            namespaces: Mutex::default(),
+            max_key_bytes,
+            started: Instant::now(),
+            fault: None,
+        }
+    }
+
+    /// A backend whose every operation fails with `fault`.
+    pub fn failing(max_key_bytes: usize, fault: BackendError) -> Self {
+        MemoryBackend {
+            fault: Some(fault),
+            ..MemoryBackend::new(max_key_bytes)
+        }
+    }
+
+    fn check_fault(&self) -> Result<(), BackendError> {
+        self.fault.clone().map_or(Ok(()), Err)
+    }
+
+    /// The map after checking `namespace`'s name, with every expired entry
+    /// of `namespace` removed.
+    fn open(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<MutexGuard<'_, HashMap<Option<String>, Namespace>>, StoreError> {
+        namespace.map_or(Ok(()), validate_namespace)?;
+        let mut namespaces = self.lock();
+        if let Some(space) = namespaces.get_mut(&namespace.map(str::to_owned)) {
+            space.reap(now_ms());
+        }
+        Ok(namespaces)
+    }
+
+    /// No operation leaves the map half changed.
+    fn lock(&self) -> MutexGuard<'_, HashMap<Option<String>, Namespace>> {
+        self.namespaces.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), StoreError> {
+        if key.is_empty() {
+            return Err(StoreError::EmptyKey);
+        }
+        if key.len() > self.max_key_bytes {
+            return Err(StoreError::KeyTooLong {
+                len: key.len(),
+                max: self.max_key_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Figures of the named namespaces holding keys, and of the default one.
+    /// The totals count every namespace `named` picks, those emptied or
+    /// never filled included (a miss on a namespace without keys counts).
+    fn figures(&self, named: impl Fn(&str) -> bool) -> (NamespaceStats, StoreStats) {
+        let now = now_ms();
+        let mut namespaces = self.lock();
+        let mut default = NamespaceStats::default();
+        let mut total = NamespaceStats::default();
+        let mut shown = BTreeMap::new();
+        for (name, space) in namespaces.iter_mut() {
+            space.reap(now);
+            match name {
+                None => default = space.stats(),
+                Some(name) if named(name) => {
+                    total.add(&space.stats());
+                    if !space.entries.is_empty() {
+                        shown.insert(name.clone(), space.stats());
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        let store = StoreStats {
+            total_keys: total.total_keys,
+            cache_hits: total.cache_hits,
+            cache_misses: total.cache_misses,
+            used_bytes: total.used_bytes,
+            evictions: total.evictions,
+            expirations: total.expirations,
+            default_namespace: NamespaceStats::default(),
+            namespaces: shown,
+        };
+        (default, store)
+    }
+
+    fn unsupported(capability: &'static str) -> BackendError {
+        BackendError::Unsupported {
+            backend: NAME,
+            capability,
+        }
+    }
+}
+
+impl KvBackend for MemoryBackend {
+    async fn set(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        value: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<Commit, BackendError> {
+        self.check_fault()?;
+        self.check_key(key)?;
+        let mut namespaces = self.open(namespace)?;
+        let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
+        let entry = Entry {
+            value: value.to_owned(),
+            expires_at: ttl_secs.map(|ttl| now_ms() + ttl * 1000),
+        };
+        space.entries.insert(key.to_owned(), entry);
+        Ok(Commit::done())
+    }
+
+    async fn get_into(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, BackendError> {
+        self.check_fault()?;
+        self.check_key(key)?;
+        let mut namespaces = self.open(namespace)?;
+        let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
+        match space.entries.get(key) {
+            Some(entry) => {
+                space.cache_hits += 1;
+                out.extend_from_slice(entry.value.as_bytes());
+                Ok(true)
+            }
+            None => {
+                space.cache_misses += 1;
+                Ok(false)
+            }
+        }
+    }
+
+    async fn delete(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+    ) -> Result<Option<Commit>, BackendError> {
+        self.check_fault()?;
+        self.check_key(key)?;
+        let mut namespaces = self.open(namespace)?;
+        let removed = (namespaces.get_mut(&namespace.map(str::to_owned)))
+            .and_then(|space| space.entries.remove(key));
+        Ok(removed.map(|_| Commit::done()))
+    }
+
+    async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {
+        self.check_fault()?;
+        let mut namespaces = self.open(Some(namespace))?;
+        let deleted =
+            (namespaces.remove(&Some(namespace.to_owned()))).map_or(0, |space| space.entries.len());
+        Ok((deleted, Commit::done()))
+    }
+
+    async fn namespace_stats(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<NamespaceStats, BackendError> {
+        self.check_fault()?;
+        let namespaces = self.open(namespace)?;
+        Ok((namespaces.get(&namespace.map(str::to_owned)))
+            .map(Namespace::stats)
+            .unwrap_or_default())
+    }
+
+    async fn list_keys(
+        &self,
+        namespace: Option<&str>,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage, BackendError> {
+        self.check_fault()?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let namespaces = self.open(namespace)?;
+        let Some(space) = namespaces.get(&namespace.map(str::to_owned)) else {
+            return Ok(KeyPage {
+                keys: Vec::new(),
+                next_cursor: None,
+            });
+        };
+        let mut keys: Vec<String> = (space.entries.keys())
+            .filter(|key| key.starts_with(prefix) && cursor.is_none_or(|c| key.as_str() > c))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let next_cursor = if more { keys.last().cloned() } else { None };
+        Ok(KeyPage { keys, next_cursor })
+    }
+
+    async fn stats(&self) -> Result<BackendStats, BackendError> {
+        self.check_fault()?;
+        let (default, mut store) = self.figures(|_| true);
+        store.total_keys += default.total_keys;
+        store.cache_hits += default.cache_hits;
+        store.cache_misses += default.cache_misses;
+        store.used_bytes += default.used_bytes;
+        store.expirations += default.expirations;
+        store.default_namespace = default;
+        Ok(BackendStats {
+            store,
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            ..BackendStats::default()
+        })
+    }
+
+    async fn scoped_stats(&self, names: &[String]) -> Result<BackendStats, BackendError> {
+        self.check_fault()?;
+        let (_, store) = self.figures(|name| names.iter().any(|n| n == name));
+        Ok(BackendStats {
+            store,
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            ..BackendStats::default()
+        })
+    }
+
+    async fn quota(&self, _namespace: Option<&str>) -> Result<QuotaReport, BackendError> {
+        self.check_fault()?;
+        Err(Self::unsupported("quotas"))
+    }
+
+    async fn set_quota(
+        &self,
+        _namespace: Option<&str>,
+        _quota: Limit,
+    ) -> Result<QuotaReport, BackendError> {
+        self.check_fault()?;
+        Err(Self::unsupported("quotas"))
+    }
+
+    async fn compact(&self) -> Result<bool, BackendError> {
+        self.check_fault()?;
+        Err(Self::unsupported("compaction (it keeps no log)"))
+    }
+
+    async fn health(&self) -> Health {
+        match &self.fault {
+            None => Health::Healthy,
+            Some(fault) => Health::WritesRefused {
+                detail: format!("{fault}; writes are refused until it answers"),
+            },
+        }
+    }
+}

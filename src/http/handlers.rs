@@ -64,7 +64,7 @@ pub async fn set(
 }
 
 /// `POST /set` once the caller is known and the query read: the body of
-/// the answer. HandlerContext with the hot path ([`super::hot`]).
+/// the answer. Shared with the hot path ([`super::hot`]).
 pub(super) async fn set_answer(
     state: &HandlerContext,
     caller: &Grants,

@@ -148,16 +148,7 @@ impl MemoryBackend {
                 Some(_) => {}
             }
         }
-        let store = StoreStats {
-            total_keys: total.total_keys,
-            cache_hits: total.cache_hits,
-            cache_misses: total.cache_misses,
-            used_bytes: total.used_bytes,
-            evictions: total.evictions,
-            expirations: total.expirations,
-            default_namespace: NamespaceStats::default(),
-            namespaces: shown,
-        };
+        let store = StoreStats::with_totals(&total, shown);
         (default, store)
     }
 

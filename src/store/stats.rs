@@ -58,6 +58,15 @@ impl StoreStats {
         for stats in namespaces.values() {
             total.add(stats);
         }
+        StoreStats::with_totals(&total, namespaces)
+    }
+
+    /// Figures whose totals are `total` (which may count namespaces not
+    /// listed), listing `namespaces`; the default namespace stays at zero.
+    pub fn with_totals(
+        total: &NamespaceStats,
+        namespaces: BTreeMap<String, NamespaceStats>,
+    ) -> StoreStats {
         StoreStats {
             total_keys: total.total_keys,
             cache_hits: total.cache_hits,

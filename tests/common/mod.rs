@@ -408,12 +408,7 @@ fn serve_command(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Comma
         .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
         .arg(data_dir)
         .args(args)
-        .args(
-            test_backend()
-                .map(|name| ["--backend".to_owned(), name])
-                .iter()
-                .flatten(),
-        )
+        .args(backend_args(args))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

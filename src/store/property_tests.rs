@@ -318,8 +318,7 @@ fn run_case(seed: u64, len: usize) {
     // Past every deadline, the cycle frees everything that expired.
     manual::advance(model.latest_deadline().saturating_sub(now_ms()) + 1);
     model.apply(&Op::Step(0), now_ms());
-    while store.expire_cycle(1_000) > 0 {}
-    store.free_empty_namespaces();
+    expire_everything_due(&store);
     let context = Context {
         seed,
         phase: "once expired",
@@ -329,8 +328,7 @@ fn run_case(seed: u64, len: usize) {
 
     // The journal, replayed into a fresh store, gives the same state.
     let replayed = replay(&log.0.lock().unwrap());
-    while replayed.expire_cycle(1_000) > 0 {}
-    replayed.free_empty_namespaces();
+    expire_everything_due(&replayed);
     let context = Context {
         seed,
         phase: "replayed",
@@ -371,4 +369,11 @@ fn a_key_set_twice_in_one_millisecond_with_one_ttl_expires() {
     assert_eq!(store.stats().used_bytes, 0);
     assert!(store.namespaces().is_empty());
     manual::release();
+}
+
+/// Runs the expiry cycle until nothing is due, then frees the namespaces
+/// it emptied.
+fn expire_everything_due(store: &Store) {
+    while store.expire_cycle(1_000) > 0 {}
+    store.free_empty_namespaces();
 }

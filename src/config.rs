@@ -344,6 +344,26 @@ pub struct ServeArgs {
     pub request_timeout: u64,
 }
 
+impl ServeArgs {
+    /// The configuration `pykv serve FLAGS...` would run with (the
+    /// environment's `PYKV_*` variables included): how code that starts a
+    /// server in-process ([`crate::server::Server::start`]) builds one.
+    pub fn from_flags<I, T>(flags: I) -> Result<ServeArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let command = std::iter::once(std::ffi::OsString::from("pykv-serve"));
+        let flags = command.chain(flags.into_iter().map(Into::into));
+        Ok(Serve::try_parse_from(flags)?.args)
+    }
+}
+
 // The ranges of the numeric flags. A value outside is refused at start,
 // with the flag and its range named, rather than accepted and turned into
 // a server that refuses everything (a zero timeout or body size), panics

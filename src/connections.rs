@@ -44,7 +44,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::http::hot;
+use crate::http;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -66,7 +66,7 @@ const ROOM_RETRY: Duration = Duration::from_millis(50);
 /// accepting and lets the requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
-    service: hot::Service,
+    service: http::Service,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -361,12 +361,12 @@ async fn watchdog(activity: &Activity, timeout: Duration) {
 /// watchdog.
 #[derive(Clone)]
 struct Watched {
-    service: hot::Service,
+    service: http::Service,
     activity: Arc<Activity>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Watched {
-    type Response = <hot::Service as hyper::service::Service<Request<Incoming>>>::Response;
+    type Response = <http::Service as hyper::service::Service<Request<Incoming>>>::Response;
     type Error = std::convert::Infallible;
     type Future = Finishing;
 
@@ -381,12 +381,12 @@ impl hyper::service::Service<Request<Incoming>> for Watched {
 
 /// An answer that counts itself finished when it is ready.
 struct Finishing {
-    answer: hot::ResponseFuture,
+    answer: http::ResponseFuture,
     activity: Arc<Activity>,
 }
 
 impl Future for Finishing {
-    type Output = <hot::ResponseFuture as Future>::Output;
+    type Output = <http::ResponseFuture as Future>::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let ready = Pin::new(&mut self.answer).poll(cx);

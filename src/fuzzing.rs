@@ -7,12 +7,12 @@
 //! time.
 //!
 //! The fuzzers run exactly the code the server runs: the log's record
-//! decoder and the `POST /set` body parser (`http::set_request`, visible to
+//! decoder and the `POST /set` body parser (`http::SetRequest`, visible to
 //! the crate for this).
 
 use std::borrow::Cow;
 
-use crate::http::set_request;
+use crate::http::SetRequest;
 
 /// A decoded log record, reduced to what a fuzzer can check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +97,7 @@ pub struct ParsedSet {
 /// Parses a `POST /set` body as the server does: `Err` with the status it
 /// would answer (400 or 422) and the detail.
 pub fn parse_set_request(body: &[u8]) -> Result<ParsedSet, (u16, String)> {
-    match set_request::SetRequest::parse(body) {
+    match SetRequest::parse(body) {
         Ok(r) => Ok(ParsedSet {
             key: r.key.into_owned(),
             value: r.value.into_owned(),

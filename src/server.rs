@@ -1,12 +1,20 @@
-//! Starting and stopping the server: open the data directory, bind the
-//! listener, serve until SIGINT or SIGTERM, finish the requests in flight,
-//! then flush and sync the log.
+//! Starting and stopping a server from its configuration: open the storage
+//! backend (for the embedded one, the data directory and its log), bind the
+//! listener, serve; on [`Server::shutdown`], stop accepting, finish the
+//! requests in flight, then flush and sync the log.
+//!
+//! The CLI ([`run`]) only adds what a process needs: the listening line on
+//! stdout and the signals. Tests start servers in-process with
+//! [`Server::start`] as well.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::auth::{Authenticator, TokenFile};
 use crate::backend::{Backend, BackendError};
@@ -14,51 +22,108 @@ use crate::config::{BackendKind, ServeArgs};
 use crate::connections::{self, ConnectionLimits};
 use crate::embedded::{EmbeddedBackend, EmbeddedOptions};
 use crate::http::origin::SiteCheck;
-use crate::http::{AppState, HandlerContext, ServerViews, service};
+use crate::http::{HandlerContext, Observer, ServerViews, service};
 use crate::memory::MemoryBackend;
 use crate::store::{Limit, StoreConfig};
 use crate::wal::{AutoCompaction, WalOptions};
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let db = Arc::new(match args.backend {
-        BackendKind::Embedded => Backend::from(open_embedded(&args)?),
-        BackendKind::Memory => Backend::Memory(open_memory(&args)?),
-    });
-    let tokens = match &args.tokens_file {
-        Some(path) => TokenFile::new(path),
-        None => TokenFile::in_data_dir(&args.data_dir),
-    };
-    let auth = Authenticator::open(tokens)?;
-    auth.spawn_reload();
-
-    let listener = TcpListener::bind((args.host.as_str(), args.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
-    let addr = listener.local_addr()?;
-    let sites = SiteCheck::new(addr.ip(), &args.allowed_hosts, &args.cors_origins);
-    let state = AppState::new(HandlerContext {
-        backend: db.clone(),
-        max_body_bytes: args.max_body_bytes,
-        auth: auth.clone(),
-        rate_limits: Arc::new(args.limits.rate_limits().map_err(anyhow::Error::msg)?),
-        cors_origins: args.cors_origins.clone(),
-        sites: Arc::new(sites.clone()),
-        request_timeout: Duration::from_secs(args.request_timeout),
-        views: ServerViews::new(db.clone()),
-        // At most 10,000 (checked by clap).
-        metrics_namespace_limit: args.metrics_namespace_limit as usize,
-    });
-    let limits = ConnectionLimits {
-        max_connections: args.max_connections,
-        max_header_bytes: args.max_header_bytes,
-        header_read_timeout: Duration::from_secs(args.header_read_timeout),
-    };
-
+/// Runs `pykv serve`: serves until SIGINT or SIGTERM, then shuts down
+/// cleanly.
+pub async fn run(config: ServeArgs) -> anyhow::Result<()> {
+    let server = Server::start(&config).await?;
     // Printed on stdout, alone on its line, so scripts and tests can find the
     // port when started with --port 0.
-    println!("PyKV listening on http://{addr}");
-    tracing::info!(%addr, "listening");
-    if auth.is_open() && !addr.ip().is_loopback() {
+    println!("PyKV listening on http://{}", server.local_addr());
+    shutdown_signal().await;
+    server.shutdown().await
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    backend: Arc<Backend>,
+    stop: oneshot::Sender<()>,
+    serving: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the backend, binds the listener and starts serving on the
+    /// current runtime, which must be multi-threaded (the embedded engine
+    /// replays its log and syncs it at shutdown on a worker that blocks).
+    pub async fn start(config: &ServeArgs) -> anyhow::Result<Server> {
+        let backend = Arc::new(match config.backend {
+            BackendKind::Embedded => Backend::from(open_embedded(config)?),
+            BackendKind::Memory => Backend::Memory(open_memory(config)?),
+        });
+        let tokens = match &config.tokens_file {
+            Some(path) => TokenFile::new(path),
+            None => TokenFile::in_data_dir(&config.data_dir),
+        };
+        let auth = Authenticator::open(tokens)?;
+        auth.spawn_reload();
+
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+        let addr = listener.local_addr()?;
+        let sites = SiteCheck::new(addr.ip(), &config.allowed_hosts, &config.cors_origins);
+        warn_of_open_doors(config, addr, auth.is_open(), &sites);
+        let context = HandlerContext {
+            backend: backend.clone(),
+            max_body_bytes: config.max_body_bytes,
+            auth,
+            rate_limits: Arc::new(config.limits.rate_limits().map_err(anyhow::Error::msg)?),
+            cors_origins: config.cors_origins.clone(),
+            sites: Arc::new(sites),
+            request_timeout: Duration::from_secs(config.request_timeout),
+            views: ServerViews::new(backend.clone()),
+            // At most 10,000 (checked by clap).
+            metrics_namespace_limit: config.metrics_namespace_limit as usize,
+            observer: Observer::new(),
+        };
+        let limits = ConnectionLimits {
+            max_connections: config.max_connections,
+            max_header_bytes: config.max_header_bytes,
+            header_read_timeout: Duration::from_secs(config.header_read_timeout),
+        };
+        tracing::info!(%addr, "listening");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(connections::serve(
+            listener,
+            service(context),
+            limits,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Server {
+            addr,
+            backend,
+            stop,
+            serving,
+        })
+    }
+
+    /// The address it listens on (with the port picked for `--port 0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, lets the requests in flight finish,
+    /// then flushes and syncs the log: every acknowledged write is on disk
+    /// when it returns.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.serving.await.context("the server's task failed")?;
+        tokio::task::block_in_place(|| self.backend.shutdown());
+        tracing::info!("log flushed and synced; shut down cleanly");
+        Ok(())
+    }
+}
+
+/// Says loudly what a server reachable beyond this machine leaves open.
+fn warn_of_open_doors(config: &ServeArgs, addr: SocketAddr, open: bool, sites: &SiteCheck) {
+    if open && !addr.ip().is_loopback() {
         tracing::warn!(
             %addr,
             "NO TOKEN IS CONFIGURED and the server listens beyond this machine: anyone who can \
@@ -66,20 +131,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
              `pykv token create` (see SECURITY.md)"
         );
     }
-
     if !sites.checks_host() {
         tracing::info!(
             %addr,
+            allowed_hosts = ?config.allowed_hosts,
             "the Host header is not checked (--allowed-host '*', or listening beyond \
              loopback without --allowed-host): name the hosts clients use with \
              --allowed-host to guard against DNS rebinding"
         );
     }
-
-    connections::serve(listener, service(state), limits, shutdown_signal()).await;
-    tokio::task::block_in_place(|| db.shutdown());
-    tracing::info!("log flushed and synced; shut down cleanly");
-    Ok(())
 }
 
 /// Opens the data directory and replays its log.
@@ -111,7 +171,6 @@ fn open_embedded(args: &ServeArgs) -> anyhow::Result<EmbeddedBackend> {
     );
     Ok(db)
 }
-
 /// The test-only backend: it keeps no log and bounds nothing, so it refuses
 /// to start with a memory or key limit rather than ignore it.
 fn open_memory(args: &ServeArgs) -> anyhow::Result<MemoryBackend> {

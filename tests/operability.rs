@@ -482,46 +482,14 @@ fn metrics_namespace_limit_out_of_range_is_refused_at_start() {
 
 // ---- /openapi.json -----------------------------------------------------------
 
-/// `(method, path)` of every `.route(...)` in src/http/mod.rs, read from the
-/// source, with axum's `{*key}` written `{key}` as in OpenAPI.
+/// `(method, path)` of every route of the API, from the server's own
+/// table (the console's routes are outside the API).
 fn router_routes() -> BTreeSet<(String, String)> {
-    let source = include_str!("../src/http/mod.rs");
-    let mut routes = BTreeSet::new();
-    let mut chunks = source.split(".route(\"").skip(1).peekable();
-    assert!(
-        chunks.peek().is_some(),
-        "no routes found in src/http/mod.rs"
-    );
-    for chunk in chunks {
-        let (path, rest) = chunk.split_once('"').unwrap();
-        // The method router: up to the end of this `.route(...)` call.
-        let mut depth = 1;
-        let end = rest
-            .char_indices()
-            .find(|&(_, c)| {
-                match c {
-                    '(' => depth += 1,
-                    ')' => depth -= 1,
-                    _ => {}
-                }
-                depth == 0
-            })
-            .map(|(i, _)| i)
-            .unwrap();
-        let method_router = &rest[..end];
-        let mut found = false;
-        for method in ["get", "post", "put", "delete", "patch", "head", "options"] {
-            for (i, _) in method_router.match_indices(&format!("{method}(")) {
-                let before = method_router[..i].chars().last();
-                if before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == ':')) {
-                    routes.insert((method.to_owned(), path.replace("{*", "{")));
-                    found = true;
-                }
-            }
-        }
-        assert!(found, "no method found for route {path}: {method_router}");
-    }
-    routes
+    pykv::http::routes()
+        .into_iter()
+        .filter(|(_, path)| path != "/" && !path.starts_with("/ui"))
+        .map(|(method, path)| (method.to_lowercase(), path))
+        .collect()
 }
 
 #[tokio::test]

@@ -41,6 +41,10 @@ pub enum Grants {
     /// No token is configured: everything is open.
     Open,
     Token(TokenRecord),
+    /// No valid token, on a server that requires one. The routes that need
+    /// none (the console, the documentation, liveness) still answer; any
+    /// check refuses with why the token was refused.
+    Anonymous(AuthError),
 }
 
 impl Grants {
@@ -48,6 +52,7 @@ impl Grants {
         match self {
             Grants::Open => true,
             Grants::Token(t) => t.access == Access::Admin,
+            Grants::Anonymous(_) => false,
         }
     }
 
@@ -60,6 +65,7 @@ impl Grants {
             Grants::Token(t) => {
                 t.access >= need && namespace.is_some_and(|ns| t.namespaces.iter().any(|n| n == ns))
             }
+            Grants::Anonymous(_) => false,
         }
     }
 
@@ -69,11 +75,21 @@ impl Grants {
     pub fn readable_namespaces(&self) -> Option<&[String]> {
         match self {
             Grants::Token(t) if t.access != Access::Admin => Some(&t.namespaces),
+            Grants::Anonymous(_) => Some(&[]),
             _ => None,
         }
     }
 
+    /// A valid token (or an open server), of any scope.
+    pub fn require_token(&self) -> Result<(), AuthError> {
+        match self {
+            Grants::Anonymous(refusal) => Err(refusal.clone()),
+            _ => Ok(()),
+        }
+    }
+
     pub fn check(&self, namespace: Option<&str>, need: Access) -> Result<(), AuthError> {
+        self.require_token()?;
         if self.allows(namespace, need) {
             return Ok(());
         }
@@ -91,6 +107,7 @@ impl Grants {
     }
 
     pub fn require_admin(&self, what: &'static str) -> Result<(), AuthError> {
+        self.require_token()?;
         if self.is_admin() {
             return Ok(());
         }

@@ -8,15 +8,14 @@
 //! namespace names, tokens, paths, whatever their shape) replaced by a
 //! description of it, such as "a JSON string of 9 characters". The answer
 //! quotes the client's own input back to it; the diagnostic is what the
-//! server keeps (`/performance/recent-errors`). It rides on the answer as a
-//! [`Diagnostic`] extension, so nothing has to cut secrets out of a message
-//! afterwards.
+//! server keeps (`/performance/recent-errors`), so nothing has to cut
+//! secrets out of a message afterwards.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use hyper::StatusCode;
+use hyper::header::{self, HeaderValue};
 
 use super::origin::SiteRefusal;
+use super::reply::{self, Response};
 use crate::api::ErrorBody;
 use crate::auth::AuthError;
 use crate::backend::BackendError;
@@ -69,7 +68,13 @@ pub enum ApiError {
         namespace: Option<String>,
         retry_after_secs: u64,
     },
+    /// The client did not send its request within `--request-timeout`.
     RequestTimeout {
+        limit: std::time::Duration,
+    },
+    /// The server did not complete the request within `--request-timeout`
+    /// (503): it may or may not have taken effect.
+    Overdue {
         limit: std::time::Duration,
     },
     /// A foreign `Host` or `Origin` ([`super::origin`]).
@@ -86,12 +91,6 @@ pub struct InvalidInput {
     detail: String,
     diagnostic: String,
 }
-
-/// What the server keeps of an error answer: its message without the
-/// client's input. Attached to every error answer built from an
-/// [`ApiError`]; read by [`super::observe`].
-#[derive(Debug, Clone)]
-pub struct Diagnostic(pub String);
 
 impl ApiError {
     /// A 422 whose message quotes nothing the client sent.
@@ -138,9 +137,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::BackendUnavailable { .. } | ApiError::BackendTimedOut { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::BackendUnavailable { .. }
+            | ApiError::BackendTimedOut { .. }
+            | ApiError::Overdue { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             ApiError::Store(e) => match e {
                 StoreError::InvalidNamespace { .. }
@@ -198,6 +197,12 @@ impl ApiError {
             ApiError::Internal(what) => {
                 format!("{what} failed on an internal error (logged by the server); retry")
             }
+            ApiError::Overdue { limit } => format!(
+                "the server could not complete the request within {} s, so it may or may not \
+                 have taken effect; retry in {BACKEND_RETRY_AFTER_SECS} s (the limit is set by \
+                 --request-timeout)",
+                limit.as_secs()
+            ),
             ApiError::RequestTimeout { limit } => format!(
                 "the request took longer than {} s (sending its body included); \
                  the limit is set by --request-timeout",
@@ -275,6 +280,7 @@ impl ApiError {
             ApiError::KeyNotFound
             | ApiError::PayloadTooLarge { .. }
             | ApiError::RequestTimeout { .. }
+            | ApiError::Overdue { .. }
             | ApiError::Internal(_)
             | ApiError::BackendUnavailable { .. }
             | ApiError::BackendTimedOut { .. }
@@ -386,49 +392,15 @@ impl From<RateLimited> for ApiError {
     }
 }
 
-// The rejections' texts come from the deserializers, which may quote the
-// query or path: the diagnostics keep only which part could not be read.
-
-impl From<QueryRejection> for ApiError {
-    fn from(e: QueryRejection) -> Self {
-        ApiError::invalid_with_diagnostic(
-            format!("query string: {}", e.body_text()),
-            "query string: cannot be read for this route (the query left out)",
-        )
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(e: PathRejection) -> Self {
-        ApiError::invalid_with_diagnostic(
-            format!("path: {}", e.body_text()),
-            "path: cannot be read for this route (the path left out)",
-        )
-    }
-}
-
 impl ApiError {
-    /// Maps a failure to read the body; `limit` is the configured maximum.
-    pub fn from_body_error(e: &axum::Error, limit: usize) -> Self {
-        let too_large = std::error::Error::source(e)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::MalformedJson(format!("cannot read the body: {e}"))
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    /// The answer: the status, `{"detail": ...}`, and the headers that say
+    /// what to do (`WWW-Authenticate`, `Retry-After`, `Connection: close`).
+    pub fn into_response(self) -> Response {
         let body = ErrorBody {
             detail: self.detail().into(),
         };
-        let mut response = (self.status(), axum::Json(body)).into_response();
-        response
-            .extensions_mut()
-            .insert(Diagnostic(self.diagnostic()));
+        let mut response = reply::json(&body);
+        *response.status_mut() = self.status();
         let headers = response.headers_mut();
         match self {
             ApiError::Auth(AuthError::Missing | AuthError::Unknown | AuthError::NoToken) => {
@@ -442,7 +414,9 @@ impl IntoResponse for ApiError {
             ApiError::Store(StoreError::LogUnavailable(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(LOG_RETRY_AFTER_SECS));
             }
-            ApiError::BackendUnavailable { .. } | ApiError::BackendTimedOut { .. } => {
+            ApiError::BackendUnavailable { .. }
+            | ApiError::BackendTimedOut { .. }
+            | ApiError::Overdue { .. } => {
                 let retry_after = HeaderValue::from(BACKEND_RETRY_AFTER_SECS);
                 headers.insert(header::RETRY_AFTER, retry_after);
             }

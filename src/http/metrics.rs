@@ -34,9 +34,6 @@
 
 use std::fmt::Write;
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-
 use super::observe::{
     BOUNDS_NS, BUCKETS, HistogramSnapshot, Observer, RouteStats, is_exposed_bound,
 };
@@ -96,10 +93,6 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The label value of the series summing the namespaces past the cap.
 pub const OTHER_NAMESPACES: &str = "(other)";
-
-pub fn response(text: String) -> Response {
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
-}
 
 /// The whole exposition, with at most `namespace_limit` named namespaces in
 /// series of their own.

@@ -1,5 +1,5 @@
 //! Request counters, latency histograms and the recent-errors ring, shared
-//! by `/metrics` and `/performance`, and the middleware that feeds them.
+//! by `/metrics` and `/performance`, fed by the pipeline's observe stage.
 //!
 //! # Why this design
 //!
@@ -18,28 +18,27 @@
 //!   to the microseconds spent parsing HTTP, that costs less than summing
 //!   per-thread shards would complicate the readers. If it ever shows in a
 //!   profile, shard [`RouteStats`] by worker thread: readers already sum.
-//! - **Labels are route templates** (axum's [`MatchedPath`]), never the raw
-//!   path, so keys never become labels: the table holds at most
-//!   [`MAX_ROUTES`] templates (the router has about twenty). Requests that
-//!   match no route are counted under [`UNMATCHED`].
+//! - **Labels are route templates** (the router's), never the raw path, so
+//!   keys never become labels: the table holds at most [`MAX_ROUTES`]
+//!   templates (the router has about twenty). Requests that match no route
+//!   are counted under [`UNMATCHED`].
 //! - **Errors** (status >= 400) also go into a ring of the last
 //!   [`RECENT_ERRORS`], behind a mutex taken only for those answers. What
-//!   is kept is the error's [`Diagnostic`], built by the error itself
-//!   without anything the client sent (key, value, namespace, token, path),
-//!   never the answer's text; an error answer without one (none of ours)
-//!   is kept as its status's reason.
+//!   is kept is the error's [`diagnostic`](ApiError::diagnostic), built by
+//!   the error itself without anything the client sent (key, value,
+//!   namespace, token, path), never the answer's text; an error answer that
+//!   is not an [`ApiError`] (`/health`'s 503) is kept as its status's
+//!   reason.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::Response;
+use hyper::{Method, StatusCode};
 
-use super::error::{Diagnostic, method_label};
+use super::error::{ApiError, method_label};
+use super::reply::Response;
 use crate::api::ErrorRecord;
 
 /// Route label of requests that matched no route (the 404 fallback).
@@ -360,21 +359,6 @@ fn fnv1a(s: &str) -> u64 {
     })
 }
 
-/// The middleware around every route: times the request and hands the
-/// answer to [`Observer::finish`].
-pub async fn track(
-    State(observer): State<Arc<Observer>>,
-    matched: Option<MatchedPath>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let start = Instant::now();
-    let method = request.method().clone();
-    let response = next.run(request).await;
-    let template = matched.as_ref().map(MatchedPath::as_str);
-    observer.finish(&method, template, start, response)
-}
-
 impl Observer {
     /// Counts a request under its route template, method and status, and
     /// logs a line at debug level (never the key, value or headers).
@@ -400,22 +384,29 @@ impl Observer {
     }
 
     /// Records an answer started at `start` ([`Observer::record`]) and,
-    /// when it is an error, keeps its [`Diagnostic`] in the ring of recent
-    /// errors.
+    /// when it is an error, keeps its diagnostic in the ring of recent
+    /// errors. Returns the answer, the error's included.
     pub fn finish(
         &self,
         method: &Method,
         template: Option<&str>,
         start: Instant,
-        response: Response,
+        outcome: Result<Response, ApiError>,
     ) -> Response {
+        let (response, diagnostic) = match outcome {
+            Ok(response) => (response, None),
+            Err(error) => {
+                let diagnostic = error.diagnostic();
+                (error.into_response(), Some(diagnostic))
+            }
+        };
         let status = response.status();
         let route = self.record(template, method, status, start.elapsed());
         if status.as_u16() < 400 {
             return response;
         }
-        let detail = match response.extensions().get::<Diagnostic>() {
-            Some(Diagnostic(diagnostic)) => truncate(diagnostic),
+        let detail = match diagnostic {
+            Some(diagnostic) => truncate(&diagnostic),
             None => status.canonical_reason().unwrap_or("error").to_owned(),
         };
         self.push_error(ErrorRecord {

@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document of the API, generated
-//! from the code by utoipa: each handler carries its `#[utoipa::path]`
+//! from the code by utoipa: each operation carries its `#[utoipa::path]`
 //! (route, parameters, every status it can answer), and the bodies are the
-//! types of [`crate::api`], the ones the handlers encode their answers
+//! types of [`crate::api`], the ones the operations encode their answers
 //! with. `tests/operability.rs` checks that every route of the router is
 //! in the document and that real answers match their schemas.
 
@@ -14,9 +14,13 @@ use crate::api::{
     UnhealthyAnswer,
 };
 
-/// The document, built once per request of `/openapi.json` (it is small).
+/// The document, built once per request of `/openapi.json` (it is small):
+/// the operations' own descriptions, from the list of operations.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    for (path, methods, operation) in super::ops::documented_operations() {
+        doc.paths.add_path_operation(path, methods, operation);
+    }
     add_guard_answers(&mut doc);
     doc
 }
@@ -100,26 +104,6 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
             is `{\"detail\": \"...\"}`. Any route called with a method it does not accept \
             answers 405, and a path that matches no route 404, both with a `detail`.",
         license(name = "MIT OR Apache-2.0"),
-    ),
-    paths(
-        super::handlers::set,
-        super::handlers::get,
-        super::handlers::delete,
-        super::handlers::list_keys,
-        super::handlers::list_namespaces,
-        super::handlers::namespace_keys,
-        super::handlers::clear_namespace,
-        super::handlers::stats,
-        super::handlers::health,
-        super::handlers::compact,
-        super::quota::get_quota,
-        super::quota::put_quota,
-        super::performance_handler,
-        super::recent_errors_handler,
-        super::metrics_handler,
-        super::openapi_handler,
-        super::docs_index_handler,
-        super::docs_file_handler,
     ),
     components(schemas(
         SetBody,

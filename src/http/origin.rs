@@ -1,7 +1,7 @@
 //! Where requests may come from: the `Host` and `Origin` checks that keep
 //! web pages on other sites out, run first on every request (by the
-//! router's guard, [`super::guard::check_sites`], and by the hot path,
-//! [`super::hot`]), before the token or anything else is read.
+//! pipeline's first stage, [`super::pipeline`]), before the token or
+//! anything else is read.
 //!
 //! # Why
 //!
@@ -38,8 +38,8 @@
 
 use std::net::IpAddr;
 
-use axum::http::HeaderMap;
-use axum::http::header::{HOST, ORIGIN};
+use hyper::HeaderMap;
+use hyper::header::{HOST, ORIGIN};
 
 use super::error::ApiError;
 

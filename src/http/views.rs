@@ -31,7 +31,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
 
 use tokio::sync::{oneshot, watch};
 
-use super::ApiError;
+use super::{ApiError, HandlerContext};
+use crate::auth::Grants;
 use crate::backend::{Backend, BackendError, BackendStats, KvBackend, wait_here};
 
 /// Where a round's figures (or the backend's refusal) go: `None` until
@@ -193,6 +194,57 @@ pub async fn off_worker<T: Send + 'static>(
     }
 }
 
+/// Views of at most this many namespaces are gathered and serialized on
+/// the request worker: a few microseconds each, less than handing them to
+/// another thread. Larger ones (a tenant whose token names many
+/// namespaces, or a server-wide view) go to the views thread.
+const INLINE_NAMESPACES: usize = 64;
+
+/// What of the store's figures a caller may see: everything for admins
+/// (and on an open server); for a tenant, only its namespaces, with totals
+/// over them, and nothing server-wide.
+///
+/// A tenant's figures are looked up namespace by namespace, O(its
+/// namespaces); everyone else's come from a walk of every namespace, done
+/// off the request workers and shared with concurrent requests
+/// ([`ServerViews::stats`]).
+pub async fn visible_stats(
+    ctx: &HandlerContext,
+    caller: &Grants,
+) -> Result<Arc<BackendStats>, ApiError> {
+    match caller.readable_namespaces() {
+        Some(names) if names.len() <= INLINE_NAMESPACES => {
+            Ok(Arc::new(ctx.backend.scoped_stats(names).await?))
+        }
+        Some(names) => {
+            let (backend, names) = (ctx.backend.clone(), names.to_vec());
+            let runtime = tokio::runtime::Handle::current();
+            let gather = move || {
+                let _runtime = runtime.enter();
+                wait_here(backend.scoped_stats(&names))
+            };
+            Ok(Arc::new(
+                off_worker("gathering a tenant's figures", gather).await??,
+            ))
+        }
+        None => ctx.views.stats().await,
+    }
+}
+
+/// Runs `render`, which serializes a view of `stats`: in place when it
+/// holds few namespaces, else on the views thread (O(namespaces)).
+pub async fn render_view(
+    stats: &BackendStats,
+    what: &'static str,
+    render: impl FnOnce() -> Vec<u8> + Send + 'static,
+) -> Result<Vec<u8>, ApiError> {
+    if stats.store.namespaces.len() <= INLINE_NAMESPACES {
+        Ok(render())
+    } else {
+        off_worker(what, render).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +276,10 @@ mod tests {
 
     #[tokio::test]
     async fn requests_arriving_during_a_walk_share_the_next_one() {
+        // The first walk blocks its thread: it must be the views thread,
+        // not this test's only runtime thread (alone, nothing else has
+        // started it).
+        assert!(start_views_thread());
         let walks = Arc::new(AtomicUsize::new(0));
         let (release, gate) = mpsc::channel::<()>();
         let gate = Mutex::new(gate);

@@ -1,58 +1,57 @@
-//! `GET /quota?ns=` and `PUT /quota?ns=`: a namespace's quota, read by
-//! anyone who may read the namespace, changed by admin tokens only.
+//! `PUT /quota?ns=`: changes a namespace's quota; admin tokens only.
 //!
 //! A quota set here lasts until the next start, where the quota file
 //! (`--quotas`) rules again: put permanent quotas in the file.
 
-use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use hyper::Method;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::AppState;
-use super::error::ApiError;
-use super::guard::Caller;
-use super::handlers::{NsQuery, read_body};
+use super::quota::answer;
+use super::{Documented, Needs, Operation, documented};
 use crate::api::{QuotaAnswer, QuotaBody};
-use crate::auth::Access;
+use crate::auth::Grants;
 use crate::backend::KvBackend;
-use crate::store::{Limit, MAX_LIMIT, QuotaReport};
+use crate::http::HandlerContext;
+use crate::http::error::ApiError;
+use crate::http::reply::Response;
+use crate::http::request::Request;
+use crate::store::{Limit, MAX_LIMIT};
 
-fn answer(namespace: Option<String>, report: QuotaReport) -> Response {
-    axum::Json(QuotaAnswer {
-        namespace,
-        max_keys: report.quota.max_keys,
-        max_bytes: report.quota.max_bytes,
-        used_keys: report.used_keys,
-        used_bytes: report.used_bytes,
-    })
-    .into_response()
+pub struct SetQuota {
+    namespace: Option<String>,
+    quota: Limit,
+}
+
+impl Operation for SetQuota {
+    const METHOD: Method = Method::PUT;
+    const PATHS: &'static [&'static str] = &["/quota"];
+    const BODY: bool = true;
+
+    fn parse(request: &Request<'_>, body: &[u8]) -> Result<Self, ApiError> {
+        Ok(SetQuota {
+            namespace: request.namespace()?,
+            quota: parse_quota(body)?,
+        })
+    }
+
+    fn needs(&self) -> Needs<'_> {
+        Needs::Admin("PUT /quota")
+    }
+
+    async fn apply(self, ctx: &HandlerContext, _caller: &Grants) -> Result<Response, ApiError> {
+        let namespace = self.namespace.as_deref();
+        let report = ctx.backend.set_quota(namespace, self.quota).await?;
+        Ok(answer(self.namespace, report))
+    }
+
+    fn openapi() -> Option<Documented> {
+        documented::<Self>()
+    }
 }
 
 #[utoipa::path(
-    get, path = "/quota", tag = "namespaces",
-    params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace; absent: the default namespace")),
-    responses(
-        (status = 200, description = "The namespace's quota and usage", body = QuotaAnswer),
-        (status = 501, description = "The storage backend has no quotas (`--backend memory`)", body = crate::api::ErrorBody),
-        (status = 422, description = "An invalid namespace name", body = crate::api::ErrorBody),
-    )
-)]
-pub async fn get_quota(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    query: Result<Query<NsQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(NsQuery { ns }) = query?;
-    state.admit(&caller, ns.as_deref(), Access::Read)?;
-    let report = state.backend.quota(ns.as_deref()).await?;
-    Ok(answer(ns, report))
-}
-
-#[utoipa::path(
-    put, path = "/quota", tag = "namespaces",
+    put, path = "/quota", tag = "namespaces", impl_for = SetQuota,
     params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace; absent: the default namespace")),
     request_body = QuotaBody,
     responses(
@@ -63,19 +62,8 @@ pub async fn get_quota(
         (status = 422, description = "An invalid namespace name or quota", body = crate::api::ErrorBody),
     )
 )]
-pub async fn put_quota(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    query: Result<Query<NsQuery>, QueryRejection>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let Query(NsQuery { ns }) = query?;
-    caller.require_admin("PUT /quota").map_err(ApiError::Auth)?;
-    let body = read_body(body, state.max_body_bytes, state.request_timeout).await?;
-    let quota = parse_quota(&body)?;
-    let report = state.backend.set_quota(ns.as_deref(), quota).await?;
-    Ok(answer(ns, report))
-}
+#[allow(dead_code)]
+fn document() {}
 
 /// The body as raw fields: `Some` even for an explicit `null`.
 #[derive(Deserialize)]

@@ -1,0 +1,215 @@
+//! The one way through the server. Every request, the hottest included,
+//! takes the same stages, in this order:
+//!
+//! 1. **where it comes from**: the `Host` and `Origin` checks
+//!    ([`super::origin`]), before anything else is read;
+//! 2. **CORS**: a preflight of an allowed origin is answered
+//!    ([`super::cors`]);
+//! 3. **route**: its operation, or 404 / 405 ([`super::router`]);
+//! 4. **authenticate**: its bearer token, refused (401) unless the
+//!    operation is public;
+//! 5. **read the body**, for operations that have one, within
+//!    `--max-body-bytes` (413) and the deadline (408);
+//! 6. **parse** it into the operation's typed command (400, 422);
+//! 7. **admit**: the token's scope and the namespace's rate limit (403,
+//!    429);
+//! 8. **execute** against the storage interface, within the deadline
+//!    (`--request-timeout`, 503 when past it);
+//! 9. **observe**: counted and timed under its route template, errors
+//!    kept in the recent errors ([`super::observe`]);
+//! 10. **encode**: the answer, or the error as `{"detail": ...}`
+//!     ([`super::error`]), with CORS headers for an allowed origin.
+//!
+//! A stage added here applies to every request by construction.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::Request;
+use hyper::body::{Body as HttpBody, Bytes};
+use hyper::header::AUTHORIZATION;
+use tokio::time::{Instant, timeout_at};
+
+use super::HandlerContext;
+use super::cors::Cors;
+use super::error::ApiError;
+use super::ops::{Needs, Operation};
+use super::reply::Response;
+use super::request;
+use super::router::Router;
+use crate::auth::{AuthError, Grants};
+
+/// The server's service: the pipeline, shared by every connection.
+#[derive(Clone)]
+pub struct Service(Arc<Pipeline>);
+
+struct Pipeline {
+    ctx: HandlerContext,
+    router: Router,
+    cors: Option<Cors>,
+}
+
+/// An answer on its way: every answer is built by one future, boxed once.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl Service {
+    pub fn new(ctx: HandlerContext) -> Self {
+        let cors = Cors::new(&ctx.cors_origins);
+        Service(Arc::new(Pipeline {
+            ctx,
+            router: Router::new(),
+            cors,
+        }))
+    }
+
+    /// What the operations share.
+    pub fn context(&self) -> &HandlerContext {
+        &self.0.ctx
+    }
+}
+
+impl<B> hyper::service::Service<Request<B>> for Service
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, request: Request<B>) -> ResponseFuture {
+        let pipeline = self.0.clone();
+        Box::pin(async move { Ok(pipeline.handle(request).await) })
+    }
+}
+
+impl Pipeline {
+    async fn handle<B>(&self, request: Request<B>) -> Response
+    where
+        B: HttpBody<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let start = Instant::now();
+        let (parts, body) = request.into_parts();
+        let (template, outcome) = self.answer(&parts, body, start).await;
+        let mut response =
+            self.ctx
+                .observer
+                .finish(&parts.method, template, start.into_std(), outcome);
+        if let Some(cors) = &self.cors {
+            cors.decorate(&parts.headers, &mut response);
+        }
+        response
+    }
+
+    /// Stages 1 to 8; returns the route template with the outcome.
+    async fn answer<B>(
+        &self,
+        parts: &hyper::http::request::Parts,
+        body: B,
+        start: Instant,
+    ) -> (Option<&'static str>, Result<Response, ApiError>)
+    where
+        B: HttpBody<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if let Err(refusal) = self.ctx.sites.check(&parts.headers) {
+            return (None, Err(refusal));
+        }
+        if let Some(preflight) =
+            (self.cors.as_ref()).and_then(|c| c.preflight(&parts.method, &parts.headers))
+        {
+            return (None, Ok(preflight));
+        }
+        let found = match self.router.find(&parts.method, parts.uri.path()) {
+            Ok(found) => found,
+            Err((template, error)) => return (template, Err(error)),
+        };
+        let authorization = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+        let stages = Stages {
+            ctx: &self.ctx,
+            request: request::Request::new(parts, &found.params),
+            caller: self.ctx.auth.authenticate(authorization),
+            deadline: start + self.ctx.request_timeout,
+        };
+        (Some(found.template), found.op.run(stages, body).await)
+    }
+}
+
+/// Stages 4 to 8 of one request, run for its operation by [`Op::run`](super::ops::Op::run).
+pub struct Stages<'a> {
+    ctx: &'a HandlerContext,
+    request: request::Request<'a>,
+    caller: Result<Grants, AuthError>,
+    deadline: Instant,
+}
+
+impl Stages<'_> {
+    pub async fn run<O, B>(self, body: B) -> Result<Response, ApiError>
+    where
+        O: Operation,
+        B: HttpBody<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let ctx = self.ctx;
+        let caller = match self.caller {
+            Ok(grants) => grants,
+            Err(refusal) if O::PUBLIC => Grants::Anonymous(refusal),
+            Err(refusal) => return Err(ApiError::Auth(refusal)),
+        };
+        let body = match O::BODY {
+            true => read_body(body, ctx.max_body_bytes, self.deadline, ctx.request_timeout).await?,
+            false => Bytes::new(),
+        };
+        let command = O::parse(&self.request, &body)?;
+        admit(ctx, &caller, command.needs())?;
+        match timeout_at(self.deadline, command.apply(ctx, &caller)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ApiError::Overdue {
+                limit: ctx.request_timeout,
+            }),
+        }
+    }
+}
+
+/// Whether `caller` may run a command that `needs` this.
+fn admit(ctx: &HandlerContext, caller: &Grants, needs: Needs<'_>) -> Result<(), ApiError> {
+    match needs {
+        Needs::Nothing => Ok(()),
+        Needs::Caller => caller.require_token().map_err(ApiError::Auth),
+        Needs::Namespace(namespace, access) => {
+            caller.check(namespace, access).map_err(ApiError::Auth)?;
+            Ok(ctx.rate_limits.check(namespace)?)
+        }
+        Needs::Admin(what) => caller.require_admin(what).map_err(ApiError::Auth),
+    }
+}
+
+/// Reads a request body of at most `limit` bytes by `deadline`, so that a
+/// client sending its body slowly cannot hold the server (408), nor send
+/// an endless one (413).
+async fn read_body<B>(
+    body: B,
+    limit: usize,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Bytes, ApiError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match timeout_at(deadline, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(ApiError::RequestTimeout { limit: timeout }),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::PayloadTooLarge { limit })
+        }
+        Ok(Err(e)) => Err(ApiError::MalformedJson(format!(
+            "cannot read the body: {e}"
+        ))),
+    }
+}

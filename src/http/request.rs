@@ -1,0 +1,65 @@
+//! What an operation reads of its request: the route's path parameters,
+//! the query string. The body is read by the pipeline
+//! ([`super::pipeline`]), within `--max-body-bytes` and the request's
+//! deadline, and handed over as bytes.
+
+use std::borrow::Cow;
+
+use hyper::http::request::Parts;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// A request's head, routed.
+pub struct Request<'a> {
+    parts: &'a Parts,
+    params: &'a matchit::Params<'a, 'a>,
+}
+
+/// `?ns=`: the namespace named in the query string.
+#[derive(Debug, Default, Deserialize)]
+pub struct NsQuery {
+    pub ns: Option<String>,
+}
+
+impl<'a> Request<'a> {
+    pub fn new(parts: &'a Parts, params: &'a matchit::Params<'a, 'a>) -> Self {
+        Request { parts, params }
+    }
+
+    /// The path parameter `name` of the route, percent-decoded.
+    pub fn param(&self, name: &str) -> Result<Cow<'a, str>, ApiError> {
+        let raw = self
+            .params
+            .get(name)
+            .expect("operations ask only for their routes' parameters");
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| {
+                ApiError::invalid_with_diagnostic(
+                    format!(
+                        "path: `{{{name}}}` is not UTF-8 once percent-decoded; \
+                         percent-encode the UTF-8 bytes of the text"
+                    ),
+                    "path: a parameter is not UTF-8 once percent-decoded (the path left out)",
+                )
+            })
+    }
+
+    /// The query string read as `T`.
+    pub fn query<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let query = self.parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query).map_err(|e| {
+            ApiError::invalid_with_diagnostic(
+                format!("query string: {e}"),
+                "query string: cannot be read for this route (the query left out)",
+            )
+        })
+    }
+
+    /// `?ns=`, the namespace most operations work on.
+    pub fn namespace(&self) -> Result<Option<String>, ApiError> {
+        Ok(self.query::<NsQuery>()?.ns)
+    }
+}

@@ -336,9 +336,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub header_read_timeout: u64,
 
-    /// Seconds a client may take to send a request's body (`POST /set`,
-    /// `PUT /quota`); answered 408 past it, with nothing applied. It does
-    /// not bound the handling once the body is read (1 to 86400).
+    /// Seconds the handling of a request may take, from its head to its
+    /// answer: a body still arriving past it is answered 408 (nothing
+    /// applied); a storage backend that has not answered by then, 503 with
+    /// Retry-After (the request may or may not have taken effect). 1 to
+    /// 86400.
     #[arg(long, env = "PYKV_REQUEST_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub request_timeout: u64,

@@ -18,8 +18,8 @@
 //! the rest in the kernel's backlog) until one ends or its header timeout
 //! closes it.
 //!
-//! Why a hand-written accept loop rather than `axum::serve`: axum's serve
-//! has none of these knobs; hyper's connection builder has them.
+//! Why a hand-written accept loop rather than a framework's `serve`: those
+//! have none of these knobs; hyper's connection builder has them.
 //!
 //! Why a watchdog per connection rather than hyper's own header read
 //! timeout: hyper's arms a timer for every request (an allocation, a clock

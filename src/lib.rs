@@ -16,16 +16,20 @@
 //! - [`api`]: the API's wire shapes, one type per request body and answer:
 //!   the server encodes with them, the OpenAPI document is generated from
 //!   them, the client decodes with them. No HTTP, only serde and utoipa.
-//! - [`http`]: routes, request parsing, handlers, and the one place where
-//!   errors become HTTP statuses; [`http::views`]: the server-wide figures,
-//!   gathered off the request workers.
+//! - [`http`]: the one pipeline every request takes (site checks, CORS,
+//!   route, token, body, parse, admit, execute, observe, encode), the
+//!   operations of the API one file each under `http/ops/`, listed once,
+//!   and the one place where errors become HTTP statuses; [`http::views`]:
+//!   the server-wide figures, gathered off the request workers.
 //! - [`rate_limit`]: per-namespace token buckets, checked by the HTTP layer.
 //! - [`config`]: command-line flags and their environment variables;
 //!   [`quotas`]: the memory bounds and the quota file.
 //! - [`connections`]: the accept loop and its limits (connections,
 //!   header size, slow clients).
-//! - [`server`]: binds the listener, runs the background tasks, shuts down
-//!   cleanly on SIGINT and SIGTERM.
+//! - [`server`]: [`server::Server::start`] opens the backend and serves
+//!   from a configuration value ([`config::ServeArgs`]), with its bound
+//!   address and a clean shutdown; [`server::run`] adds the signals for
+//!   `pykv serve`.
 //! - [`client`]: a small blocking HTTP client for the API, for Rust
 //!   programs, answering with [`api`]'s types; also the namespace demo
 //!   ([`client::demo`]).

@@ -24,9 +24,19 @@ pub struct MemoryBackend {
     namespaces: Mutex<HashMap<Option<String>, Namespace>>,
     max_key_bytes: usize,
     started: Instant,
-    /// Every operation fails with this, when set: a store out of reach,
-    /// for the tests of how the HTTP layer answers one.
-    fault: Option<BackendError>,
+    /// Every operation fails or hangs, when set: a store out of reach or
+    /// stuck, for the tests of how the HTTP layer answers one.
+    fault: Option<Fault>,
+}
+
+/// How a faulty backend behaves.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Every operation fails with this error.
+    Fail(BackendError),
+    /// No operation ever answers: a store that accepted the connection and
+    /// went silent. Only `--request-timeout` ends such a request.
+    Hang,
 }
 
 #[derive(Default)]
@@ -82,16 +92,20 @@ impl MemoryBackend {
         }
     }
 
-    /// A backend whose every operation fails with `fault`.
-    pub fn failing(max_key_bytes: usize, fault: BackendError) -> Self {
+    /// A backend whose every operation fails or hangs.
+    pub fn failing(max_key_bytes: usize, fault: Fault) -> Self {
         MemoryBackend {
             fault: Some(fault),
             ..MemoryBackend::new(max_key_bytes)
         }
     }
 
-    fn check_fault(&self) -> Result<(), BackendError> {
-        self.fault.clone().map_or(Ok(()), Err)
+    async fn check_fault(&self) -> Result<(), BackendError> {
+        match &self.fault {
+            None => Ok(()),
+            Some(Fault::Fail(error)) => Err(error.clone()),
+            Some(Fault::Hang) => std::future::pending().await,
+        }
     }
 
     /// The map after checking `namespace`'s name, with every expired entry
@@ -168,7 +182,7 @@ impl KvBackend for MemoryBackend {
         value: &str,
         ttl_secs: Option<u64>,
     ) -> Result<Commit, BackendError> {
-        self.check_fault()?;
+        self.check_fault().await?;
         self.check_key(key)?;
         let mut namespaces = self.open(namespace)?;
         let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
@@ -186,7 +200,7 @@ impl KvBackend for MemoryBackend {
         key: &str,
         out: &mut Vec<u8>,
     ) -> Result<bool, BackendError> {
-        self.check_fault()?;
+        self.check_fault().await?;
         self.check_key(key)?;
         let mut namespaces = self.open(namespace)?;
         let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
@@ -208,7 +222,7 @@ impl KvBackend for MemoryBackend {
         namespace: Option<&str>,
         key: &str,
     ) -> Result<Option<Commit>, BackendError> {
-        self.check_fault()?;
+        self.check_fault().await?;
         self.check_key(key)?;
         let mut namespaces = self.open(namespace)?;
         let removed = (namespaces.get_mut(&namespace.map(str::to_owned)))
@@ -217,7 +231,7 @@ impl KvBackend for MemoryBackend {
     }
 
     async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {
-        self.check_fault()?;
+        self.check_fault().await?;
         let mut namespaces = self.open(Some(namespace))?;
         let deleted =
             (namespaces.remove(&Some(namespace.to_owned()))).map_or(0, |space| space.entries.len());
@@ -228,7 +242,7 @@ impl KvBackend for MemoryBackend {
         &self,
         namespace: Option<&str>,
     ) -> Result<NamespaceStats, BackendError> {
-        self.check_fault()?;
+        self.check_fault().await?;
         let namespaces = self.open(namespace)?;
         Ok((namespaces.get(&namespace.map(str::to_owned)))
             .map(Namespace::stats)
@@ -242,7 +256,7 @@ impl KvBackend for MemoryBackend {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<KeyPage, BackendError> {
-        self.check_fault()?;
+        self.check_fault().await?;
         let limit = limit.clamp(1, MAX_PAGE);
         let namespaces = self.open(namespace)?;
         let Some(space) = namespaces.get(&namespace.map(str::to_owned)) else {
@@ -263,7 +277,7 @@ impl KvBackend for MemoryBackend {
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {
-        self.check_fault()?;
+        self.check_fault().await?;
         let (default, mut store) = self.figures(|_| true);
         store.total_keys += default.total_keys;
         store.cache_hits += default.cache_hits;
@@ -279,7 +293,7 @@ impl KvBackend for MemoryBackend {
     }
 
     async fn scoped_stats(&self, names: &[String]) -> Result<BackendStats, BackendError> {
-        self.check_fault()?;
+        self.check_fault().await?;
         let (_, store) = self.figures(|name| names.iter().any(|n| n == name));
         Ok(BackendStats {
             store,
@@ -289,7 +303,7 @@ impl KvBackend for MemoryBackend {
     }
 
     async fn quota(&self, _namespace: Option<&str>) -> Result<QuotaReport, BackendError> {
-        self.check_fault()?;
+        self.check_fault().await?;
         Err(Self::unsupported("quotas"))
     }
 
@@ -298,19 +312,19 @@ impl KvBackend for MemoryBackend {
         _namespace: Option<&str>,
         _quota: Limit,
     ) -> Result<QuotaReport, BackendError> {
-        self.check_fault()?;
+        self.check_fault().await?;
         Err(Self::unsupported("quotas"))
     }
 
     async fn compact(&self) -> Result<bool, BackendError> {
-        self.check_fault()?;
+        self.check_fault().await?;
         Err(Self::unsupported("compaction (it keeps no log)"))
     }
 
     async fn health(&self) -> Health {
         match &self.fault {
-            None => Health::Healthy,
-            Some(fault) => Health::WritesRefused {
+            None | Some(Fault::Hang) => Health::Healthy,
+            Some(Fault::Fail(fault)) => Health::WritesRefused {
                 detail: format!("{fault}; writes are refused until it answers"),
             },
         }

@@ -23,7 +23,7 @@ use crate::connections::{self, ConnectionLimits};
 use crate::embedded::{EmbeddedBackend, EmbeddedOptions};
 use crate::http::origin::SiteCheck;
 use crate::http::{HandlerContext, Observer, ServerViews, service};
-use crate::memory::MemoryBackend;
+use crate::memory::{Fault, MemoryBackend};
 use crate::store::{Limit, StoreConfig};
 use crate::wal::{AutoCompaction, WalOptions};
 
@@ -188,12 +188,13 @@ fn open_memory(args: &ServeArgs) -> anyhow::Result<MemoryBackend> {
     tracing::warn!("--backend memory keeps everything in this process only: it is lost at exit");
     // A test-only hook, as PYKV_FAULT_WAL_WRITER: a store out of reach.
     let fault = match std::env::var("PYKV_FAULT_MEMORY_BACKEND").as_deref() {
-        Ok("unavailable") => Some(BackendError::Unavailable {
+        Ok("unavailable") => Some(Fault::Fail(BackendError::Unavailable {
             detail: "PYKV_FAULT_MEMORY_BACKEND".into(),
-        }),
-        Ok("timeout") => Some(BackendError::TimedOut {
+        })),
+        Ok("timeout") => Some(Fault::Fail(BackendError::TimedOut {
             after: Duration::from_millis(250),
-        }),
+        })),
+        Ok("hang") => Some(Fault::Hang),
         _ => None,
     };
     Ok(match fault {

@@ -65,7 +65,7 @@ fn an_unknown_backend_is_refused_with_the_ones_available() {
 
 /// A store out of reach is the server's trouble and a passing one: every
 /// route that needs the store answers 503 with `Retry-After`, never 500,
-/// the hot GET, the writes and the server-wide views alike.
+/// the reads, the writes and the server-wide views alike.
 #[tokio::test]
 async fn a_store_out_of_reach_is_answered_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,4 +100,42 @@ async fn a_store_out_of_reach_is_answered_503_with_retry_after() {
             "status": "unhealthy",
         })
     );
+}
+
+/// A store that accepted the request and went silent: `--request-timeout`
+/// bounds the whole handling, the backend call included. Every route that
+/// needs the store answers 503 with `Retry-After` once the limit has passed,
+/// and the server goes on answering what needs no store.
+#[tokio::test]
+async fn a_silent_store_is_cut_off_by_the_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let fault = [("PYKV_FAULT_MEMORY_BACKEND", "hang")];
+    let args = ["--backend", "memory", "--request-timeout", "1"];
+    let server = Server::start_in_env(dir.path(), &args, &fault);
+    let requests = [
+        server.client.get(server.url("/get/k")),
+        (server.client.post(server.url("/set"))).body(r#"{"key":"k","value":1}"#),
+        server.client.delete(server.url("/delete/k?ns=a")),
+        server.client.get(server.url("/stats?ns=a")),
+    ];
+    for request in requests {
+        let started = std::time::Instant::now();
+        let response = request.send().await.unwrap();
+        let waited = started.elapsed();
+        let what = response.url().to_string();
+        assert_eq!(response.status(), 503, "{what}");
+        assert_eq!(response.headers()["retry-after"], "1", "{what}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("within 1 s") && detail.contains("--request-timeout"),
+            "{what}: {detail}"
+        );
+        assert!(
+            waited >= std::time::Duration::from_millis(900),
+            "{what}: answered after {waited:?}, before the limit"
+        );
+    }
+    let openapi = server.get("/openapi.json").await;
+    assert_eq!(openapi.status, 200);
 }

@@ -12,7 +12,7 @@ status!(SetStatus { Success = "success" });
 status!(DeleteStatus { Deleted = "deleted" });
 
 /// The body of `POST /set`.
-// The client sends this; the server reads it by hand (`http::set_request`),
+// The client sends this; the server reads it by hand (`http/ops/set.rs`),
 // to name the field at fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SetBody<'a> {

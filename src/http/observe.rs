@@ -3,7 +3,7 @@
 //!
 //! # Why this design
 //!
-//! Everything on the hot path is a relaxed atomic add into memory that is
+//! Everything on the request path is a relaxed atomic add into memory that is
 //! allocated once: no lock, no allocation, no list of requests.
 //!
 //! - **Per route, fixed buckets.** Each route template has a histogram of
@@ -347,7 +347,7 @@ impl Observer {
     }
 }
 
-/// The label of a template: axum's `{*key}` wildcard written `{key}`, as in
+/// The label of a template: the router's `{*key}` wildcard written `{key}`, as in
 /// the OpenAPI document.
 fn label_of(template: &str) -> String {
     template.replace("{*", "{")

@@ -23,8 +23,9 @@
 //! A stage added here applies to every request by construction.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::Poll;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ use super::error::ApiError;
 use super::ops::{Needs, Operation};
 use super::reply::Response;
 use super::request;
-use super::router::Router;
+use super::router::{Found, Router};
 use crate::auth::{AuthError, Grants};
 
 /// The server's service: the pipeline, shared by every connection.
@@ -82,61 +83,63 @@ where
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<B>) -> ResponseFuture {
-        let pipeline = self.0.clone();
-        Box::pin(async move { Ok(pipeline.handle(request).await) })
+        Box::pin(self.0.clone().handle(request))
     }
 }
 
+/// Where stages 1 to 3 lead.
+enum Routed<'r, 'p> {
+    /// An allowed origin's preflight, answered.
+    Preflight(Response),
+    Found(Found<'r, 'p>),
+}
+
 impl Pipeline {
-    async fn handle<B>(&self, request: Request<B>) -> Response
+    /// Every stage of one request. One `async fn` for the whole (stages 1
+    /// to 3 are plain calls): each level of nested futures would copy the
+    /// levels below it once more per request.
+    async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Result<Response, Infallible>
     where
         B: HttpBody<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let start = Instant::now();
         let (parts, body) = request.into_parts();
-        let (template, outcome) = self.answer(&parts, body, start).await;
-        let mut response =
-            self.ctx
-                .observer
-                .finish(&parts.method, template, start.into_std(), outcome);
+        let (template, outcome) = match self.route(&parts) {
+            Err((template, refusal)) => (template, Err(refusal)),
+            Ok(Routed::Preflight(answer)) => (None, Ok(answer)),
+            Ok(Routed::Found(found)) => {
+                let authorization = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+                let stages = Stages {
+                    ctx: &self.ctx,
+                    request: request::Request::new(&parts, &found.params),
+                    caller: self.ctx.auth.authenticate(authorization),
+                    deadline: start + self.ctx.request_timeout,
+                };
+                (Some(found.template), found.op.run(stages, body).await)
+            }
+        };
+        let observer = &self.ctx.observer;
+        let mut response = observer.finish(&parts.method, template, start.into_std(), outcome);
         if let Some(cors) = &self.cors {
             cors.decorate(&parts.headers, &mut response);
         }
-        response
+        Ok(response)
     }
 
-    /// Stages 1 to 8; returns the route template with the outcome.
-    async fn answer<B>(
-        &self,
-        parts: &hyper::http::request::Parts,
-        body: B,
-        start: Instant,
-    ) -> (Option<&'static str>, Result<Response, ApiError>)
-    where
-        B: HttpBody<Data = Bytes> + Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        if let Err(refusal) = self.ctx.sites.check(&parts.headers) {
-            return (None, Err(refusal));
+    /// Stages 1 to 3: where the request comes from, CORS's preflight, its
+    /// route.
+    fn route<'r, 'p>(
+        &'r self,
+        parts: &'p hyper::http::request::Parts,
+    ) -> Result<Routed<'r, 'p>, (Option<&'static str>, ApiError)> {
+        self.ctx.sites.check(&parts.headers).map_err(|e| (None, e))?;
+        let preflight = (self.cors.as_ref()).and_then(|c| c.preflight(&parts.method, &parts.headers));
+        if let Some(answer) = preflight {
+            return Ok(Routed::Preflight(answer));
         }
-        if let Some(preflight) =
-            (self.cors.as_ref()).and_then(|c| c.preflight(&parts.method, &parts.headers))
-        {
-            return (None, Ok(preflight));
-        }
-        let found = match self.router.find(&parts.method, parts.uri.path()) {
-            Ok(found) => found,
-            Err((template, error)) => return (template, Err(error)),
-        };
-        let authorization = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
-        let stages = Stages {
-            ctx: &self.ctx,
-            request: request::Request::new(parts, &found.params),
-            caller: self.ctx.auth.authenticate(authorization),
-            deadline: start + self.ctx.request_timeout,
-        };
-        (Some(found.template), found.op.run(stages, body).await)
+        let found = self.router.find(&parts.method, parts.uri.path())?;
+        Ok(Routed::Found(found))
     }
 }
 
@@ -167,9 +170,9 @@ impl Stages<'_> {
         };
         let command = O::parse(&self.request, &body)?;
         admit(ctx, &caller, command.needs())?;
-        match timeout_at(self.deadline, command.apply(ctx, &caller)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(ApiError::Overdue {
+        match within(self.deadline, command.apply(ctx, &caller)).await {
+            Some(outcome) => outcome,
+            None => Err(ApiError::Overdue {
                 limit: ctx.request_timeout,
             }),
         }
@@ -202,14 +205,29 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match timeout_at(deadline, Limited::new(body, limit).collect()).await {
-        Err(_) => Err(ApiError::RequestTimeout { limit: timeout }),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+    match within(deadline, Limited::new(body, limit).collect()).await {
+        None => Err(ApiError::RequestTimeout { limit: timeout }),
+        Some(Ok(collected)) => Ok(collected.to_bytes()),
+        Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::PayloadTooLarge { limit })
         }
-        Ok(Err(e)) => Err(ApiError::MalformedJson(format!(
+        Some(Err(e)) => Err(ApiError::MalformedJson(format!(
             "cannot read the body: {e}"
         ))),
+    }
+}
+
+/// `future`'s output, or `None` once `deadline` has passed.
+///
+/// The timer is armed only if the future does not complete at its first
+/// poll: the embedded engine answers most operations at once, and a body
+/// of a few hundred bytes arrives with its headers, so most requests then
+/// cost no timer at all.
+async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    let first = poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => timeout_at(deadline, future).await.ok(),
     }
 }

@@ -59,7 +59,53 @@ impl<'a> Request<'a> {
     }
 
     /// `?ns=`, the namespace most operations work on.
+    ///
+    /// A query that is exactly `ns=NAME`, with nothing to decode, is read
+    /// in place (the common case, on every GET and SET); anything else goes
+    /// through the full decoder, with the same result.
     pub fn namespace(&self) -> Result<Option<String>, ApiError> {
-        Ok(self.query::<NsQuery>()?.ns)
+        match self.parts.uri.query() {
+            None => Ok(None),
+            Some(query) => match query.strip_prefix("ns=") {
+                Some(name) if !name.is_empty() && !name.contains(['&', '%', '+', '=']) => {
+                    Ok(Some(name.to_owned()))
+                }
+                _ => Ok(self.query::<NsQuery>()?.ns),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-place reading of `ns=NAME` answers as the full decoder does.
+    #[test]
+    fn the_namespace_reads_the_same_both_ways() {
+        let mut router = matchit::Router::new();
+        router.insert("/stats", ()).unwrap();
+        let params = router.at("/stats").unwrap().params;
+        for uri in [
+            "/stats",
+            "/stats?ns=app1",
+            "/stats?ns=a.b-c_d",
+            "/stats?ns=",
+            "/stats?ns=a%20b",
+            "/stats?ns=a+b",
+            "/stats?ns=a&ns=b",
+            "/stats?ns=a&x=1",
+            "/stats?x=1",
+            "/stats?ns=a=b",
+        ] {
+            let (parts, ()) = hyper::Request::get(uri).body(()).unwrap().into_parts();
+            let request = Request::new(&parts, &params);
+            let decoded = request.query::<NsQuery>().map(|q| q.ns);
+            match (request.namespace(), decoded) {
+                (Ok(fast), Ok(full)) => assert_eq!(fast, full, "{uri}"),
+                (Err(_), Err(_)) => {}
+                (fast, full) => panic!("{uri}: {fast:?} against {full:?}"),
+            }
+        }
     }
 }

@@ -163,7 +163,7 @@ async fn a_foreign_page_cannot_change_anything() {
     server.set(Some("prod"), "flag", json!("off")).await;
     for (method, path) in [
         (Method::POST, "/set?ns=prod"),
-        // The same through the router rather than the hot path.
+        // The same with a percent-encoded namespace.
         (Method::POST, "/set?ns=%70rod"),
         (Method::DELETE, "/namespaces/prod"),
         (Method::DELETE, "/delete/flag?ns=prod"),

@@ -332,11 +332,13 @@ async fn metrics_are_prometheus_text_with_requests_latencies_and_namespaces() {
         m.value("pykv_evictions_total", &[("namespace", "")]),
         Some(0.0)
     );
-    assert!(m.value("pykv_log_size_bytes", &[]).unwrap() > 0.0);
-    assert!(
-        m.types
-            .contains_key("pykv_last_compaction_timestamp_seconds")
-    );
+    if common::backend_supports("persistence") {
+        assert!(m.value("pykv_log_size_bytes", &[]).unwrap() > 0.0);
+        assert!(
+            m.types
+                .contains_key("pykv_last_compaction_timestamp_seconds")
+        );
+    }
 
     // Histograms: per route, buckets cumulative, ending with +Inf == count.
     let buckets = &m.samples["pykv_http_request_duration_seconds_bucket"];
@@ -438,10 +440,13 @@ async fn metrics_give_series_to_the_largest_namespaces_and_sum_the_rest() {
         .map(|ns| ns["used_bytes"].as_u64().unwrap())
         .sum();
     assert_eq!(bytes.values().sum::<f64>(), entry_bytes as f64, "{text}");
-    assert!(
-        stats["used_bytes"].as_u64().unwrap() > entry_bytes,
-        "{stats}"
-    );
+    // Only a backend that bounds memory counts its structures.
+    if common::backend_supports("limits") {
+        assert!(
+            stats["used_bytes"].as_u64().unwrap() > entry_bytes,
+            "{stats}"
+        );
+    }
     let hits = per_namespace(&m, "pykv_cache_hits_total");
     assert_eq!(hits["(other)"], 1.0, "the GET in n2: {text}");
     assert_eq!(m.value("pykv_namespaces", &[]), Some(8.0), "{text}");
@@ -639,7 +644,7 @@ async fn real_answers_match_their_documented_schemas() {
     let server = Server::start();
     let doc = server.get("/openapi.json").await.body;
     let set = server.set(Some("app1"), "k", json!({"a": 1})).await;
-    let cases = [
+    let mut cases = vec![
         ("post", "/set", set.body),
         ("get", "/get/{key}", server.get("/get/k?ns=app1").await.body),
         ("get", "/namespaces", server.get("/namespaces").await.body),
@@ -653,11 +658,6 @@ async fn real_answers_match_their_documented_schemas() {
         ("get", "/health", server.get("/health?ns=app1").await.body),
         ("get", "/health", server.get("/health").await.body),
         ("get", "/keys", server.get("/keys?ns=app1").await.body),
-        ("get", "/quota", server.get("/quota?ns=app1").await.body),
-        ("put", "/quota", {
-            let put = server.client.put(server.url("/quota?ns=app1"));
-            server.send(put.body(r#"{"max_keys": 10}"#)).await.body
-        }),
         ("get", "/performance", server.get("/performance").await.body),
         (
             "get",
@@ -669,17 +669,19 @@ async fn real_answers_match_their_documented_schemas() {
             "/delete/{key}",
             server.delete("/delete/k?ns=app1").await.body,
         ),
-        (
-            "delete",
-            "/namespaces/{ns}",
-            server.delete("/namespaces/app1").await.body,
-        ),
-        (
-            "post",
-            "/compact",
-            server.post_raw("/compact", "").await.body,
-        ),
     ];
+    if common::backend_supports("limits") {
+        cases.push(("get", "/quota", server.get("/quota?ns=app1").await.body));
+        let put = server.client.put(server.url("/quota?ns=app1"));
+        let put = server.send(put.body(r#"{"max_keys": 10}"#)).await.body;
+        cases.push(("put", "/quota", put));
+    }
+    let clear = server.delete("/namespaces/app1").await.body;
+    cases.push(("delete", "/namespaces/{ns}", clear));
+    if common::backend_supports("compaction") {
+        let compact = server.post_raw("/compact", "").await.body;
+        cases.push(("post", "/compact", compact));
+    }
     for (method, path, answer) in cases {
         let schema = answer_schema(&doc, method, path);
         check_against(&doc, schema, &answer, &format!("{method} {path}"));
@@ -822,6 +824,9 @@ async fn log_format_json_writes_one_json_object_per_line() {
 
 #[tokio::test]
 async fn metrics_count_expirations_compactions_and_log_syncs() {
+    if !common::backend_supports("compaction") {
+        return;
+    }
     let server = Server::start_with(&["--fsync", "always"]);
     let r = server
         .post_json("/set?ns=t", &json!({"key": "short", "value": 1, "ttl": 1}))

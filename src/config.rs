@@ -44,9 +44,28 @@ pub enum Command {
     Compact(ClientArgs),
     /// Interactive prompt (reads commands from stdin when it is not a terminal).
     Shell(ShellArgs),
+    /// Check a configuration file, or print the configuration `serve`
+    /// would run with.
+    Config(ConfigArgs),
     /// Create, list and revoke API tokens, or open the server on purpose
     /// (works on the token file; the server picks up changes by itself).
     Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConfigAction {
+    /// Check a configuration file without starting a server (exit 1 with
+    /// the key at fault).
+    Check { file: PathBuf },
+    /// Print the configuration `pykv serve` would run with these flags
+    /// (and --config, and the environment), where each setting came from.
+    Print(Box<ServeArgs>),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -231,6 +250,12 @@ pub enum NsCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// A TOML file of these settings, under the flags' names without their
+    /// dashes, and the quota file's sections under [quotas]. Flags and
+    /// environment variables win over it (see the README).
+    #[arg(long, env = "PYKV_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on.
     #[arg(long, env = "PYKV_HOST", default_value = "127.0.0.1")]
     pub host: String,

@@ -23,6 +23,7 @@
 //!   the server-wide figures, gathered off the request workers.
 //! - [`rate_limit`]: per-namespace token buckets, checked by the HTTP layer.
 //! - [`config`]: command-line flags and their environment variables;
+//!   [`config_file`]: the same settings from a TOML file (`--config`);
 //!   [`quotas`]: the memory bounds and the quota file.
 //! - [`connections`]: the accept loop and its limits (connections,
 //!   header size, slow clients).
@@ -49,6 +50,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod config_file;
 pub mod connections;
 pub mod dir_lock;
 pub mod embedded;

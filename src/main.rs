@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
-use pykv::config::{Cli, Command, LogFormat, ServeArgs};
+use pykv::config::{Cli, Command, ConfigAction, LogFormat, ServeArgs};
+use pykv::config_file::{self, ConfigFile};
 
 /// mimalloc's small size classes (48, 56, 64 bytes, ...) fit the store's
 /// one-allocation entries more tightly than glibc's 16-byte steps with an
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Config(args) => config(args.action),
         Command::Token(args) => pykv::cli::token::run(args),
         client_command => pykv::cli::run(client_command),
     }
@@ -29,6 +31,17 @@ fn main() -> ExitCode {
 /// causes on one line, and exits 1. (Not `{e:?}`, which would add a stack
 /// backtrace whenever `RUST_BACKTRACE` is set: noise for an operator.)
 fn serve(args: ServeArgs) -> ExitCode {
+    // With --config, the file goes beneath the flags and the environment.
+    let args = match &args.config {
+        None => args,
+        Some(_) => match config_file::serve_config(&config_file::arguments_after(&["serve"])) {
+            Ok((args, _)) => args,
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr);
@@ -40,6 +53,32 @@ fn serve(args: ServeArgs) -> ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(pykv::server::run(args)));
     match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pykv config check FILE` and `pykv config print [FLAGS...]`.
+fn config(action: ConfigAction) -> ExitCode {
+    let outcome = match action {
+        ConfigAction::Check { file } => ConfigFile::load(&file).map(|_| {
+            println!("{}: valid", file.display());
+        }),
+        ConfigAction::Print(_) => {
+            let argv = config_file::arguments_after(&["config", "print"]);
+            config_file::serve_config(&argv).map(|(args, settings)| {
+                print!("{}", config_file::render(&settings));
+                if let Some(quotas) = args.limits.inline_quotas {
+                    let section = toml::Table::from_iter([("quotas".into(), quotas.into())]);
+                    print!("\n{section}");
+                }
+            })
+        }
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");

@@ -49,15 +49,19 @@ pub struct LimitArgs {
     /// TOML file of per-namespace quotas (see the README).
     #[arg(long, env = "PYKV_QUOTAS")]
     pub quotas: Option<PathBuf>,
+
+    /// The quota file's sections given in place, by the `[quotas]` table
+    /// of a configuration file (`--config`).
+    #[arg(skip)]
+    pub inline_quotas: Option<toml::Table>,
 }
 
 impl LimitArgs {
     /// The per-namespace rate limits of the quota file.
     pub fn rate_limits(&self) -> Result<RateLimits, String> {
-        let Some(path) = &self.quotas else {
+        let Some(file) = self.quota_file()? else {
             return Ok(RateLimits::default());
         };
-        let file = QuotaFile::load(path)?;
         let overrides = file
             .namespace
             .iter()
@@ -76,8 +80,7 @@ impl LimitArgs {
             policy: self.eviction.into(),
             ..Limits::default()
         };
-        if let Some(path) = &self.quotas {
-            let file = QuotaFile::load(path)?;
+        if let Some(file) = self.quota_file()? {
             limits.default_quota = file.default.into();
             limits.quotas = file
                 .namespace
@@ -87,6 +90,23 @@ impl LimitArgs {
         }
         Ok(limits)
     }
+}
+
+impl LimitArgs {
+    /// The quotas, from the quota file or a configuration file's table.
+    fn quota_file(&self) -> Result<Option<QuotaFile>, String> {
+        match (&self.quotas, &self.inline_quotas) {
+            (Some(path), _) => QuotaFile::load(path).map(Some),
+            (None, Some(table)) => QuotaFile::from_table(table, "the [quotas] table").map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Checks a configuration file's `[quotas]` table as the quota file is
+/// checked.
+pub fn check_quota_table(table: &toml::Table) -> Result<(), String> {
+    QuotaFile::from_table(table, "the [quotas] table").map(drop)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,7 +171,19 @@ impl QuotaFile {
             .map_err(|e| format!("cannot read the quota file {}: {e}", path.display()))?;
         let file: QuotaFile = toml::from_str(&text)
             .map_err(|e| format!("the quota file {} is not valid: {e}", path.display()))?;
-        let invalid = |e: String| format!("the quota file {}: {e}", path.display());
+        file.validate(&format!("the quota file {}", path.display()))
+    }
+
+    fn from_table(table: &toml::Table, what: &str) -> Result<QuotaFile, String> {
+        let file = QuotaFile::deserialize(table.clone())
+            .map_err(|e| format!("{what} is not valid: {e}"))?;
+        file.validate(what)
+    }
+
+    /// Checks the names and bounds; `what` names the file in errors.
+    fn validate(self, what: &str) -> Result<QuotaFile, String> {
+        let file = self;
+        let invalid = |e: String| format!("{what}: {e}");
         file.default
             .validate()
             .map_err(|e| invalid(format!("[default]: {e}")))?;

@@ -16,7 +16,7 @@ use crate::wal::FsyncPolicy;
 #[derive(Debug, Parser)]
 #[command(
     name = "pykv",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PYKV_GIT_COMMIT"), ")"),
     about = "PyKV: a multi-tenant key-value server over HTTP and JSON"
 )]
 pub struct Cli {
@@ -47,6 +47,14 @@ pub enum Command {
     /// Check a configuration file, or print the configuration `serve`
     /// would run with.
     Config(ConfigArgs),
+    /// Print a shell completion script (for example
+    /// `pykv completions bash > /etc/bash_completion.d/pykv`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (for example `pykv man > pykv.1`).
+    Man,
     /// Create, list and revoke API tokens, or open the server on purpose
     /// (works on the token file; the server picks up changes by itself).
     Token(TokenArgs),

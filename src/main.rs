@@ -22,6 +22,21 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Config(args) => config(args.action),
+        Command::Completions { shell } => {
+            let mut command = pykv::bench::with_bench(Cli::command());
+            // Into a buffer: clap_complete panics on a closed stdout.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "pykv", &mut script);
+            print_all(&script)
+        }
+        Command::Man => {
+            let command = pykv::bench::with_bench(Cli::command());
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .expect("writing to a Vec cannot fail");
+            print_all(&page)
+        }
         Command::Token(args) => pykv::cli::token::run(args),
         client_command => pykv::cli::run(client_command),
     }
@@ -84,5 +99,18 @@ fn config(action: ConfigAction) -> ExitCode {
             eprintln!("Error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes `bytes` to stdout; a reader that closed it early (`| head`) is not
+/// an error.
+fn print_all(bytes: &[u8]) -> ExitCode {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("Error: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
     }
 }

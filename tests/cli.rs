@@ -555,3 +555,57 @@ fn shell_starts_in_a_namespace_and_speaks_json() {
     );
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+/// `--version` names the commit; completions and the manual page cover
+/// every subcommand, and a reader closing the pipe early is no error.
+#[test]
+fn version_completions_and_manual_page() {
+    let version = run(&["--version"], None, None);
+    let version = version.ok();
+    assert!(version.starts_with("pykv 0."), "{version}");
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    if let Some(commit) = commit {
+        // The binary is rebuilt when HEAD moves, so they agree.
+        assert!(
+            version.ends_with(&format!("({commit})")),
+            "{version} vs {commit}"
+        );
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let script = run(&["completions", shell], None, None);
+        let script = script.ok();
+        for word in ["serve", "token", "config", "max-body-bytes"] {
+            assert!(script.contains(word), "{shell}: no {word}");
+        }
+    }
+    let bad = run(&["completions", "tcsh"], None, None);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    let page = run(&["man"], None, None);
+    let page = page.ok();
+    assert!(page.starts_with(".ie"), "not roff");
+    assert!(
+        page.contains(".TH pykv 1") && page.contains("serve"),
+        "{page}"
+    );
+
+    // `pykv man | head -1`: stdout closed early.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pykv"))
+        .arg("man")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

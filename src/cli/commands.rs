@@ -80,7 +80,12 @@ pub fn from_command(command: Command) -> Result<(Action, ClientArgs), Error> {
         Command::Stats(a) => (Action::Stats { ns: a.ns }, a.client),
         Command::Health(a) => (Action::Health { ns: a.ns }, a.client),
         Command::Compact(client) => (Action::Compact, client),
-        Command::Serve(_) | Command::Shell(_) | Command::Token(_) | Command::Config(_) => {
+        Command::Serve(_)
+        | Command::Shell(_)
+        | Command::Token(_)
+        | Command::Config(_)
+        | Command::Completions { .. }
+        | Command::Man => {
             unreachable!("not a one-shot client command")
         }
     })

@@ -30,7 +30,8 @@
 //! - [`server`]: [`server::Server::start`] opens the backend and serves
 //!   from a configuration value ([`config::ServeArgs`]), with its bound
 //!   address and a clean shutdown; [`server::run`] adds the signals for
-//!   `pykv serve`.
+//!   `pykv serve`; [`reload`]: what `SIGHUP` re-reads, and systemd's
+//!   readiness notification.
 //! - [`client`]: a small blocking HTTP client for the API, for Rust
 //!   programs, answering with [`api`]'s types; also the namespace demo
 //!   ([`client::demo`]).
@@ -60,6 +61,7 @@ pub mod http;
 pub mod memory;
 pub mod quotas;
 pub mod rate_limit;
+pub mod reload;
 pub mod server;
 pub mod store;
 pub mod wal;

@@ -3,7 +3,8 @@
 //! checks them for every request it admits and answers a refusal with 429.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
 /// Requests per second allowed to a namespace, with a burst.
@@ -27,9 +28,18 @@ pub struct RateLimited {
 /// operations, and it is only taken when a limit is configured at all.
 #[derive(Default)]
 pub struct RateLimits {
+    /// The rates, replaced whole by a reload (`SIGHUP`).
+    rates: RwLock<Rates>,
+    /// Whether any rate is set: a server without rate limits reads this
+    /// one flag a request, no lock.
+    any: AtomicBool,
+    buckets: Mutex<HashMap<Option<Box<str>>, Bucket>>,
+}
+
+#[derive(Default)]
+struct Rates {
     default: Option<Rate>,
     overrides: HashMap<String, Rate>,
-    buckets: Mutex<HashMap<Option<Box<str>>, Bucket>>,
 }
 
 #[derive(Clone, Copy)]
@@ -44,18 +54,32 @@ const MAX_BUCKETS: usize = 100_000;
 
 impl RateLimits {
     pub fn new(default: Option<Rate>, overrides: HashMap<String, Rate>) -> Self {
-        RateLimits {
-            default,
-            overrides,
-            buckets: Mutex::default(),
-        }
+        let limits = RateLimits::default();
+        limits.set(Rates { default, overrides });
+        limits
+    }
+
+    /// Takes `new`'s rates (a reload); the buckets, which hold how much
+    /// of its burst each namespace has used, are kept.
+    pub fn replace(&self, new: RateLimits) {
+        self.set(new.rates.into_inner().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn set(&self, rates: Rates) {
+        let any = rates.default.is_some() || !rates.overrides.is_empty();
+        *self.rates.write().unwrap_or_else(|p| p.into_inner()) = rates;
+        self.any.store(any, Ordering::Release);
     }
 
     fn rate_of(&self, namespace: Option<&str>) -> Option<Rate> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        let rates = self.rates.read().unwrap_or_else(|p| p.into_inner());
         namespace
-            .and_then(|ns| self.overrides.get(ns))
+            .and_then(|ns| rates.overrides.get(ns))
             .copied()
-            .or(self.default)
+            .or(rates.default)
     }
 
     /// Takes one request from the namespace's bucket; when it is empty,

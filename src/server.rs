@@ -12,29 +12,59 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sd_notify::NotifyState;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::{Authenticator, TokenFile};
 use crate::backend::{Backend, BackendError};
 use crate::config::{BackendKind, ServeArgs};
+use crate::config_file;
 use crate::connections::{self, ConnectionLimits};
 use crate::embedded::{EmbeddedBackend, EmbeddedOptions};
 use crate::http::origin::SiteCheck;
 use crate::http::{HandlerContext, Observer, ServerViews, service};
 use crate::memory::{Fault, MemoryBackend};
+use crate::rate_limit::RateLimits;
+use crate::reload::{self, Running};
 use crate::store::{Limit, StoreConfig};
 use crate::wal::{AutoCompaction, WalOptions};
 
 /// Runs `pykv serve`: serves until SIGINT or SIGTERM, then shuts down
 /// cleanly.
+/// Runs `pykv serve`: serves until SIGINT or SIGTERM, then shuts down
+/// cleanly; `SIGHUP` reloads what can change live ([`crate::reload`]).
+/// Under systemd (`Type=notify`), says it is ready once it listens, its log
+/// replayed.
 pub async fn run(config: ServeArgs) -> anyhow::Result<()> {
+    // Watched before anyone can know the server is up: a signal sent just
+    // after the listening line must not find the default action (exit).
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
     let server = Server::start(&config).await?;
+    // What a reload compares with: the files as they were at the start.
+    let mut running = Running::new(config, config_file::arguments_after(&["serve"]));
     // Printed on stdout, alone on its line, so scripts and tests can find the
     // port when started with --port 0.
     println!("PyKV listening on http://{}", server.local_addr());
-    shutdown_signal().await;
+    reload::notify(&[NotifyState::Ready]);
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => {
+                tracing::info!("SIGINT received, shutting down");
+                break;
+            }
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM received, shutting down");
+                break;
+            }
+            _ = hangup.recv() => running.reload(&server).await,
+        }
+    }
+    reload::notify(&[NotifyState::Stopping]);
     server.shutdown().await
 }
 
@@ -42,6 +72,8 @@ pub async fn run(config: ServeArgs) -> anyhow::Result<()> {
 pub struct Server {
     addr: SocketAddr,
     backend: Arc<Backend>,
+    auth: Arc<Authenticator>,
+    rate_limits: Arc<RateLimits>,
     stop: oneshot::Sender<()>,
     serving: JoinHandle<()>,
 }
@@ -68,11 +100,12 @@ impl Server {
         let addr = listener.local_addr()?;
         let sites = SiteCheck::new(addr.ip(), &config.allowed_hosts, &config.cors_origins);
         warn_of_open_doors(config, addr, auth.is_open(), &sites);
+        let rate_limits = Arc::new(config.limits.rate_limits().map_err(anyhow::Error::msg)?);
         let context = HandlerContext {
             backend: backend.clone(),
             max_body_bytes: config.max_body_bytes,
-            auth,
-            rate_limits: Arc::new(config.limits.rate_limits().map_err(anyhow::Error::msg)?),
+            auth: auth.clone(),
+            rate_limits: rate_limits.clone(),
             cors_origins: config.cors_origins.clone(),
             sites: Arc::new(sites),
             request_timeout: Duration::from_secs(config.request_timeout),
@@ -99,6 +132,8 @@ impl Server {
         Ok(Server {
             addr,
             backend,
+            auth,
+            rate_limits,
             stop,
             serving,
         })
@@ -107,6 +142,18 @@ impl Server {
     /// The address it listens on (with the port picked for `--port 0`).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn auth(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.rate_limits
     }
 
     /// Stops accepting connections, lets the requests in flight finish,
@@ -201,23 +248,4 @@ fn open_memory(args: &ServeArgs) -> anyhow::Result<MemoryBackend> {
         None => MemoryBackend::new(args.max_key_bytes),
         Some(fault) => MemoryBackend::failing(args.max_key_bytes, fault),
     })
-}
-
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        tokio::signal::ctrl_c().await.ok();
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
-    }
 }

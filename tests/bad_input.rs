@@ -403,6 +403,20 @@ async fn wrong_method_is_405_json() {
         assert_eq!(r.status, 405, "{method} {path}: {r:?}");
         assert!(!r.detail().is_empty());
     }
+    // RFC 9110: a 405 names the methods the route accepts.
+    for (method, path, allow) in [
+        ("TRACE", "/get/keep", "GET, HEAD"),
+        ("POST", "/quota", "GET, PUT, HEAD"),
+        ("GET", "/namespaces/keep_ns", "DELETE"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = (f.s.client.request(method.clone(), f.s.url(path)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+    }
     f.assert_unchanged().await;
 }
 

@@ -47,6 +47,8 @@ pub enum ApiError {
     MethodNotAllowed {
         method: String,
         path: String,
+        /// The methods the route accepts, for the `Allow` header.
+        allowed: String,
     },
     Store(StoreError),
     /// The storage backend cannot be reached (503).
@@ -167,8 +169,12 @@ impl ApiError {
             ApiError::NoRoute { method, path } => {
                 format!("Not Found: no route for {method} {path}")
             }
-            ApiError::MethodNotAllowed { method, path } => {
-                format!("Method Not Allowed: {path} does not accept {method}")
+            ApiError::MethodNotAllowed {
+                method,
+                path,
+                allowed,
+            } => {
+                format!("Method Not Allowed: {path} does not accept {method}; it accepts {allowed}")
             }
             ApiError::Store(StoreError::EmptyKey) => "field `key`: must not be empty".into(),
             ApiError::Store(e @ StoreError::KeyTooLong { .. }) => format!("field `key`: {e}"),
@@ -425,6 +431,11 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } | ApiError::RequestTimeout { .. } => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
+            ApiError::MethodNotAllowed { allowed, .. } => {
+                if let Ok(allowed) = HeaderValue::from_str(&allowed) {
+                    headers.insert(header::ALLOW, allowed);
+                }
+            }
             _ => {}
         }
         response
@@ -502,6 +513,7 @@ mod tests {
             ApiError::MethodNotAllowed {
                 method: "GET".into(),
                 path: "/get/SECRET".into(),
+                allowed: "DELETE".into(),
             },
             ApiError::Store(StoreError::InvalidNamespace {
                 name: "SECRET;x".into(),

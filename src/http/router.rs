@@ -72,10 +72,23 @@ impl Router {
                 ApiError::MethodNotAllowed {
                     method: method.to_string(),
                     path: path.to_owned(),
+                    allowed: allowed(matched.value),
                 },
             )),
         }
     }
+}
+
+/// The `Allow` header of a route: its methods, and `HEAD` with `GET`.
+fn allowed(routes: &[Route]) -> String {
+    let mut methods: Vec<&str> = routes
+        .iter()
+        .map(|(method, _, _)| method.as_str())
+        .collect();
+    if methods.contains(&"GET") {
+        methods.push("HEAD");
+    }
+    methods.join(", ")
 }
 
 /// A path that matches no route. `/get/` and `/delete/` with nothing after
@@ -115,7 +128,15 @@ mod tests {
             panic!("PUT /set was routed");
         };
         assert_eq!(template, Some("/set"));
-        assert!(matches!(error, ApiError::MethodNotAllowed { .. }));
+        assert!(
+            matches!(error, ApiError::MethodNotAllowed { ref allowed, .. } if allowed == "POST")
+        );
+        let Err((_, error)) = router.find(&Method::POST, "/quota") else {
+            panic!("POST /quota was routed");
+        };
+        assert!(
+            matches!(error, ApiError::MethodNotAllowed { ref allowed, .. } if allowed == "GET, PUT, HEAD")
+        );
         let Err((None, error)) = router.find(&Method::GET, "/nope") else {
             panic!("/nope was routed");
         };

@@ -182,3 +182,36 @@ fn the_systemd_unit_verifies() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("pykv.service"), "{stderr}");
 }
+
+/// `deploy/Dockerfile`'s image holds the static binary alone and runs it as
+/// a user, with a data volume; its health check is a command that works
+/// against a real server. (The image itself cannot be built here: no
+/// registry. `deploy/smoke-static.sh`, run by `.ci/run`, runs the static
+/// binary as the image would.)
+#[tokio::test]
+async fn the_dockerfile_runs_the_static_binary_alone_with_a_working_health_check() {
+    let dockerfile = std::fs::read_to_string("deploy/Dockerfile").unwrap();
+    let last_stage = dockerfile.rsplit("\nFROM ").next().unwrap();
+    assert!(last_stage.starts_with("scratch"), "{last_stage}");
+    for line in ["USER 65532:65532", "VOLUME [\"/data\"]", "ENTRYPOINT [\"/pykv\", \"serve\"]"] {
+        assert!(last_stage.contains(line), "no {line}");
+    }
+    assert!(dockerfile.contains("+crt-static") && dockerfile.contains("--profile dist"));
+
+    let health = last_stage
+        .split("CMD [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap();
+    let argv: Vec<String> = serde_json::from_str(&format!("[{health}]")).unwrap();
+    assert_eq!(argv[0], "/pykv");
+    let server = Server::start();
+    let args: Vec<String> = (argv[1..].iter())
+        .map(|arg| arg.replace("http://127.0.0.1:8000", server.base_url()))
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_pykv")).args(&args).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    drop(server);
+    let out = Command::new(env!("CARGO_BIN_EXE_pykv")).args(&args).output().unwrap();
+    assert!(!out.status.success(), "healthy without a server: {out:?}");
+}

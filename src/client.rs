@@ -141,12 +141,27 @@ impl Client {
 
     /// Like [`Client::new`], waiting at most `timeout` for each answer.
     pub fn with_timeout(url: &str, timeout: Duration) -> Result<Client, Error> {
+        Client::with_ca(url, timeout, None)
+    }
+
+    /// Like [`Client::with_timeout`], trusting for `https://` the CA
+    /// certificates (PEM) in `ca` as well as the system's (a private CA).
+    pub fn with_ca(url: &str, timeout: Duration, ca: Option<&[u8]>) -> Result<Client, Error> {
         let base = check_url(url)?;
+        crate::tls::install_default_provider();
         // No system proxy: a PyKV server is spoken to directly, and a
         // stray HTTP_PROXY must not send `127.0.0.1` to a proxy.
-        let http = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder()
             .no_proxy()
-            .timeout(timeout)
+            .timeout(timeout);
+        if let Some(pem) = ca {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| Error::Usage(format!("--cacert: not PEM certificates: {e}")))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Client {
@@ -300,9 +315,9 @@ impl Client {
 fn check_url(url: &str) -> Result<String, Error> {
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| Error::Usage(format!("invalid server URL {url:?}: {e}")))?;
-    if parsed.scheme() != "http" {
+    if !matches!(parsed.scheme(), "http" | "https") {
         return Err(Error::Usage(format!(
-            "invalid server URL {url:?}: only http:// is supported"
+            "invalid server URL {url:?}: use http:// or https://"
         )));
     }
     if parsed.host_str().is_none_or(str::is_empty) {

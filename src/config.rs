@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Set a key (VALUE is sent as a JSON string unless --json-value).
     Set(SetArgs),
     /// Print a key's value (exit 1 if it does not exist).
@@ -176,6 +176,11 @@ pub struct ClientArgs {
     /// `Authorization: Bearer`).
     #[arg(long, env = "PYKV_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+
+    /// CA certificates (PEM) to trust for an https:// server, beyond the
+    /// system's: a private CA.
+    #[arg(long, env = "PYKV_CACERT", global = true, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -348,6 +353,19 @@ pub struct ServeArgs {
         value_name = "NAME"
     )]
     pub allowed_hosts: Vec<String>,
+
+    /// Serve HTTPS on the port, with this certificate chain (PEM); needs
+    /// --tls-key. Plain HTTP is then refused. Re-read on SIGHUP.
+    #[arg(long, env = "PYKV_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "PYKV_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "PYKV_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 
     /// Most connections served at once (1 to 1,000,000). At the limit, the
     /// connection idle the longest is closed to make room; when none is

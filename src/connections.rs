@@ -45,6 +45,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::http;
+use crate::tls::Certificates;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -68,6 +69,7 @@ pub async fn serve(
     listener: TcpListener,
     service: http::Service,
     limits: ConnectionLimits,
+    tls: Option<Arc<Certificates>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -105,15 +107,29 @@ pub async fn serve(
             stream,
             activity: activity.clone(),
         };
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), watched));
         let timeout = limits.header_read_timeout;
-        let open = open.clone();
+        let (open, http, watcher, tls) =
+            (open.clone(), http.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            // Dropping the connection closes it.
-            tokio::select! {
-                _ = connection => {}
-                () = watchdog(&activity, timeout) => {}
-                () = activity.close.notified() => {}
+            match tls {
+                None => {
+                    let connection = http.serve_connection(TokioIo::new(stream), watched);
+                    until_closed(watcher.watch(connection), &activity, timeout).await;
+                }
+                // The handshake, within the header timeout: a client that
+                // never finishes it holds no slot for long. Plain HTTP
+                // fails it, and the connection is closed.
+                Some(certificates) => {
+                    let handshake = certificates.acceptor().accept(stream);
+                    match tokio::time::timeout(timeout, handshake).await {
+                        Ok(Ok(stream)) => {
+                            let connection = http.serve_connection(TokioIo::new(stream), watched);
+                            until_closed(watcher.watch(connection), &activity, timeout).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
             }
             open.remove(id);
             drop(permit);
@@ -125,6 +141,16 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; shutting down anyway");
+    }
+}
+
+/// Serves a connection until it ends, its watchdog fires, or it is closed
+/// to make room; dropping it closes it.
+async fn until_closed(connection: impl Future, activity: &Activity, timeout: Duration) {
+    tokio::select! {
+        _ = connection => {}
+        () = watchdog(activity, timeout) => {}
+        () = activity.close.notified() => {}
     }
 }
 

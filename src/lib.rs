@@ -26,7 +26,8 @@
 //!   [`config_file`]: the same settings from a TOML file (`--config`);
 //!   [`quotas`]: the memory bounds and the quota file.
 //! - [`connections`]: the accept loop and its limits (connections,
-//!   header size, slow clients).
+//!   header size, slow clients); [`tls`]: native TLS (rustls), mutual TLS,
+//!   certificates reloaded on `SIGHUP`.
 //! - [`server`]: [`server::Server::start`] opens the backend and serves
 //!   from a configuration value ([`config::ServeArgs`]), with its bound
 //!   address and a clean shutdown; [`server::run`] adds the signals for
@@ -64,6 +65,7 @@ pub mod rate_limit;
 pub mod reload;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod wal;
 
 mod json;

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Config(args) => config(args.action),
         Command::Completions { shell } => {
             let mut command = pykv::bench::with_bench(Cli::command());

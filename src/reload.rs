@@ -2,7 +2,7 @@
 //! systemd where the server stands (`Type=notify`).
 //!
 //! A reload re-reads the token file (which the server also re-reads four
-//! times a second by itself) and the quotas: the quota file (`--quotas`) or
+//! times a second by itself), the TLS certificate and key, and the quotas: the quota file (`--quotas`) or
 //! the configuration file's `[quotas]` table. Rate limits and the quotas of
 //! the namespaces the file names take effect at once, as `PUT /quota` would
 //! set them. A file that does not load is refused with a log line, and the
@@ -53,6 +53,17 @@ impl Running {
             Ok(()) => tracing::info!("SIGHUP: token file reloaded"),
             Err(e) => {
                 tracing::warn!(error = %e, "SIGHUP: cannot reload the token file; keeping the tokens loaded before")
+            }
+        }
+        if let Some(certificates) = server.tls() {
+            match certificates.reload() {
+                Ok(()) => {
+                    tracing::info!("SIGHUP: TLS certificate reloaded; new connections use it")
+                }
+                Err(e) => tracing::error!(
+                    error = %format!("{e:#}"),
+                    "SIGHUP: the TLS files are refused; keeping the running certificate"
+                ),
             }
         }
         if let Some(config) = self.reread() {

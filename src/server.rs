@@ -30,6 +30,7 @@ use crate::memory::{Fault, MemoryBackend};
 use crate::rate_limit::RateLimits;
 use crate::reload::{self, Running};
 use crate::store::{Limit, StoreConfig};
+use crate::tls::{Certificates, TlsFiles};
 use crate::wal::{AutoCompaction, WalOptions};
 
 /// Runs `pykv serve`: serves until SIGINT or SIGTERM, then shuts down
@@ -49,7 +50,11 @@ pub async fn run(config: ServeArgs) -> anyhow::Result<()> {
     let mut running = Running::new(config, config_file::arguments_after(&["serve"]));
     // Printed on stdout, alone on its line, so scripts and tests can find the
     // port when started with --port 0.
-    println!("PyKV listening on http://{}", server.local_addr());
+    println!(
+        "PyKV listening on {}://{}",
+        server.scheme(),
+        server.local_addr()
+    );
     reload::notify(&[NotifyState::Ready]);
     loop {
         tokio::select! {
@@ -74,6 +79,7 @@ pub struct Server {
     backend: Arc<Backend>,
     auth: Arc<Authenticator>,
     rate_limits: Arc<RateLimits>,
+    tls: Option<Arc<Certificates>>,
     stop: oneshot::Sender<()>,
     serving: JoinHandle<()>,
 }
@@ -121,10 +127,19 @@ impl Server {
         };
         tracing::info!(%addr, "listening");
         let (stop, stopped) = oneshot::channel::<()>();
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(Certificates::load(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: config.tls_client_ca.clone(),
+            })?),
+            _ => None,
+        };
         let serving = tokio::spawn(connections::serve(
             listener,
             service(context),
             limits,
+            tls.clone(),
             async move {
                 let _ = stopped.await;
             },
@@ -134,6 +149,7 @@ impl Server {
             backend,
             auth,
             rate_limits,
+            tls,
             stop,
             serving,
         })
@@ -154,6 +170,16 @@ impl Server {
 
     pub fn rate_limits(&self) -> &RateLimits {
         &self.rate_limits
+    }
+
+    /// The TLS certificates, when the server speaks HTTPS.
+    pub fn tls(&self) -> Option<&Certificates> {
+        self.tls.as_deref()
+    }
+
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// Stops accepting connections, lets the requests in flight finish,

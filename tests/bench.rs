@@ -241,6 +241,7 @@ impl Drop for Ceiling {
 #[tokio::test]
 async fn ceiling_answers_like_a_get() {
     let ceiling = Ceiling::start();
+    pykv::tls::install_default_provider();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let response = client
         .get(format!("{}/get/key:00000001?ns=bench0", ceiling.1))

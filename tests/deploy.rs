@@ -193,7 +193,11 @@ async fn the_dockerfile_runs_the_static_binary_alone_with_a_working_health_check
     let dockerfile = std::fs::read_to_string("deploy/Dockerfile").unwrap();
     let last_stage = dockerfile.rsplit("\nFROM ").next().unwrap();
     assert!(last_stage.starts_with("scratch"), "{last_stage}");
-    for line in ["USER 65532:65532", "VOLUME [\"/data\"]", "ENTRYPOINT [\"/pykv\", \"serve\"]"] {
+    for line in [
+        "USER 65532:65532",
+        "VOLUME [\"/data\"]",
+        "ENTRYPOINT [\"/pykv\", \"serve\"]",
+    ] {
         assert!(last_stage.contains(line), "no {line}");
     }
     assert!(dockerfile.contains("+crt-static") && dockerfile.contains("--profile dist"));
@@ -209,9 +213,15 @@ async fn the_dockerfile_runs_the_static_binary_alone_with_a_working_health_check
     let args: Vec<String> = (argv[1..].iter())
         .map(|arg| arg.replace("http://127.0.0.1:8000", server.base_url()))
         .collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_pykv")).args(&args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pykv"))
+        .args(&args)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     drop(server);
-    let out = Command::new(env!("CARGO_BIN_EXE_pykv")).args(&args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pykv"))
+        .args(&args)
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "healthy without a server: {out:?}");
 }

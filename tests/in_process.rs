@@ -15,6 +15,7 @@ fn config(dir: &std::path::Path, extra: &[&str]) -> ServeArgs {
 }
 
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
+    pykv::tls::install_default_provider();
     let mut request = reqwest::Client::new().request(method, url);
     if let Some(body) = body {
         request = request.json(&body);

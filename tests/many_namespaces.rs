@@ -78,6 +78,7 @@ fn median(mut durations: Vec<Duration>) -> Duration {
 }
 
 fn client() -> reqwest::Client {
+    pykv::tls::install_default_provider();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(120))

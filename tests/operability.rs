@@ -774,6 +774,7 @@ async fn log_format_json_writes_one_json_object_per_line() {
         text
     });
 
+    pykv::tls::install_default_provider();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let secret = "secret-key-in-path";
     let r = client

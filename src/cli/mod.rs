@@ -54,7 +54,14 @@ fn run_once(command: Command) -> Result<u8, Error> {
 }
 
 fn connect(args: &ClientArgs) -> Result<Client, Error> {
-    Client::with_timeout(&args.url, Duration::from_secs(args.timeout))
+    let ca =
+        match &args.cacert {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                Error::Usage(format!("--cacert: cannot read {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+    Client::with_ca(&args.url, Duration::from_secs(args.timeout), ca.as_deref())
         .map(|kv| kv.with_token(args.token.clone()))
 }
 

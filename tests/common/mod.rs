@@ -96,6 +96,8 @@ impl Server {
     pub fn start_in_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let (child, base, stderr) = spawn(data_dir, &args, env);
+        // reqwest's rustls takes the process's provider: ring, as the server.
+        pykv::tls::install_default_provider();
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(60))
@@ -450,8 +452,10 @@ fn spawn(
 
     let failure = match rx.recv_timeout(START_TIMEOUT) {
         Ok(Ok(url)) => {
+            let port = (url.strip_prefix("http://127.0.0.1:"))
+                .or_else(|| url.strip_prefix("https://127.0.0.1:"));
             assert!(
-                url.starts_with("http://127.0.0.1:") && url[17..].parse::<u16>().is_ok(),
+                port.is_some_and(|port| port.parse::<u16>().is_ok()),
                 "unexpected listening URL {url:?}"
             );
             return (child, url, stderr);

@@ -19,6 +19,7 @@ async fn tokens_never_appear_in_logs_or_answers() {
     let unknown = format!("pykv_{}", "f".repeat(64));
     for format in ["text", "json"] {
         let (mut child, base, stderr) = spawn_logging(dir.path(), format);
+        pykv::tls::install_default_provider();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let mut answers = String::new();
         for token in [&tokens.admin, &tokens.alpha, &tokens.alpha_read, &unknown] {

@@ -171,6 +171,19 @@ pub trait KvBackend: Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = Result<Option<Commit>, BackendError>> + Send;
 
+    /// Adds `by` to the integer under `key` and returns the sum, atomically
+    /// (concurrent increments never lose an update). A missing or expired
+    /// key counts from 0. The key keeps its TTL unless `ttl_secs` gives
+    /// one. A value that is not an integer ([`StoreError::NotAnInteger`])
+    /// or a sum past `i64` ([`StoreError::Overflow`]) changes nothing.
+    fn incr(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        by: i64,
+        ttl_secs: Option<u64>,
+    ) -> impl Future<Output = Result<(i64, Commit), BackendError>> + Send;
+
     /// Deletes every key of a named namespace; returns how many.
     fn clear_namespace(
         &self,
@@ -309,6 +322,16 @@ impl KvBackend for Backend {
         quota: Limit,
     ) -> Result<QuotaReport, BackendError> {
         dispatch!(self, b => b.set_quota(namespace, quota).await)
+    }
+
+    async fn incr(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        by: i64,
+        ttl_secs: Option<u64>,
+    ) -> Result<(i64, Commit), BackendError> {
+        dispatch!(self, b => b.incr(namespace, key, by, ttl_secs).await)
     }
 
     async fn compact(&self) -> Result<bool, BackendError> {

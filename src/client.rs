@@ -36,7 +36,7 @@ pub use crate::api::{
     ClearAnswer, CompactAnswer, DeleteAnswer, GetAnswer, HealthAnswer, NamespaceKeysAnswer,
     NamespaceStats, NamespacesAnswer, SetAnswer, StatsAnswer,
 };
-use crate::api::{ErrorBody, SetBody};
+use crate::api::{ErrorBody, IncrAnswer, IncrBody, SetBody};
 
 /// Where `pykv serve` listens by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8000";
@@ -199,6 +199,24 @@ impl Client {
             namespace: None,
         };
         let url = format!("{}/set{}", self.base, ns_query(ns));
+        self.send(self.http.post(url).json(&body), ns, key)
+    }
+
+    /// Adds `by` to the integer counter under `key` (a missing key counts
+    /// from 0); `ttl` sets its TTL, `None` keeps it.
+    pub fn incr(
+        &self,
+        ns: Option<&str>,
+        key: &str,
+        by: i64,
+        ttl: Option<u64>,
+    ) -> Result<Reply<IncrAnswer>, Error> {
+        let body = IncrBody {
+            key: key.to_owned(),
+            by: Some(by),
+            ttl,
+        };
+        let url = format!("{}/incr{}", self.base, ns_query(ns));
         self.send(self.http.post(url).json(&body), ns, key)
     }
 

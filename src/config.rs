@@ -30,6 +30,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Set a key (VALUE is sent as a JSON string unless --json-value).
     Set(SetArgs),
+    /// Add to an integer counter (a missing key counts from 0) and print it.
+    Incr(IncrArgs),
     /// Print a key's value (exit 1 if it does not exist).
     Get(KeyArgs),
     /// Delete a key (exit 1 if it does not exist).
@@ -203,6 +205,27 @@ pub struct SetArgs {
     /// Parse VALUE as JSON (`42`, `true`, `[1,2]`, `{"a":1}`, `"text"`).
     #[arg(long)]
     pub json_value: bool,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IncrArgs {
+    /// The counter's key.
+    pub key: String,
+
+    /// What to add; negative to subtract.
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub by: i64,
+
+    /// Namespace (default: the default namespace).
+    #[arg(long)]
+    pub ns: Option<String>,
+
+    /// Expire the counter after this many seconds (default: keep its TTL).
+    #[arg(long, value_name = "SECONDS")]
+    pub ttl: Option<u64>,
 
     #[command(flatten)]
     pub client: ClientArgs,

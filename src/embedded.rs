@@ -144,6 +144,18 @@ impl KvBackend for EmbeddedBackend {
         Ok(self.commit(lsn))
     }
 
+    async fn incr(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        by: i64,
+        ttl_secs: Option<u64>,
+    ) -> Result<(i64, Commit), BackendError> {
+        let expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
+        let (sum, lsn) = self.store.incr(namespace, key, by, expires_at)?;
+        Ok((sum, self.commit(lsn)))
+    }
+
     async fn get_into(
         &self,
         namespace: Option<&str>,

@@ -194,6 +194,33 @@ impl KvBackend for MemoryBackend {
         Ok(Commit::done())
     }
 
+    async fn incr(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        by: i64,
+        ttl_secs: Option<u64>,
+    ) -> Result<(i64, Commit), BackendError> {
+        self.check_fault().await?;
+        self.check_key(key)?;
+        let mut namespaces = self.open(namespace)?;
+        let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
+        let now = now_ms();
+        let (current, deadline) = match space.entries.get(key).filter(|e| e.is_live(now)) {
+            Some(entry) => (crate::store::counter_value(&entry.value)?, entry.expires_at),
+            None => (0, None),
+        };
+        let sum = current
+            .checked_add(by)
+            .ok_or(StoreError::Overflow { value: current, by })?;
+        let entry = Entry {
+            value: sum.to_string(),
+            expires_at: ttl_secs.map(|ttl| now + ttl * 1000).or(deadline),
+        };
+        space.entries.insert(key.to_owned(), entry);
+        Ok((sum, Commit::done()))
+    }
+
     async fn get_into(
         &self,
         namespace: Option<&str>,

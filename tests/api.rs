@@ -535,6 +535,10 @@ async fn every_answer_round_trips_through_its_api_type() {
         let put = s.client.put(s.url("/quota")).body(r#"{"max_keys": 10}"#);
         round_trip::<api::QuotaAnswer>(&s.send(put).await);
     }
+    let incr = s
+        .post_json("/incr?ns=app1", &json!({"key": "n", "by": -2}))
+        .await;
+    round_trip::<api::IncrAnswer>(&incr);
     round_trip::<api::DeleteAnswer>(&s.delete("/delete/k2?ns=app1").await);
     round_trip::<api::ClearAnswer>(&s.delete("/namespaces/app1").await);
     if common::backend_supports("compaction") {

@@ -17,6 +17,7 @@
 //! Where the seed's Python server sends fewer fields (`/stats`), the
 //! missing ones decode to their defaults, so the client reads both.
 
+mod counters;
 mod keys;
 mod namespaces;
 mod operability;
@@ -24,6 +25,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
+pub use counters::{IncrAnswer, IncrBody};
 pub use keys::{DeleteAnswer, DeleteStatus, GetAnswer, KeysAnswer, SetAnswer, SetBody, SetStatus};
 pub use namespaces::{
     ClearAnswer, ClearStatus, NamespaceKeysAnswer, NamespacesAnswer, QuotaAnswer, QuotaBody,

@@ -17,6 +17,12 @@ pub enum Action {
         value: Value,
         ttl: Option<u64>,
     },
+    Incr {
+        ns: Option<String>,
+        key: String,
+        by: i64,
+        ttl: Option<u64>,
+    },
     Get {
         ns: Option<String>,
         key: String,
@@ -62,6 +68,15 @@ pub fn from_command(command: Command) -> Result<(Action, ClientArgs), Error> {
             };
             (action, a.client)
         }
+        Command::Incr(a) => (
+            Action::Incr {
+                ns: a.ns,
+                key: a.key,
+                by: a.by,
+                ttl: a.ttl,
+            },
+            a.client,
+        ),
         Command::Get(a) => (
             Action::Get {
                 ns: a.ns,
@@ -125,6 +140,10 @@ pub fn execute(kv: &Client, action: &Action, format: Format) -> Result<String, E
         } => {
             let answer = kv.set(ns.as_deref(), key, value, *ttl)?;
             pick(json, answer.json(), || "OK".into())
+        }
+        Action::Incr { ns, key, by, ttl } => {
+            let answer = kv.incr(ns.as_deref(), key, *by, *ttl)?;
+            pick(json, answer.json(), || answer.value.to_string())
         }
         Action::Get { ns, key } => {
             let answer = kv.get(ns.as_deref(), key)?;

@@ -14,6 +14,7 @@ use crate::client::{Client, Error};
 const HELP: &str = "\
 Commands (values with spaces in \"double\" or 'single' quotes):
   set KEY VALUE [TTL]   set a key (VALUE is a string), expiring after TTL seconds
+  incr KEY [BY]         add BY (default 1) to an integer counter and print it
   get KEY               print a key's value, (nil) if it does not exist
   del KEY               delete a key
   use [NS]              work in namespace NS; `use` alone: the default namespace
@@ -142,6 +143,9 @@ fn parse(command: &str, args: &[String], ns: Option<&str>) -> Result<Action, Err
         ("set", [key, value]) => set(key, value, None, ns_owned),
         ("set", [key, value, ttl]) => set(key, value, Some(parse_ttl(ttl)?), ns_owned),
         ("set", _) => return Err(usage("set KEY VALUE [TTL]")),
+        ("incr", [key]) => incr(key, "1", ns_owned)?,
+        ("incr", [key, by]) => incr(key, by, ns_owned)?,
+        ("incr", _) => return Err(usage("incr KEY [BY]")),
         ("get", [key]) => Action::Get {
             ns: ns_owned,
             key: key.clone(),
@@ -168,6 +172,18 @@ fn parse(command: &str, args: &[String], ns: Option<&str>) -> Result<Action, Err
                 "unknown command `{command}`; type `help`"
             )));
         }
+    })
+}
+
+fn incr(key: &str, by: &str, ns: Option<String>) -> Result<Action, Error> {
+    let by = by
+        .parse()
+        .map_err(|_| Error::Usage(format!("incr: BY must be an integer, got {by:?}")))?;
+    Ok(Action::Incr {
+        ns,
+        key: key.to_owned(),
+        by,
+        ttl: None,
     })
 }
 

@@ -151,6 +151,9 @@ impl ApiError {
                     StatusCode::INSUFFICIENT_STORAGE
                 }
                 StoreError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                StoreError::NotAnInteger { .. } | StoreError::Overflow { .. } => {
+                    StatusCode::CONFLICT
+                }
             },
         }
     }
@@ -295,8 +298,13 @@ impl ApiError {
             | ApiError::Store(
                 StoreError::EmptyKey
                 | StoreError::KeyTooLong { .. }
-                | StoreError::LogUnavailable(_),
+                | StoreError::LogUnavailable(_)
+                | StoreError::NotAnInteger { .. },
             ) => self.detail(),
+            // The stored value and the increment stay out.
+            ApiError::Store(StoreError::Overflow { .. }) => {
+                "the counter would pass the range of a 64-bit signed integer".into()
+            }
         }
     }
 }

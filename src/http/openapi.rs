@@ -9,9 +9,9 @@ use utoipa::OpenApi;
 
 use crate::api::{
     ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, GetAnswer, HealthAnswer,
-    KeysAnswer, NamespaceKeysAnswer, NamespaceStats, NamespacesAnswer, OperationFigures,
-    Performance, QuotaAnswer, QuotaBody, RecentErrors, SetAnswer, SetBody, StatsAnswer,
-    UnhealthyAnswer,
+    IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer, NamespaceStats, NamespacesAnswer,
+    OperationFigures, Performance, QuotaAnswer, QuotaBody, RecentErrors, SetAnswer, SetBody,
+    StatsAnswer, UnhealthyAnswer,
 };
 
 /// The document, built once per request of `/openapi.json` (it is small):
@@ -108,6 +108,8 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
     components(schemas(
         SetBody,
         SetAnswer,
+        IncrBody,
+        IncrAnswer,
         GetAnswer,
         DeleteAnswer,
         NamespacesAnswer,

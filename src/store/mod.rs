@@ -16,9 +16,11 @@
 //! - [`reclaim`]: freeing namespaces whose last key went;
 //! - [`lazy_free`]: the thread that frees what a namespace clear took away;
 //! - [`scan`]: listing a namespace's keys page by page;
-//! - [`stats`]: the counters reported by `/stats`.
+//! - [`stats`]: the counters reported by `/stats`;
+//! - [`counter`]: atomic increments of integer values.
 
 mod clock;
+mod counter;
 mod entry;
 mod evict;
 mod expire;
@@ -40,6 +42,7 @@ use hashbrown::{DefaultHashBuilder, HashMap};
 
 use clock::access_of;
 pub use clock::now_ms;
+pub use counter::counter_value;
 pub use evict::{EvictionPolicy, Limit, Limits, MAX_LIMIT, QuotaReport};
 pub use expire::spawn_expiry_cycle;
 pub use namespace::{MAX_NAMESPACE_LEN, validate_namespace};
@@ -71,6 +74,15 @@ pub enum StoreError {
     TooLarge { scope: String, size: u64, max: u64 },
     #[error("the write-ahead log cannot be written ({0}); the write was not applied, retry later")]
     LogUnavailable(String),
+    /// An increment of a value that is not an integer; names its JSON type.
+    #[error(
+        "the value is {found}, not an integer, so it cannot be incremented; set it to an integer first"
+    )]
+    NotAnInteger { found: &'static str },
+    #[error(
+        "the counter would pass the range of a 64-bit signed integer ({value} + {by}); nothing was changed"
+    )]
+    Overflow { value: i64, by: i64 },
 }
 
 /// Position of a record in the journal; callers wait for it to be durable.
@@ -293,41 +305,12 @@ impl Store {
     /// false while replaying the journal itself).
     pub fn apply(&self, mutation: &Mutation<'_>, journal: bool) -> Result<Lsn, StoreError> {
         match *mutation {
-            Mutation::Set {
-                namespace,
-                key,
-                value,
-                expires_at,
-            } => {
-                let deadline = expires_at.and_then(NonZeroU64::new);
-                let now = now_ms();
-                let entry = Entry::new(key, value, deadline, access_of(now));
+            Mutation::Set { namespace, key, .. } => {
                 let space = self.namespace_or_create(namespace);
                 let index = Namespace::shard_index(&self.hasher, key);
-                // Under `noeviction`, checking a limit and filling it must
-                // be one step, or concurrent writers could all pass it.
-                let _admission = (self.limited()
-                    && self.config.limits.policy == EvictionPolicy::Noeviction)
-                    .then(|| self.admission.lock().unwrap_or_else(|p| p.into_inner()));
-                let mut shard = space.shard(index);
-                if self.limited() && journal {
-                    let old_size = shard.peek(key).map(Entry::size);
-                    self.check_limits(&space, entry.size(), old_size)?;
-                }
-                let old = shard.insert(entry, now);
-                if !journal {
-                    return Ok(0);
-                }
-                let undo = UndoAction::Restore {
-                    shard: index,
-                    key: key.into(),
-                    old,
-                };
-                let lsn = self.journal_or_revert(mutation, &space, undo, &mut [shard])?;
-                if self.limited() {
-                    self.make_room(&space);
-                }
-                Ok(lsn)
+                let _admission = self.admission();
+                let shard = space.shard(index);
+                self.write(&space, index, shard, mutation, journal)
             }
             Mutation::Delete { namespace, key } | Mutation::Evict { namespace, key } => {
                 let Some(space) = self.existing_namespace(namespace) else {
@@ -342,6 +325,61 @@ impl Store {
                 Ok(self.clear(namespace, journal)?.1.unwrap_or(0))
             }
         }
+    }
+
+    /// Under `noeviction`, checking a limit and filling it must be one
+    /// step, or concurrent writers could all pass it: this lock, taken
+    /// before the shard's, makes it one.
+    fn admission(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        (self.limited() && self.config.limits.policy == EvictionPolicy::Noeviction)
+            .then(|| self.admission.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Stores the value of a `Set` mutation in `shard` (shard `index` of
+    /// `space`, locked by the caller), within the limits, and journals it
+    /// when `journal` is true.
+    fn write(
+        &self,
+        space: &Arc<Namespace>,
+        index: usize,
+        mut shard: namespace::ShardGuard<'_>,
+        mutation: &Mutation<'_>,
+        journal: bool,
+    ) -> Result<Lsn, StoreError> {
+        let Mutation::Set {
+            key,
+            value,
+            expires_at,
+            ..
+        } = *mutation
+        else {
+            unreachable!("write takes sets")
+        };
+        let now = now_ms();
+        let entry = Entry::new(
+            key,
+            value,
+            expires_at.and_then(NonZeroU64::new),
+            access_of(now),
+        );
+        if self.limited() && journal {
+            let old_size = shard.peek(key).map(Entry::size);
+            self.check_limits(space, entry.size(), old_size)?;
+        }
+        let old = shard.insert(entry, now);
+        if !journal {
+            return Ok(0);
+        }
+        let undo = UndoAction::Restore {
+            shard: index,
+            key: key.into(),
+            old,
+        };
+        let lsn = self.journal_or_revert(mutation, space, undo, &mut [shard])?;
+        if self.limited() {
+            self.make_room(space);
+        }
+        Ok(lsn)
     }
 
     /// Hands an applied mutation to the journal; if the journal refuses it,

@@ -35,6 +35,7 @@ mod delete;
 mod docs;
 mod get;
 mod health;
+mod incr;
 mod keys;
 mod metrics;
 mod namespace_keys;
@@ -152,6 +153,7 @@ operations! {
     Set => set::Set,
     Get => get::Get,
     Delete => delete::Delete,
+    Incr => incr::Incr,
     Keys => keys::Keys,
     Namespaces => namespaces::Namespaces,
     NamespaceKeys => namespace_keys::NamespaceKeys,

@@ -184,6 +184,23 @@ pub trait KvBackend: Send + Sync + 'static {
         ttl_secs: Option<u64>,
     ) -> impl Future<Output = Result<(i64, Commit), BackendError>> + Send;
 
+    /// Milliseconds before `key` expires: `None` when it is absent (or
+    /// expired), `Some(None)` when it never expires.
+    fn ttl_ms(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Option<u64>>, BackendError>> + Send;
+
+    /// Gives `key` a TTL of `ttl_secs` from now (`None`: never expires),
+    /// keeping its value, atomically; `None` when the key is absent.
+    fn expire(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        ttl_secs: Option<u64>,
+    ) -> impl Future<Output = Result<Option<Commit>, BackendError>> + Send;
+
     /// Deletes every key of a named namespace; returns how many.
     fn clear_namespace(
         &self,
@@ -332,6 +349,23 @@ impl KvBackend for Backend {
         ttl_secs: Option<u64>,
     ) -> Result<(i64, Commit), BackendError> {
         dispatch!(self, b => b.incr(namespace, key, by, ttl_secs).await)
+    }
+
+    async fn ttl_ms(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+    ) -> Result<Option<Option<u64>>, BackendError> {
+        dispatch!(self, b => b.ttl_ms(namespace, key).await)
+    }
+
+    async fn expire(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<Option<Commit>, BackendError> {
+        dispatch!(self, b => b.expire(namespace, key, ttl_secs).await)
     }
 
     async fn compact(&self) -> Result<bool, BackendError> {

@@ -36,7 +36,7 @@ pub use crate::api::{
     ClearAnswer, CompactAnswer, DeleteAnswer, GetAnswer, HealthAnswer, NamespaceKeysAnswer,
     NamespaceStats, NamespacesAnswer, SetAnswer, StatsAnswer,
 };
-use crate::api::{ErrorBody, IncrAnswer, IncrBody, SetBody};
+use crate::api::{ErrorBody, ExpireBody, IncrAnswer, IncrBody, SetBody, TtlAnswer};
 
 /// Where `pykv serve` listens by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8000";
@@ -217,6 +217,29 @@ impl Client {
             ttl,
         };
         let url = format!("{}/incr{}", self.base, ns_query(ns));
+        self.send(self.http.post(url).json(&body), ns, key)
+    }
+
+    /// The seconds left before `key` expires (`ttl: None`: never);
+    /// [`Error::NotFound`] if it does not exist.
+    pub fn ttl(&self, ns: Option<&str>, key: &str) -> Result<Reply<TtlAnswer>, Error> {
+        let url = format!("{}/ttl/{}{}", self.base, key_segment(key)?, ns_query(ns));
+        self.send(self.http.get(url), ns, key)
+    }
+
+    /// Gives `key` a TTL of `ttl` seconds (`None`: never expires), keeping
+    /// its value; [`Error::NotFound`] if it does not exist.
+    pub fn expire(
+        &self,
+        ns: Option<&str>,
+        key: &str,
+        ttl: Option<u64>,
+    ) -> Result<Reply<TtlAnswer>, Error> {
+        let body = ExpireBody {
+            key: key.to_owned(),
+            ttl,
+        };
+        let url = format!("{}/expire{}", self.base, ns_query(ns));
         self.send(self.http.post(url).json(&body), ns, key)
     }
 

@@ -34,6 +34,12 @@ pub enum Command {
     Incr(IncrArgs),
     /// Print a key's value (exit 1 if it does not exist).
     Get(KeyArgs),
+    /// Print the seconds left before a key expires, or `none` (exit 1 if it
+    /// does not exist).
+    Ttl(KeyArgs),
+    /// Set a key's TTL in seconds, or `none` to keep it forever (exit 1 if
+    /// it does not exist).
+    Expire(ExpireArgs),
     /// Delete a key (exit 1 if it does not exist).
     Del(KeyArgs),
     /// List, measure or clear namespaces.
@@ -229,6 +235,36 @@ pub struct IncrArgs {
 
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExpireArgs {
+    /// The key.
+    pub key: String,
+
+    /// Seconds from now, or `none` for a key that never expires.
+    #[arg(value_parser = parse_ttl_or_none)]
+    pub ttl: TtlArg,
+
+    /// Namespace (default: the default namespace).
+    #[arg(long)]
+    pub ns: Option<String>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `pykv expire`'s TTL: seconds, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct TtlArg(pub Option<u64>);
+
+fn parse_ttl_or_none(text: &str) -> Result<TtlArg, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(TtlArg(None));
+    }
+    text.parse()
+        .map(|secs| TtlArg(Some(secs)))
+        .map_err(|_| format!("{text:?} is neither a whole number of seconds nor `none`"))
 }
 
 #[derive(Debug, Clone, Args)]

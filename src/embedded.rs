@@ -156,6 +156,25 @@ impl KvBackend for EmbeddedBackend {
         Ok((sum, self.commit(lsn)))
     }
 
+    async fn ttl_ms(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+    ) -> Result<Option<Option<u64>>, BackendError> {
+        Ok(self.store.ttl_ms(namespace, key)?)
+    }
+
+    async fn expire(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<Option<Commit>, BackendError> {
+        let expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
+        let lsn = self.store.expire(namespace, key, expires_at)?;
+        Ok(lsn.map(|lsn| self.commit(lsn)))
+    }
+
     async fn get_into(
         &self,
         namespace: Option<&str>,

@@ -221,6 +221,35 @@ impl KvBackend for MemoryBackend {
         Ok((sum, Commit::done()))
     }
 
+    async fn ttl_ms(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+    ) -> Result<Option<Option<u64>>, BackendError> {
+        self.check_fault().await?;
+        let mut namespaces = self.open(namespace)?;
+        let now = now_ms();
+        let entry = (namespaces.get_mut(&namespace.map(str::to_owned)))
+            .and_then(|space| space.entries.get(key));
+        Ok(entry.map(|entry| entry.expires_at.map(|at| at.saturating_sub(now))))
+    }
+
+    async fn expire(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<Option<Commit>, BackendError> {
+        self.check_fault().await?;
+        let mut namespaces = self.open(namespace)?;
+        let entry = (namespaces.get_mut(&namespace.map(str::to_owned)))
+            .and_then(|space| space.entries.get_mut(key));
+        Ok(entry.map(|entry| {
+            entry.expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
+            Commit::done()
+        }))
+    }
+
     async fn get_into(
         &self,
         namespace: Option<&str>,

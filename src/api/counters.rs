@@ -1,4 +1,4 @@
-//! Counters: `POST /incr`.
+//! Counters and TTLs: `POST /incr`, `GET /ttl/{key}`, `POST /expire`.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -29,4 +29,27 @@ pub struct IncrAnswer {
     pub value: i64,
     /// null for the default namespace.
     pub namespace: Option<String>,
+}
+
+/// The answer of `GET /ttl/{key}` and `POST /expire`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TtlAnswer {
+    pub key: String,
+    /// null for the default namespace.
+    pub namespace: Option<String>,
+    /// Whole seconds left, rounded up (a live key never shows 0); null for
+    /// a key that never expires.
+    pub ttl: Option<u64>,
+}
+
+/// The body of `POST /expire`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpireBody {
+    #[schema(min_length = 1)]
+    pub key: String,
+    /// Seconds from now, 1 to 3153600000; null: the key never expires.
+    /// Required: a body without it is refused.
+    #[schema(minimum = 1, maximum = 3_153_600_000_u64, required = true)]
+    pub ttl: Option<u64>,
 }

@@ -25,7 +25,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use counters::{IncrAnswer, IncrBody};
+pub use counters::{ExpireBody, IncrAnswer, IncrBody, TtlAnswer};
 pub use keys::{DeleteAnswer, DeleteStatus, GetAnswer, KeysAnswer, SetAnswer, SetBody, SetStatus};
 pub use namespaces::{
     ClearAnswer, ClearStatus, NamespaceKeysAnswer, NamespacesAnswer, QuotaAnswer, QuotaBody,

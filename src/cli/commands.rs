@@ -27,6 +27,15 @@ pub enum Action {
         ns: Option<String>,
         key: String,
     },
+    Ttl {
+        ns: Option<String>,
+        key: String,
+    },
+    Expire {
+        ns: Option<String>,
+        key: String,
+        ttl: Option<u64>,
+    },
     Del {
         ns: Option<String>,
         key: String,
@@ -74,6 +83,21 @@ pub fn from_command(command: Command) -> Result<(Action, ClientArgs), Error> {
                 key: a.key,
                 by: a.by,
                 ttl: a.ttl,
+            },
+            a.client,
+        ),
+        Command::Ttl(a) => (
+            Action::Ttl {
+                ns: a.ns,
+                key: a.key,
+            },
+            a.client,
+        ),
+        Command::Expire(a) => (
+            Action::Expire {
+                ns: a.ns,
+                key: a.key,
+                ttl: a.ttl.0,
             },
             a.client,
         ),
@@ -145,6 +169,14 @@ pub fn execute(kv: &Client, action: &Action, format: Format) -> Result<String, E
             let answer = kv.incr(ns.as_deref(), key, *by, *ttl)?;
             pick(json, answer.json(), || answer.value.to_string())
         }
+        Action::Ttl { ns, key } => {
+            let answer = kv.ttl(ns.as_deref(), key)?;
+            pick(json, answer.json(), || ttl_text(answer.ttl))
+        }
+        Action::Expire { ns, key, ttl } => {
+            let answer = kv.expire(ns.as_deref(), key, *ttl)?;
+            pick(json, answer.json(), || ttl_text(answer.ttl))
+        }
         Action::Get { ns, key } => {
             let answer = kv.get(ns.as_deref(), key)?;
             pick(json, answer.json(), || output::value_text(&answer.value))
@@ -192,6 +224,11 @@ fn list_namespaces(kv: &Client, json: bool) -> Result<String, Error> {
 
 fn pick(json: bool, raw: &str, text: impl FnOnce() -> String) -> String {
     if json { raw.to_owned() } else { text() }
+}
+
+/// A TTL as the CLI prints it: seconds, or `none`.
+fn ttl_text(ttl: Option<u64>) -> String {
+    ttl.map_or_else(|| "none".into(), |secs| secs.to_string())
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 use utoipa::OpenApi;
 
 use crate::api::{
-    ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, GetAnswer, HealthAnswer,
-    IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer, NamespaceStats, NamespacesAnswer,
-    OperationFigures, Performance, QuotaAnswer, QuotaBody, RecentErrors, SetAnswer, SetBody,
-    StatsAnswer, UnhealthyAnswer,
+    ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, ExpireBody, GetAnswer,
+    HealthAnswer, IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer, NamespaceStats,
+    NamespacesAnswer, OperationFigures, Performance, QuotaAnswer, QuotaBody, RecentErrors,
+    SetAnswer, SetBody, StatsAnswer, TtlAnswer, UnhealthyAnswer,
 };
 
 /// The document, built once per request of `/openapi.json` (it is small):
@@ -110,6 +110,8 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
         SetAnswer,
         IncrBody,
         IncrAnswer,
+        TtlAnswer,
+        ExpireBody,
         GetAnswer,
         DeleteAnswer,
         NamespacesAnswer,

@@ -17,7 +17,8 @@
 //! - [`lazy_free`]: the thread that frees what a namespace clear took away;
 //! - [`scan`]: listing a namespace's keys page by page;
 //! - [`stats`]: the counters reported by `/stats`;
-//! - [`counter`]: atomic increments of integer values.
+//! - [`counter`]: atomic increments of integer values;
+//! - [`ttl`]: a key's TTL read and changed on its own.
 
 mod clock;
 mod counter;
@@ -32,6 +33,7 @@ mod sampling;
 mod scan;
 mod shard;
 mod stats;
+mod ttl;
 mod undo;
 
 use std::num::NonZeroU64;

@@ -33,6 +33,7 @@ mod compact;
 mod console;
 mod delete;
 mod docs;
+mod expire;
 mod get;
 mod health;
 mod incr;
@@ -47,6 +48,7 @@ mod recent_errors;
 mod set;
 mod set_quota;
 mod stats;
+mod ttl;
 
 pub use set::{MAX_TTL_SECS, SetRequest};
 
@@ -154,6 +156,8 @@ operations! {
     Get => get::Get,
     Delete => delete::Delete,
     Incr => incr::Incr,
+    Ttl => ttl::Ttl,
+    Expire => expire::Expire,
     Keys => keys::Keys,
     Namespaces => namespaces::Namespaces,
     NamespaceKeys => namespace_keys::NamespaceKeys,

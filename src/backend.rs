@@ -54,7 +54,9 @@ use std::time::Duration;
 
 use crate::embedded::EmbeddedBackend;
 use crate::memory::MemoryBackend;
-use crate::store::{KeyPage, Limit, NamespaceStats, QuotaReport, StoreError, StoreStats};
+use crate::store::{
+    Condition, KeyPage, Limit, NamespaceStats, QuotaReport, StoreError, StoreStats,
+};
 use crate::wal::SyncSnapshot;
 
 /// Why a backend could not carry out an operation.
@@ -183,6 +185,27 @@ pub trait KvBackend: Send + Sync + 'static {
         by: i64,
         ttl_secs: Option<u64>,
     ) -> impl Future<Output = Result<(i64, Commit), BackendError>> + Send;
+
+    /// [`KvBackend::set`] if `condition` holds for the key's current value
+    /// ([`crate::store::etag_of`]), checked and written atomically; else
+    /// [`StoreError::ConditionFailed`] with the current tag.
+    fn set_if(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        value: &str,
+        ttl_secs: Option<u64>,
+        condition: Condition,
+    ) -> impl Future<Output = Result<Commit, BackendError>> + Send;
+
+    /// [`KvBackend::delete`] if `condition` holds, atomically; else
+    /// [`StoreError::ConditionFailed`].
+    fn delete_if(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        condition: Condition,
+    ) -> impl Future<Output = Result<Option<Commit>, BackendError>> + Send;
 
     /// Milliseconds before `key` expires: `None` when it is absent (or
     /// expired), `Some(None)` when it never expires.
@@ -357,6 +380,26 @@ impl KvBackend for Backend {
         key: &str,
     ) -> Result<Option<Option<u64>>, BackendError> {
         dispatch!(self, b => b.ttl_ms(namespace, key).await)
+    }
+
+    async fn set_if(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        value: &str,
+        ttl_secs: Option<u64>,
+        condition: Condition,
+    ) -> Result<Commit, BackendError> {
+        dispatch!(self, b => b.set_if(namespace, key, value, ttl_secs, condition).await)
+    }
+
+    async fn delete_if(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        condition: Condition,
+    ) -> Result<Option<Commit>, BackendError> {
+        dispatch!(self, b => b.delete_if(namespace, key, condition).await)
     }
 
     async fn expire(

@@ -11,7 +11,8 @@ use std::time::Instant;
 use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend, PersistenceStats};
 use crate::dir_lock::{DirLock, LockError};
 use crate::store::{
-    KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreStats, Undo, now_ms,
+    Condition, KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreStats,
+    Undo, now_ms,
 };
 use crate::wal::{
     AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
@@ -154,6 +155,29 @@ impl KvBackend for EmbeddedBackend {
         let expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
         let (sum, lsn) = self.store.incr(namespace, key, by, expires_at)?;
         Ok((sum, self.commit(lsn)))
+    }
+
+    async fn set_if(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        value: &str,
+        ttl_secs: Option<u64>,
+        condition: Condition,
+    ) -> Result<Commit, BackendError> {
+        let expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
+        let lsn = (self.store).set_if(namespace, key, value, expires_at, condition)?;
+        Ok(self.commit(lsn))
+    }
+
+    async fn delete_if(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        condition: Condition,
+    ) -> Result<Option<Commit>, BackendError> {
+        let lsn = self.store.delete_if(namespace, key, condition)?;
+        Ok(lsn.map(|lsn| self.commit(lsn)))
     }
 
     async fn ttl_ms(

@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend};
 use crate::store::{
-    KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats, now_ms,
-    validate_namespace,
+    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats,
+    etag_of, now_ms, validate_namespace,
 };
 
 const NAME: &str = "memory";
@@ -219,6 +219,43 @@ impl KvBackend for MemoryBackend {
         };
         space.entries.insert(key.to_owned(), entry);
         Ok((sum, Commit::done()))
+    }
+
+    async fn set_if(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        value: &str,
+        ttl_secs: Option<u64>,
+        condition: Condition,
+    ) -> Result<Commit, BackendError> {
+        self.check_fault().await?;
+        self.check_key(key)?;
+        let mut namespaces = self.open(namespace)?;
+        let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
+        condition.holds(space.entries.get(key).map(|e| etag_of(&e.value)))?;
+        let entry = Entry {
+            value: value.to_owned(),
+            expires_at: ttl_secs.map(|ttl| now_ms() + ttl * 1000),
+        };
+        space.entries.insert(key.to_owned(), entry);
+        Ok(Commit::done())
+    }
+
+    async fn delete_if(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        condition: Condition,
+    ) -> Result<Option<Commit>, BackendError> {
+        self.check_fault().await?;
+        let mut namespaces = self.open(namespace)?;
+        let Some(space) = namespaces.get_mut(&namespace.map(str::to_owned)) else {
+            condition.holds(None)?;
+            return Ok(None);
+        };
+        condition.holds(space.entries.get(key).map(|e| etag_of(&e.value)))?;
+        Ok(space.entries.remove(key).map(|_| Commit::done()))
     }
 
     async fn ttl_ms(

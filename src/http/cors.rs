@@ -79,7 +79,7 @@ impl Cors {
             );
             answer.insert(
                 ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("content-type,authorization"),
+                HeaderValue::from_static("content-type,authorization,if-match,if-none-match"),
             );
         }
         answer.insert(

@@ -154,6 +154,7 @@ impl ApiError {
                 StoreError::NotAnInteger { .. } | StoreError::Overflow { .. } => {
                     StatusCode::CONFLICT
                 }
+                StoreError::ConditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             },
         }
     }
@@ -299,7 +300,8 @@ impl ApiError {
                 StoreError::EmptyKey
                 | StoreError::KeyTooLong { .. }
                 | StoreError::LogUnavailable(_)
-                | StoreError::NotAnInteger { .. },
+                | StoreError::NotAnInteger { .. }
+                | StoreError::ConditionFailed { .. },
             ) => self.detail(),
             // The stored value and the increment stay out.
             ApiError::Store(StoreError::Overflow { .. }) => {
@@ -307,6 +309,11 @@ impl ApiError {
             }
         }
     }
+}
+
+/// A value's tag as HTTP writes an entity tag: quoted hex.
+pub fn etag_header(tag: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{tag:016x}\"")).expect("hex is a valid header")
 }
 
 fn rate_limited(scope: &str, retry_after_secs: u64) -> String {
@@ -438,6 +445,9 @@ impl ApiError {
             // carry another request, and the client must not try.
             ApiError::PayloadTooLarge { .. } | ApiError::RequestTimeout { .. } => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            ApiError::Store(StoreError::ConditionFailed { current: Some(tag) }) => {
+                headers.insert(header::ETAG, etag_header(tag));
             }
             ApiError::MethodNotAllowed { allowed, .. } => {
                 if let Ok(allowed) = HeaderValue::from_str(&allowed) {

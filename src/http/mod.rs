@@ -9,6 +9,7 @@
 //! - [`request`]: what an operation reads of its request (path parameters,
 //!   query string); [`reply`]: the answers;
 //! - [`error`]: the one place where errors become statuses and JSON;
+//! - [`conditions`]: `ETag`, `If-Match` and `If-None-Match` (check-and-set);
 //! - [`origin`]: the `Host` and `Origin` checks, first on every request
 //!   (cross-site requests, DNS rebinding); [`cors`]: cross-origin
 //!   requests, closed unless `--cors-origin` names origins. Tokens are
@@ -20,6 +21,7 @@
 //! - [`views`]: the server-wide figures, gathered off the request workers,
 //!   and what of them each caller may see.
 
+mod conditions;
 mod cors;
 mod error;
 pub mod metrics;

@@ -1,10 +1,11 @@
 //! What an operation reads of its request: the route's path parameters,
-//! the query string. The body is read by the pipeline
+//! the query string, the headers. The body is read by the pipeline
 //! ([`super::pipeline`]), within `--max-body-bytes` and the request's
 //! deadline, and handed over as bytes.
 
 use std::borrow::Cow;
 
+use hyper::HeaderMap;
 use hyper::http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -26,6 +27,10 @@ pub struct NsQuery {
 impl<'a> Request<'a> {
     pub fn new(parts: &'a Parts, params: &'a matchit::Params<'a, 'a>) -> Self {
         Request { parts, params }
+    }
+
+    pub fn headers(&self) -> &'a HeaderMap {
+        &self.parts.headers
     }
 
     /// The path parameter `name` of the route, percent-decoded.

@@ -18,9 +18,11 @@
 //! - [`scan`]: listing a namespace's keys page by page;
 //! - [`stats`]: the counters reported by `/stats`;
 //! - [`counter`]: atomic increments of integer values;
+//! - [`condition`]: conditional writes (`If-Match`, `If-None-Match`);
 //! - [`ttl`]: a key's TTL read and changed on its own.
 
 mod clock;
+mod condition;
 mod counter;
 mod entry;
 mod evict;
@@ -44,6 +46,7 @@ use hashbrown::{DefaultHashBuilder, HashMap};
 
 use clock::access_of;
 pub use clock::now_ms;
+pub use condition::{Condition, etag_of};
 pub use counter::counter_value;
 pub use evict::{EvictionPolicy, Limit, Limits, MAX_LIMIT, QuotaReport};
 pub use expire::spawn_expiry_cycle;
@@ -85,6 +88,20 @@ pub enum StoreError {
         "the counter would pass the range of a 64-bit signed integer ({value} + {by}); nothing was changed"
     )]
     Overflow { value: i64, by: i64 },
+    /// A conditional write whose condition does not hold; the key's
+    /// current tag, `None` when it does not exist.
+    #[error("{}", condition_failed(*current))]
+    ConditionFailed { current: Option<u64> },
+}
+
+fn condition_failed(current: Option<u64>) -> &'static str {
+    match current {
+        Some(_) => {
+            "the key changed since the ETag was read (If-Match), or it exists (If-None-Match: *); \
+             nothing was written: read it again (the current ETag is in the answer's header)"
+        }
+        None => "the key does not exist, so If-Match cannot match; nothing was written",
+    }
 }
 
 /// Position of a record in the journal; callers wait for it to be durable.
@@ -429,11 +446,23 @@ impl Store {
         mutation: &Mutation<'_>,
         journal: bool,
     ) -> Result<Option<Lsn>, StoreError> {
-        let (Mutation::Delete { key, .. } | Mutation::Evict { key, .. }) = *mutation else {
-            unreachable!("remove_in takes deletes and evictions")
-        };
-        let Some(mut shard) = space.existing_shard(index) else {
+        let Some(shard) = space.existing_shard(index) else {
             return Ok(None);
+        };
+        self.remove_locked(space, index, shard, mutation, journal)
+    }
+
+    /// [`Store::remove_in`] on a shard the caller has locked.
+    fn remove_locked(
+        &self,
+        space: &Arc<Namespace>,
+        index: usize,
+        mut shard: namespace::ShardGuard<'_>,
+        mutation: &Mutation<'_>,
+        journal: bool,
+    ) -> Result<Option<Lsn>, StoreError> {
+        let (Mutation::Delete { key, .. } | Mutation::Evict { key, .. }) = *mutation else {
+            unreachable!("remove_locked takes deletes and evictions")
         };
         let Some(old) = shard.remove(key, now_ms()) else {
             return Ok(None);

@@ -1,6 +1,7 @@
 //! `GET /get/{key}?ns=`: a key's value.
 
 use hyper::Method;
+use hyper::header::ETAG;
 
 use super::{Documented, Needs, Operation, documented};
 use crate::api::{self, GetAnswer};
@@ -8,8 +9,10 @@ use crate::auth::{Access, Grants};
 use crate::backend::KvBackend;
 use crate::http::HandlerContext;
 use crate::http::error::ApiError;
+use crate::http::error::etag_header;
 use crate::http::reply::{self, Response};
 use crate::http::request::Request;
+use crate::store::etag_of;
 
 pub struct Get {
     key: String,
@@ -38,15 +41,16 @@ impl Operation for Get {
         let namespace = self.namespace.as_deref();
         let mut body = Vec::with_capacity(64 + 2 * self.key.len());
         GetAnswer::write_head(&mut body, &self.key);
-        if !ctx
-            .backend
-            .get_into(namespace, &self.key, &mut body)
-            .await?
-        {
+        let value_at = body.len();
+        let backend = &ctx.backend;
+        if !backend.get_into(namespace, &self.key, &mut body).await? {
             return Err(ApiError::KeyNotFound);
         }
+        let etag = etag_header(etag_of(&body[value_at..]));
         GetAnswer::write_tail(&mut body, namespace);
-        Ok(reply::json_bytes(body))
+        let mut answer = reply::json_bytes(body);
+        answer.headers_mut().insert(ETAG, etag);
+        Ok(answer)
     }
 
     fn openapi() -> Option<Documented> {
@@ -61,7 +65,7 @@ impl Operation for Get {
         ("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
     ),
     responses(
-        (status = 200, description = "The value", body = api::GetAnswer),
+        (status = 200, description = "The value; the `ETag` header tags it, for `If-Match` on a later write", body = api::GetAnswer),
         (status = 404, description = "`Key not found`", body = api::ErrorBody),
         (status = 422, description = "An invalid key or namespace", body = api::ErrorBody),
     )

@@ -17,10 +17,11 @@ use crate::api::{self, SetAnswer};
 use crate::auth::{Access, Grants};
 use crate::backend::KvBackend;
 use crate::http::HandlerContext;
+use crate::http::conditions::precondition;
 use crate::http::error::ApiError;
 use crate::http::reply::{self, Response};
 use crate::http::request::Request;
-use crate::store::validate_namespace;
+use crate::store::{Condition, validate_namespace};
 
 /// A `POST /set` command.
 pub struct Set {
@@ -31,6 +32,8 @@ pub struct Set {
     /// The body's namespace, which wins over the query's, as in PyKV; it
     /// is the one the token must allow.
     namespace: Option<String>,
+    /// `If-Match` / `If-None-Match: *`: check-and-set.
+    condition: Option<Condition>,
 }
 
 impl Operation for Set {
@@ -44,8 +47,10 @@ impl Operation for Set {
         if let Some(ns) = &query_ns {
             validate_namespace(ns)?;
         }
+        let condition = precondition(request.headers())?;
         let body = SetRequest::parse(body)?;
         Ok(Set {
+            condition,
             key: body.key.into_owned(),
             value: body.value.into_owned(),
             ttl: body.ttl,
@@ -59,11 +64,16 @@ impl Operation for Set {
 
     async fn apply(self, ctx: &HandlerContext, _caller: &Grants) -> Result<Response, ApiError> {
         let namespace = self.namespace.as_deref();
-        (ctx.backend)
-            .set(namespace, &self.key, &self.value, self.ttl)
-            .await?
-            .durable()
-            .await?;
+        let (key, value, ttl) = (&self.key, &self.value, self.ttl);
+        let commit = match self.condition {
+            None => ctx.backend.set(namespace, key, value, ttl).await?,
+            Some(condition) => {
+                (ctx.backend)
+                    .set_if(namespace, key, value, ttl, condition)
+                    .await?
+            }
+        };
+        commit.durable().await?;
         Ok(reply::json(&SetAnswer {
             key: Cow::Borrowed(&self.key),
             namespace: namespace.map(Cow::Borrowed),
@@ -78,13 +88,18 @@ impl Operation for Set {
 
 #[utoipa::path(
     post, path = "/set", tag = "keys", impl_for = Set,
-    params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace")),
+    params(
+        ("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
+        ("If-Match" = Option<String>, Header, description = "Write only if the key's current ETag is this one (or `*`: only if it exists)"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: write only if the key does not exist"),
+    ),
     request_body(content = api::SetBody, description = "The body's `namespace` wins over `?ns=`"),
     responses(
         (status = 200, description = "Stored (and as durable as `--fsync` promises)", body = api::SetAnswer),
         (status = 400, description = "The body is not JSON", body = api::ErrorBody),
+        (status = 412, description = "`If-Match` does not match the key's current ETag, or `If-None-Match: *` and the key exists; nothing was written; the current ETag is in the header", body = api::ErrorBody),
         (status = 413, description = "The body is over `--max-body-bytes`", body = api::ErrorBody),
-        (status = 422, description = "A field is missing, of the wrong type or out of range", body = api::ErrorBody),
+        (status = 422, description = "A field is missing, of the wrong type or out of range, or an unsupported precondition", body = api::ErrorBody),
         (status = 503, description = "The write-ahead log cannot be written; nothing was applied", body = api::ErrorBody),
         (status = 507, description = "A memory or key limit is reached (noeviction) or the entry is too large", body = api::ErrorBody),
     )

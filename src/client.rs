@@ -69,6 +69,14 @@ pub enum Error {
         key: String,
         namespace: Option<String>,
     },
+    /// 412: a conditional write's precondition did not hold (the key
+    /// changed, or exists); `current` is the key's current ETag, `None`
+    /// when it does not exist. Nothing was written.
+    #[error("precondition failed: {detail}")]
+    PreconditionFailed {
+        detail: String,
+        current: Option<String>,
+    },
     /// Any other 4xx: the server refused the request as invalid; `detail`
     /// says what to fix.
     #[error("{detail} (HTTP {status})")]
@@ -95,12 +103,33 @@ pub enum Error {
     },
 }
 
+/// What a conditional write requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition<'a> {
+    /// The key's current ETag is this one (`If-Match`).
+    Matches(&'a str),
+    /// The key does not exist (`If-None-Match: *`).
+    Absent,
+}
+
+impl Precondition<'_> {
+    fn apply(self, request: RequestBuilder) -> RequestBuilder {
+        match self {
+            Precondition::Matches(tag) => request.header(reqwest::header::IF_MATCH, tag),
+            Precondition::Absent => request.header(reqwest::header::IF_NONE_MATCH, "*"),
+        }
+    }
+}
+
 /// A typed answer that keeps the server's JSON text. Derefs to the typed
 /// body.
 #[derive(Debug, Clone)]
 pub struct Reply<T> {
     body: T,
     json: String,
+    /// The `ETag` header (`GET /get/{key}`): the tag for a later
+    /// [`Client::set_if`] or [`Client::delete_if`].
+    etag: Option<String>,
 }
 
 impl<T> Reply<T> {
@@ -111,6 +140,11 @@ impl<T> Reply<T> {
 
     pub fn into_inner(self) -> T {
         self.body
+    }
+
+    /// The answer's `ETag`, on `GET /get/{key}`.
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
     }
 }
 
@@ -200,6 +234,39 @@ impl Client {
         };
         let url = format!("{}/set{}", self.base, ns_query(ns));
         self.send(self.http.post(url).json(&body), ns, key)
+    }
+
+    /// [`Client::set`] only if `precondition` holds: check-and-set.
+    /// [`Error::PreconditionFailed`] (with the current ETag) otherwise.
+    pub fn set_if(
+        &self,
+        ns: Option<&str>,
+        key: &str,
+        value: &Value,
+        ttl: Option<u64>,
+        precondition: Precondition<'_>,
+    ) -> Result<Reply<SetAnswer<'static>>, Error> {
+        let body = SetBody {
+            key: Cow::Borrowed(key),
+            value: Cow::Borrowed(value),
+            ttl,
+            namespace: None,
+        };
+        let url = format!("{}/set{}", self.base, ns_query(ns));
+        let request = precondition.apply(self.http.post(url).json(&body));
+        self.send(request, ns, key)
+    }
+
+    /// Deletes `key` only if its current ETag is `etag`.
+    pub fn delete_if(
+        &self,
+        ns: Option<&str>,
+        key: &str,
+        etag: &str,
+    ) -> Result<Reply<DeleteAnswer>, Error> {
+        let url = format!("{}/delete/{}{}", self.base, key_segment(key)?, ns_query(ns));
+        let request = Precondition::Matches(etag).apply(self.http.delete(url));
+        self.send(request, ns, key)
     }
 
     /// Adds `by` to the integer counter under `key` (a missing key counts
@@ -314,12 +381,22 @@ impl Client {
         };
         let response = request.send().map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
+        let etag = (response.headers().get(reqwest::header::ETAG))
+            .and_then(|tag| tag.to_str().ok())
+            .map(str::to_owned);
         let json = response.text().map_err(|e| self.transport_error(&e))?;
+        if status == 412 {
+            let detail = status_error(status, &json, ns, key).to_string();
+            return Err(Error::PreconditionFailed {
+                detail,
+                current: etag,
+            });
+        }
         if !(200..300).contains(&status) {
             return Err(status_error(status, &json, ns, key));
         }
         match serde_json::from_str(&json) {
-            Ok(body) => Ok(Reply { body, json }),
+            Ok(body) => Ok(Reply { body, json, etag }),
             Err(e) => Err(Error::BadAnswer {
                 url: self.base.clone(),
                 status,

@@ -41,7 +41,9 @@ pub enum Command {
     /// it does not exist).
     Expire(ExpireArgs),
     /// Delete a key (exit 1 if it does not exist).
-    Del(KeyArgs),
+    Del(DelArgs),
+    /// Print a key's ETag, for `set --if-match` and `del --if-match`.
+    Etag(KeyArgs),
     /// List, measure or clear namespaces.
     Ns(NsArgs),
     /// Print the server's statistics.
@@ -212,6 +214,15 @@ pub struct SetArgs {
     #[arg(long)]
     pub json_value: bool,
 
+    /// Set only if the key's current ETag is TAG (`pykv etag KEY` prints
+    /// it): check-and-set. Exit 2 if it changed.
+    #[arg(long, value_name = "TAG", conflicts_with = "if_absent")]
+    pub if_match: Option<String>,
+
+    /// Set only if the key does not exist.
+    #[arg(long)]
+    pub if_absent: bool,
+
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -265,6 +276,16 @@ fn parse_ttl_or_none(text: &str) -> Result<TtlArg, String> {
     text.parse()
         .map(|secs| TtlArg(Some(secs)))
         .map_err(|_| format!("{text:?} is neither a whole number of seconds nor `none`"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DelArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// Delete only if the key's current ETag is TAG.
+    #[arg(long, value_name = "TAG")]
+    pub if_match: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

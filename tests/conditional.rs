@@ -125,3 +125,67 @@ async fn of_racing_writers_with_one_tag_exactly_one_wins() {
         "{statuses:?}"
     );
 }
+
+/// The Rust client and the CLI speak it too: the tag from a read, a write
+/// guarded by it, and the refusal once it is stale.
+#[test]
+fn the_client_and_the_cli_check_and_set() {
+    use pykv::client::{Client, Error, Precondition};
+
+    let server = Server::start();
+    let kv = Client::new(server.base_url()).unwrap();
+    kv.set(Some("cas"), "k", &json!(1), None).unwrap();
+    let read = kv.get(Some("cas"), "k").unwrap();
+    let tag = read.etag().unwrap().to_owned();
+    kv.set_if(
+        Some("cas"),
+        "k",
+        &json!(2),
+        None,
+        Precondition::Matches(&tag),
+    )
+    .unwrap();
+    match kv.set_if(
+        Some("cas"),
+        "k",
+        &json!(3),
+        None,
+        Precondition::Matches(&tag),
+    ) {
+        Err(Error::PreconditionFailed { current, .. }) => {
+            assert_eq!(current.as_deref(), kv.get(Some("cas"), "k").unwrap().etag());
+        }
+        other => panic!("a stale tag was accepted: {other:?}"),
+    }
+    let absent = kv.set_if(Some("cas"), "new", &json!(1), None, Precondition::Absent);
+    assert!(absent.is_ok());
+
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pykv"))
+            .args(args)
+            .args(["--url", server.base_url()])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, tag) = run(&["etag", "k", "--ns", "cas"]);
+    assert_eq!(code, Some(0));
+    let tag = tag.trim();
+    assert_eq!(
+        run(&["set", "k", "v", "--ns", "cas", "--if-match", tag]).0,
+        Some(0)
+    );
+    assert_eq!(
+        run(&["set", "k", "w", "--ns", "cas", "--if-match", tag]).0,
+        Some(2)
+    );
+    assert_eq!(
+        run(&["set", "k", "w", "--ns", "cas", "--if-absent"]).0,
+        Some(2)
+    );
+    assert_eq!(
+        run(&["del", "k", "--ns", "cas", "--if-match", tag]).0,
+        Some(2)
+    );
+    assert_eq!(kv.value(Some("cas"), "k").unwrap(), Some(json!("v")));
+}

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::output;
-use crate::client::{Client, Error};
+use crate::client::{Client, Error, Precondition};
 use crate::config::{ClientArgs, Command, NsCommand};
 
 /// One request to the server, as the user asked for it. `ns: None` is the
@@ -16,6 +16,8 @@ pub enum Action {
         key: String,
         value: Value,
         ttl: Option<u64>,
+        /// `Some(Some(tag))`: if it matches; `Some(None)`: if absent.
+        only_if: Option<Option<String>>,
     },
     Incr {
         ns: Option<String>,
@@ -37,6 +39,11 @@ pub enum Action {
         ttl: Option<u64>,
     },
     Del {
+        ns: Option<String>,
+        key: String,
+        if_match: Option<String>,
+    },
+    Etag {
         ns: Option<String>,
         key: String,
     },
@@ -69,11 +76,17 @@ pub fn from_command(command: Command) -> Result<(Action, ClientArgs), Error> {
     Ok(match command {
         Command::Set(a) => {
             let value = parse_value(&a.value, a.json_value)?;
+            let only_if = match (a.if_match, a.if_absent) {
+                (Some(tag), _) => Some(Some(tag)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
             let action = Action::Set {
                 ns: a.ns,
                 key: a.key,
                 value,
                 ttl: a.ttl,
+                only_if,
             };
             (action, a.client)
         }
@@ -110,6 +123,14 @@ pub fn from_command(command: Command) -> Result<(Action, ClientArgs), Error> {
         ),
         Command::Del(a) => (
             Action::Del {
+                ns: a.key.ns,
+                key: a.key.key,
+                if_match: a.if_match,
+            },
+            a.key.client,
+        ),
+        Command::Etag(a) => (
+            Action::Etag {
                 ns: a.ns,
                 key: a.key,
             },
@@ -161,8 +182,14 @@ pub fn execute(kv: &Client, action: &Action, format: Format) -> Result<String, E
             key,
             value,
             ttl,
+            only_if,
         } => {
-            let answer = kv.set(ns.as_deref(), key, value, *ttl)?;
+            let ns = ns.as_deref();
+            let answer = match only_if {
+                None => kv.set(ns, key, value, *ttl)?,
+                Some(Some(tag)) => kv.set_if(ns, key, value, *ttl, Precondition::Matches(tag))?,
+                Some(None) => kv.set_if(ns, key, value, *ttl, Precondition::Absent)?,
+            };
             pick(json, answer.json(), || "OK".into())
         }
         Action::Incr { ns, key, by, ttl } => {
@@ -181,9 +208,16 @@ pub fn execute(kv: &Client, action: &Action, format: Format) -> Result<String, E
             let answer = kv.get(ns.as_deref(), key)?;
             pick(json, answer.json(), || output::value_text(&answer.value))
         }
-        Action::Del { ns, key } => {
-            let answer = kv.delete(ns.as_deref(), key)?;
+        Action::Del { ns, key, if_match } => {
+            let answer = match if_match {
+                None => kv.delete(ns.as_deref(), key)?,
+                Some(tag) => kv.delete_if(ns.as_deref(), key, tag)?,
+            };
             pick(json, answer.json(), || "deleted".into())
+        }
+        Action::Etag { ns, key } => {
+            let answer = kv.get(ns.as_deref(), key)?;
+            answer.etag().unwrap_or_default().to_owned()
         }
         Action::NsList => list_namespaces(kv, json)?,
         Action::NsSize { ns } => {

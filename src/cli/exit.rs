@@ -18,7 +18,7 @@ pub const SERVER_ERROR: u8 = 3;
 pub fn code(e: &Error) -> u8 {
     match e {
         Error::NotFound { .. } => NOT_FOUND,
-        Error::Usage(_) | Error::Rejected { .. } => USAGE,
+        Error::Usage(_) | Error::Rejected { .. } | Error::PreconditionFailed { .. } => USAGE,
         Error::Server { .. }
         | Error::Connect { .. }
         | Error::Transport { .. }

@@ -154,6 +154,7 @@ fn parse(command: &str, args: &[String], ns: Option<&str>) -> Result<Action, Err
         ("del", [key]) => Action::Del {
             ns: ns_owned,
             key: key.clone(),
+            if_match: None,
         },
         ("del", _) => return Err(usage("del KEY")),
         ("ns", []) => Action::NsList,
@@ -193,6 +194,7 @@ fn set(key: &str, value: &str, ttl: Option<u64>, ns: Option<String>) -> Action {
         key: key.to_owned(),
         value: value.into(),
         ttl,
+        only_if: None,
     }
 }
 
@@ -224,6 +226,7 @@ mod tests {
             key: "k".into(),
             value: "v w".into(),
             ttl: Some(60),
+            only_if: None,
         };
         assert_eq!(action, expected);
         let action = parse("get", &args(&["k"]), None).unwrap();

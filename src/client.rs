@@ -575,7 +575,8 @@ mod tests {
     fn checks_the_url() {
         assert_eq!(check_url("http://h:1/").unwrap(), "http://h:1");
         assert_eq!(check_url("http://h:1/p/").unwrap(), "http://h:1/p");
-        for bad in ["https://h", "h:1", "http://h/?x=1", "nonsense"] {
+        assert_eq!(check_url("https://h:1").unwrap(), "https://h:1");
+        for bad in ["ftp://h", "h:1", "http://h/?x=1", "nonsense"] {
             assert!(matches!(check_url(bad), Err(Error::Usage(_))), "{bad}");
         }
     }

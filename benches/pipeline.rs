@@ -46,19 +46,22 @@ fn service(dir: &std::path::Path) -> pykv::http::Service {
     };
     let (db, _) = EmbeddedBackend::open(&options).expect("open the data directory");
     let backend = Arc::new(Backend::from(db));
-    let service = pykv::http::service(HandlerContext {
+    pykv::http::service(HandlerContext {
         views: ServerViews::new(backend.clone()),
         backend,
         max_body_bytes: 8 * 1024 * 1024,
         auth: Authenticator::open(TokenFile::in_data_dir(dir)).expect("no token file"),
         rate_limits: Arc::new(RateLimits::default()),
         cors_origins: Vec::new(),
-        sites: Arc::new(SiteCheck::new(std::net::Ipv4Addr::LOCALHOST.into(), &[], &[])),
+        sites: Arc::new(SiteCheck::new(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            &[],
+            &[],
+        )),
         request_timeout: Duration::from_secs(30),
         metrics_namespace_limit: 100,
         observer: Observer::new(),
-    });
-    service
+    })
 }
 
 fn request(method: Method, uri: &str, body: &'static str) -> Request<Full<Bytes>> {
@@ -90,7 +93,8 @@ fn pipeline(c: &mut Criterion) {
     let service = runtime.block_on(async { service(dir.path()) });
     runtime.block_on(async {
         for i in 0..KEYS {
-            let body = format!(r#"{{"key":"key:{i:08}","value":"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"}}"#);
+            let body =
+                format!(r#"{{"key":"key:{i:08}","value":"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"}}"#);
             let request = Request::post("/set?ns=bench0")
                 .body(Full::new(Bytes::from(body)))
                 .unwrap();

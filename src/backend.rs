@@ -54,6 +54,7 @@ use std::time::Duration;
 
 use crate::embedded::EmbeddedBackend;
 use crate::memory::MemoryBackend;
+use crate::redis_backend::RedisBackend;
 use crate::store::{KeyPage, Limit, NamespaceStats, QuotaReport, StoreError, StoreStats};
 use crate::wal::SyncSnapshot;
 
@@ -230,6 +231,8 @@ pub enum Backend {
     Embedded(EmbeddedBackend),
     /// For tests only (`--backend memory`).
     Memory(MemoryBackend),
+    /// One Redis server or a Redis Cluster (`--backend redis://...`).
+    Redis(RedisBackend),
 }
 
 /// Forwards a call to the backend inside.
@@ -238,6 +241,7 @@ macro_rules! dispatch {
         match $self {
             Backend::Embedded($backend) => $call,
             Backend::Memory($backend) => $call,
+            Backend::Redis($backend) => $call,
         }
     };
 }
@@ -326,7 +330,7 @@ impl Backend {
     pub fn shutdown(&self) {
         match self {
             Backend::Embedded(backend) => backend.shutdown(),
-            Backend::Memory(_) => {}
+            Backend::Memory(_) | Backend::Redis(_) => {}
         }
     }
 }

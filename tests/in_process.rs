@@ -27,7 +27,9 @@ async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16
 async fn two_servers_in_one_process_keep_their_own_data_across_a_clean_restart() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // --fsync no: only the shutdown's flush and sync put the writes on disk.
-    let a = Server::start(&config(dir_a.path(), &["--fsync", "no"])).await.unwrap();
+    let a = Server::start(&config(dir_a.path(), &["--fsync", "no"]))
+        .await
+        .unwrap();
     let b = Server::start(&config(dir_b.path(), &[])).await.unwrap();
     assert_ne!(a.local_addr(), b.local_addr());
     let url = |server: &Server, path: &str| format!("http://{}{path}", server.local_addr());

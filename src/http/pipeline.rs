@@ -25,8 +25,8 @@
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::task::Poll;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
@@ -133,8 +133,12 @@ impl Pipeline {
         &'r self,
         parts: &'p hyper::http::request::Parts,
     ) -> Result<Routed<'r, 'p>, (Option<&'static str>, ApiError)> {
-        self.ctx.sites.check(&parts.headers).map_err(|e| (None, e))?;
-        let preflight = (self.cors.as_ref()).and_then(|c| c.preflight(&parts.method, &parts.headers));
+        self.ctx
+            .sites
+            .check(&parts.headers)
+            .map_err(|e| (None, e))?;
+        let preflight =
+            (self.cors.as_ref()).and_then(|c| c.preflight(&parts.method, &parts.headers));
         if let Some(answer) = preflight {
             return Ok(Routed::Preflight(answer));
         }

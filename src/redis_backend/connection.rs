@@ -79,7 +79,9 @@ pub async fn open(target: &RedisTarget, patience: Patience) -> anyhow::Result<Co
         .with_context(|| format!("cannot reach the Redis backend {target}"))?;
     tokio::time::timeout(patient, check(&mut connection, target))
         .await
-        .map_err(|_| anyhow::anyhow!("no answer within {patient:?} from {target}"))??;
+        .map_err(|_| anyhow::anyhow!("no answer within {patient:?}"))
+        .and_then(|checked| checked)
+        .with_context(|| format!("cannot use the Redis backend {target}"))?;
     Ok(connection)
 }
 
@@ -108,17 +110,11 @@ async fn open_cluster(seeds: &[String], patience: Patience) -> anyhow::Result<Co
 
 /// Checks the kind of server and the eviction policy of every node.
 async fn check(connection: &mut Connection, target: &RedisTarget) -> anyhow::Result<()> {
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(connection)
-        .await?;
+    let info = text_of(connection, redis::cmd("INFO").arg("server")).await?;
     let version = info_field(&info, "redis_version").unwrap_or("?").to_owned();
     let policies = match connection {
         Connection::Single(single) => {
-            let cluster: String = redis::cmd("INFO")
-                .arg("cluster")
-                .query_async(single)
-                .await?;
+            let cluster = text_of(single, redis::cmd("INFO").arg("cluster")).await?;
             if info_field(&cluster, "cluster_enabled") == Some("1") {
                 bail!(
                     "{target} is a node of a Redis Cluster: use \
@@ -128,10 +124,7 @@ async fn check(connection: &mut Connection, target: &RedisTarget) -> anyhow::Res
             policies_in(&policy_query().query_async(single).await?)?
         }
         Connection::Cluster(cluster) => {
-            let state: String = redis::cmd("CLUSTER")
-                .arg("INFO")
-                .query_async(cluster)
-                .await?;
+            let state = text_of(cluster, redis::cmd("CLUSTER").arg("INFO")).await?;
             if info_field(&state, "cluster_state") != Some("ok") {
                 bail!("the Redis Cluster at {target} is not ready (cluster_state is not ok)");
             }
@@ -156,6 +149,22 @@ async fn check(connection: &mut Connection, target: &RedisTarget) -> anyhow::Res
         "connected to the Redis backend"
     );
     Ok(())
+}
+
+/// The first text of an answer: a cluster connection sends some commands
+/// (INFO) to every master and answers with a map of node to text.
+async fn text_of<C: ConnectionLike + Send>(
+    connection: &mut C,
+    command: &Cmd,
+) -> anyhow::Result<String> {
+    let answer: Value = command.query_async(connection).await?;
+    let mut texts = Vec::new();
+    flatten(&answer, &mut texts);
+    let text = match answer {
+        Value::Map(_) => texts.into_iter().nth(1),
+        _ => texts.into_iter().next(),
+    };
+    text.ok_or_else(|| anyhow::anyhow!("an empty answer from Redis"))
 }
 
 /// `CONFIG GET maxmemory-policy`.

@@ -25,6 +25,8 @@ use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod redis_server;
+
 use serde_json::{Value, json};
 use tempfile::TempDir;
 

@@ -1,8 +1,9 @@
 //! The interface between the HTTP layer and whatever stores the data.
 //!
 //! Every operation is asynchronous and may fail with a [`BackendError`], so
-//! that a store across the network (the next step: Redis Cluster) fits
-//! behind it as well as the embedded engine ([`crate::embedded`]) does.
+//! that a store across the network (Redis or Redis Cluster,
+//! [`crate::redis_backend`]) fits behind it as well as the embedded engine
+//! ([`crate::embedded`]) does.
 //!
 //! # Contracts a backend must meet
 //!

@@ -231,9 +231,29 @@ async fn two_nodes_over_the_cluster_read_each_others_writes_at_once() {
         b.get("/namespaces").await.body
     );
 
+    // Both nodes writing to one namespace at once: every acknowledged
+    // write is listed by both.
+    tokio::join!(write_through(&a, "a"), write_through(&b, "b"));
+    let (on_a, on_b) = (a.get("/keys?ns=t5").await, b.get("/keys?ns=t5").await);
+    assert_eq!(
+        on_a.body["keys"].as_array().map(Vec::len),
+        Some(50),
+        "{on_a:?}"
+    );
+    assert_eq!(on_a.body["keys"], on_b.body["keys"]);
+
     assert_eq!(a.delete("/namespaces/t2").await.status, 200);
     assert_eq!(b.get("/keys?ns=t2").await.body["keys"], json!([]));
     assert_eq!(b.value(Some("t2"), "key:1").await, None);
+}
+
+/// 25 writes to namespace t5 through `server`, keys named after `node`.
+async fn write_through(server: &Server, node: &str) {
+    for i in 0..25 {
+        server
+            .set(Some("t5"), &format!("{node}:{i:02}"), json!(i))
+            .await;
+    }
 }
 
 async fn set_raw(server: &Server, ns: &str, key: &str) -> Resp {

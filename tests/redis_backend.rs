@@ -194,6 +194,41 @@ async fn a_cleared_namespace_is_reclaimed_in_the_background() {
     assert_eq!(queued, 0);
 }
 
+/// An expired key is neither served nor counted while it is still in
+/// Redis: counts subtract the keys past their deadline (O(log n)) rather
+/// than wait for them to be removed.
+#[tokio::test]
+async fn expired_keys_still_in_redis_are_not_counted() {
+    if !RedisServer::available() {
+        return;
+    }
+    let redis = RedisServer::start(&[]);
+    let server = Server::start_with(&redis_args(&redis.url(), "expiry"));
+    server.set(Some("n"), "stays", json!(1)).await;
+    let body = json!({"key": "goes", "value": 2, "ttl": 1});
+    assert_eq!(server.post_json("/set?ns=n", &body).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let counted = server.get("/namespaces/n/keys").await;
+    assert_eq!(counted.body, json!({"namespace": "n", "total_keys": 1}));
+    assert_eq!(
+        server.get("/keys?ns=n").await.body["keys"],
+        json!(["stays"])
+    );
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let held: bool = redis::cmd("HEXISTS")
+        .arg("expiry:{ns:n}:data")
+        .arg("goes")
+        .query(&mut connection)
+        .unwrap();
+    assert!(held, "the expired key should not have been removed yet");
+
+    assert_eq!(server.value(Some("n"), "goes").await, None);
+    let stats = server.stats().await;
+    assert_eq!(stats["namespaces"]["n"]["expirations"], json!(1), "{stats}");
+}
+
 /// Two PyKV nodes over one Redis Cluster: what one acknowledges, the other
 /// reads at once; deletes, listings, counts and clears agree.
 #[tokio::test]

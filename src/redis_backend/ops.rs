@@ -3,10 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use tokio::task::JoinSet;
+
+use super::connection::{Connection, Patience};
+use super::layout::NamespaceKeys;
 use super::scripts::{
     CLEAR_SCRIPT, DELETE_SCRIPT, GET_SCRIPT, LIST_SCRIPT, SET_SCRIPT, STATS_SCRIPT,
 };
-use super::{RedisBackend, invocation, layout, reclaim};
+use super::{RedisBackend, invocation, layout, reclaim, within};
 use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend};
 use crate::store::{
     KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreStats, validate_namespace,
@@ -76,16 +80,7 @@ impl KvBackend for RedisBackend {
         namespace: Option<&str>,
     ) -> Result<NamespaceStats, BackendError> {
         let keys = self.namespace(namespace)?;
-        let figures: Vec<i64> = self.run(&invocation(&STATS_SCRIPT, &keys)).await?;
-        let figure = |i: usize| figures.get(i).copied().unwrap_or(0).max(0) as u64;
-        Ok(NamespaceStats {
-            cache_hits: figure(0),
-            cache_misses: figure(1),
-            total_keys: figure(2) as usize,
-            used_bytes: figure(3),
-            evictions: 0,
-            expirations: figure(4),
-        })
+        stats_of(self.connection.clone(), &keys, self.patience).await
     }
 
     async fn list_keys(
@@ -171,15 +166,31 @@ impl RedisBackend {
     }
 
     /// Totals over the named namespaces `names`, listing those with keys:
-    /// one script per namespace, O(log n) each.
+    /// one script per namespace, O(log n) each, [`STATS_IN_FLIGHT`] at a
+    /// time, so that a cluster answers them in parallel.
     async fn figures_of(&self, names: &[String]) -> Result<StoreStats, BackendError> {
         let mut total = NamespaceStats::default();
         let mut shown = BTreeMap::new();
-        for name in names {
-            let stats = self.namespace_stats(Some(name)).await?;
+        let mut calls = JoinSet::new();
+        let mut names = names.iter();
+        loop {
+            while calls.len() < STATS_IN_FLIGHT {
+                let Some(name) = names.next() else { break };
+                let keys = NamespaceKeys::new(&self.prefix, Some(name));
+                let (connection, patience, name) =
+                    (self.connection.clone(), self.patience, name.clone());
+                calls.spawn(async move { (name, stats_of(connection, &keys, patience).await) });
+            }
+            let Some(done) = calls.join_next().await else {
+                break;
+            };
+            let (name, stats) = done.map_err(|error| BackendError::Unavailable {
+                detail: format!("a statistics task failed: {error}"),
+            })?;
+            let stats = stats?;
             total.add(&stats);
             if stats.total_keys > 0 {
-                shown.insert(name.clone(), stats);
+                shown.insert(name, stats);
             }
         }
         Ok(StoreStats::with_totals(&total, shown))
@@ -192,6 +203,28 @@ impl RedisBackend {
             ..BackendStats::default()
         }
     }
+}
+
+/// Namespaces whose figures `/stats` asks for at once.
+const STATS_IN_FLIGHT: usize = 32;
+
+/// A namespace's figures, from one script.
+async fn stats_of(
+    mut connection: Connection,
+    keys: &NamespaceKeys,
+    patience: Patience,
+) -> Result<NamespaceStats, BackendError> {
+    let call = invocation(&STATS_SCRIPT, keys);
+    let figures: Vec<i64> = within(patience, call.invoke_async(&mut connection)).await?;
+    let figure = |i: usize| figures.get(i).copied().unwrap_or(0).max(0) as u64;
+    Ok(NamespaceStats {
+        cache_hits: figure(0),
+        cache_misses: figure(1),
+        total_keys: figure(2) as usize,
+        used_bytes: figure(3),
+        evictions: 0,
+        expirations: figure(4),
+    })
 }
 
 /// The `ZRANGEBYLEX` bounds of the keys starting with `prefix` after

@@ -68,7 +68,8 @@ redis_start_single() {
 }
 
 # Starts a cluster of three masters with a replica each and waits for
-# cluster_state:ok on every node; sets REDIS_CLUSTER_URL.
+# cluster_state:ok on every node and every replica in sync; sets
+# REDIS_CLUSTER_URL.
 redis_start_cluster() {
     [ -n "$REDIS_ROOT" ] || REDIS_ROOT=$(mktemp -d -t pykv-redis-XXXXXX)
     local ports nodes=() port
@@ -83,7 +84,12 @@ redis_start_cluster() {
     for _ in $(seq 200); do
         ready=0
         for port in $ports; do
-            redis-cli -p "$port" cluster info | grep -q '^cluster_state:ok' && ready=$((ready + 1))
+            # Ready: the cluster is ok, and a replica has synced with its
+            # master (one that never did refuses to take over).
+            redis-cli -p "$port" cluster info | grep -q '^cluster_state:ok' &&
+                redis-cli -p "$port" info replication |
+                grep -qE '^(role:master|master_link_status:up)' &&
+                ready=$((ready + 1))
         done
         [ "$ready" -eq 6 ] && break
         sleep 0.1

@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::redis_server::{RedisServer, free_port};
+use common::redis_server::{RedisCluster, RedisServer, free_port};
 use common::{Resp, Server, enc, run_to_exit};
 use serde_json::json;
 
@@ -280,6 +280,66 @@ async fn two_nodes_over_the_cluster_read_each_others_writes_at_once() {
     assert_eq!(a.delete("/namespaces/t2").await.status, 200);
     assert_eq!(b.get("/keys?ns=t2").await.body["keys"], json!([]));
     assert_eq!(b.value(Some("t2"), "key:1").await, None);
+}
+
+/// `kill -9` of the master that holds a namespace, while two PyKV nodes
+/// write to it: every answer is 200 or 503 with `Retry-After`, none takes
+/// longer than the deadline, and writes succeed again by themselves once a
+/// replica has taken over. The window of refused writes is printed.
+#[tokio::test]
+async fn a_killed_master_costs_503s_only_until_its_replica_takes_over() {
+    if !RedisServer::available() {
+        return;
+    }
+    let mut cluster = RedisCluster::start();
+    let url = cluster.url();
+    let mut args = redis_args(&url, "failover");
+    args.extend(["--backend-timeout", TIMEOUT]);
+    let nodes = [Server::start_with(&args), Server::start_with(&args)];
+    for (i, node) in nodes.iter().enumerate() {
+        node.set(Some("fo"), &format!("before{i}"), json!(i)).await;
+    }
+
+    cluster.master_of("failover:{ns:fo}:data").kill();
+    let killed = Instant::now();
+    let mut first_refusal = None;
+    let mut i = 0;
+    let recovered = loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "writes did not come back within 30 s"
+        );
+        let node = &nodes[i % 2];
+        i += 1;
+        let started = Instant::now();
+        let body = json!({"key": format!("k{i}"), "value": i});
+        let response = (node.client.post(node.url("/set?ns=fo")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let waited = started.elapsed();
+        assert!(waited < PATIENCE, "write {i} took {waited:?}");
+        match response.status().as_u16() {
+            200 if first_refusal.is_some() => break killed.elapsed(),
+            200 => {}
+            503 => {
+                assert!(response.headers().contains_key("retry-after"), "write {i}");
+                first_refusal.get_or_insert(killed.elapsed());
+            }
+            status => panic!("write {i}: {status} {:?}", response.text().await),
+        }
+    };
+    eprintln!(
+        "kill -9 of the master: first refusal after {:?}, writes back after {recovered:?}",
+        first_refusal.unwrap()
+    );
+    for node in &nodes {
+        assert_eq!(
+            node.value(Some("fo"), &format!("k{i}")).await,
+            Some(json!(i))
+        );
+    }
 }
 
 /// 25 writes to namespace t5 through `server`, keys named after `node`.

@@ -112,3 +112,121 @@ fn ping(port: u16) -> bool {
         && stream.read_exact(&mut answer).is_ok()
         && &answer == b"+PONG\r\n"
 }
+
+/// A Redis Cluster of its own for a test: three masters with a replica
+/// each, on free loopback ports, with a short `cluster-node-timeout` so
+/// that a replica takes over a dead master within seconds.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..6).map(|_| RedisServer::start_cluster_node()).collect();
+        let addresses: Vec<String> = (nodes.iter())
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(created.status.success(), "redis-cli: {created:?}");
+        let cluster = RedisCluster { nodes };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// `redis-cluster://` with every node as a seed.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = (self.nodes.iter())
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        format!("redis-cluster://{}", nodes.join(","))
+    }
+
+    /// The node that is the master of `key`'s slot now.
+    pub fn master_of(&mut self, key: &str) -> &mut RedisServer {
+        let port = self.master_port_of(key);
+        (self.nodes.iter_mut())
+            .find(|node| node.port == port)
+            .expect("the master is one of the nodes")
+    }
+
+    fn master_port_of(&self, key: &str) -> u16 {
+        let client = redis::Client::open(self.nodes[0].url()).unwrap();
+        let mut connection = client.get_connection().unwrap();
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut connection)
+            .unwrap();
+        let ranges: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut connection)
+            .unwrap();
+        for range in ranges {
+            let number = |value: &redis::Value| match value {
+                redis::Value::Int(n) => *n,
+                other => panic!("unexpected CLUSTER SLOTS field {other:?}"),
+            };
+            if (number(&range[0])..=number(&range[1])).contains(&slot) {
+                let redis::Value::Array(master) = &range[2] else {
+                    panic!("unexpected CLUSTER SLOTS entry {range:?}");
+                };
+                return number(&master[1]) as u16;
+            }
+        }
+        panic!("no master serves slot {slot}");
+    }
+
+    /// Until every node reports `cluster_state:ok` and every replica has
+    /// synced with its master: a replica that never synced refuses to take
+    /// over ("disconnected from master for longer than allowed").
+    fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ask = |node: &RedisServer, what: &[&str]| {
+            let info = Command::new("redis-cli")
+                .args(["-p", &node.port.to_string()])
+                .args(what)
+                .output()
+                .expect("run redis-cli");
+            String::from_utf8_lossy(&info.stdout).into_owned()
+        };
+        let ok = |node: &RedisServer| {
+            let replication = ask(node, &["info", "replication"]);
+            ask(node, &["cluster", "info"]).contains("cluster_state:ok")
+                && (replication.contains("role:master")
+                    || replication.contains("master_link_status:up"))
+        };
+        while !self.nodes.iter().all(ok) {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not reach cluster_state:ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl RedisServer {
+    fn start_cluster_node() -> RedisServer {
+        let mut port = free_port();
+        while port > 55000 || TcpListener::bind(("127.0.0.1", port + 10000)).is_err() {
+            port = free_port();
+        }
+        RedisServer::start_on(
+            port,
+            &[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ],
+        )
+    }
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, RedisFuture, Value};
@@ -63,7 +63,7 @@ impl ConnectionLike for Connection {
 
 /// Connects, checks that the store is fit for PyKV, and logs what it
 /// found; an error says what is wrong and what to do.
-pub async fn open(target: &RedisTarget, patience: Patience) -> anyhow::Result<Connection> {
+pub async fn open(target: &RedisTarget, patience: Patience) -> anyhow::Result<Opened> {
     let connecting = async {
         match target {
             RedisTarget::Single { url } => open_single(url, patience).await,
@@ -72,7 +72,7 @@ pub async fn open(target: &RedisTarget, patience: Patience) -> anyhow::Result<Co
     };
     // Connecting may take a few attempts: allow each its deadline.
     let patient = patience.timeout * (patience.retries + 2);
-    let mut connection = tokio::time::timeout(patient, connecting)
+    let (mut connection, client) = tokio::time::timeout(patient, connecting)
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {patient:?}"))
         .and_then(|opened| opened)
@@ -82,10 +82,13 @@ pub async fn open(target: &RedisTarget, patience: Patience) -> anyhow::Result<Co
         .map_err(|_| anyhow::anyhow!("no answer within {patient:?}"))
         .and_then(|checked| checked)
         .with_context(|| format!("cannot use the Redis backend {target}"))?;
-    Ok(connection)
+    Ok((connection, client))
 }
 
-async fn open_single(url: &str, patience: Patience) -> anyhow::Result<Connection> {
+/// A connection, and for a cluster the client that can make another.
+pub type Opened = (Connection, Option<ClusterClient>);
+
+async fn open_single(url: &str, patience: Patience) -> anyhow::Result<Opened> {
     let client = redis::Client::open(url)?;
     let config = ConnectionManagerConfig::new()
         .set_number_of_retries(patience.retries as usize)
@@ -94,10 +97,10 @@ async fn open_single(url: &str, patience: Patience) -> anyhow::Result<Connection
         .set_connection_timeout(Some(patience.timeout))
         .set_response_timeout(Some(patience.timeout));
     let manager = ConnectionManager::new_with_config(client, config).await?;
-    Ok(Connection::Single(manager))
+    Ok((Connection::Single(manager), None))
 }
 
-async fn open_cluster(seeds: &[String], patience: Patience) -> anyhow::Result<Connection> {
+async fn open_cluster(seeds: &[String], patience: Patience) -> anyhow::Result<Opened> {
     let client = ClusterClientBuilder::new(seeds.to_vec())
         .retries(patience.retries)
         .min_retry_wait(10)
@@ -105,7 +108,8 @@ async fn open_cluster(seeds: &[String], patience: Patience) -> anyhow::Result<Co
         .connection_timeout(patience.timeout)
         .response_timeout(patience.timeout)
         .build()?;
-    Ok(Connection::Cluster(client.get_async_connection().await?))
+    let connection = client.get_async_connection().await?;
+    Ok((Connection::Cluster(connection), Some(client)))
 }
 
 /// Checks the kind of server and the eviction policy of every node.

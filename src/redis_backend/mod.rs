@@ -49,9 +49,11 @@ mod layout;
 mod ops;
 mod reclaim;
 mod scripts;
+mod shared;
 mod target;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use redis::{RedisResult, Script, ScriptInvocation};
@@ -61,14 +63,14 @@ pub use target::RedisTarget;
 
 use crate::backend::BackendError;
 use crate::store::{StoreError, validate_namespace};
-use connection::Connection;
 use layout::{NamespaceKeys, suffix};
+use shared::SharedConnection;
 
 const NAME: &str = "redis";
 
 /// A store in Redis, shared by every PyKV node pointed at it.
 pub struct RedisBackend {
-    connection: Connection,
+    connection: Arc<SharedConnection>,
     /// `--redis-prefix`: the first part of every Redis key.
     prefix: String,
     patience: Patience,
@@ -84,9 +86,9 @@ impl RedisBackend {
         patience: Patience,
         max_key_bytes: usize,
     ) -> anyhow::Result<RedisBackend> {
-        let connection = connection::open(target, patience).await?;
+        let (connection, client) = connection::open(target, patience).await?;
         Ok(RedisBackend {
-            connection,
+            connection: Arc::new(SharedConnection::new(connection, client, patience)),
             prefix: prefix.to_owned(),
             patience,
             max_key_bytes,
@@ -113,9 +115,19 @@ impl RedisBackend {
         Ok(())
     }
 
-    /// Runs one call to Redis within the deadline.
+    /// Runs one call to Redis within the deadline; after a timeout, has
+    /// a cluster's layout looked up afresh ([`shared`]).
     async fn call<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Result<T, BackendError> {
-        within(self.patience, call).await
+        self.noting_timeouts(within(self.patience, call).await)
+    }
+
+    /// `result`, after starting a renewal of the connection if it is a
+    /// timeout.
+    fn noting_timeouts<T>(&self, result: Result<T, BackendError>) -> Result<T, BackendError> {
+        if let Err(BackendError::TimedOut { .. }) = result {
+            self.connection.renew();
+        }
+        result
     }
 
     /// Runs `invocation` (a script given the namespace's keys).
@@ -123,7 +135,7 @@ impl RedisBackend {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, BackendError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         self.call(invocation.invoke_async(&mut connection)).await
     }
 
@@ -134,7 +146,7 @@ impl RedisBackend {
         let Some(name) = namespace.filter(|_| created == 1) else {
             return Ok(());
         };
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let command = redis::cmd("SADD")
             .arg(layout::registry_key(&self.prefix))
             .arg(name)

@@ -71,7 +71,7 @@ impl KvBackend for RedisBackend {
         let mut call = invocation(&CLEAR_SCRIPT, &keys);
         call.arg(keys.base());
         let live: i64 = self.run(&call).await?;
-        reclaim::spawn(self.connection.clone(), keys, self.patience);
+        reclaim::spawn(self.connection.get(), keys, self.patience);
         Ok((live.max(0) as usize, Commit::done()))
     }
 
@@ -80,7 +80,7 @@ impl KvBackend for RedisBackend {
         namespace: Option<&str>,
     ) -> Result<NamespaceStats, BackendError> {
         let keys = self.namespace(namespace)?;
-        stats_of(self.connection.clone(), &keys, self.patience).await
+        self.noting_timeouts(stats_of(self.connection.get(), &keys, self.patience).await)
     }
 
     async fn list_keys(
@@ -144,7 +144,7 @@ impl KvBackend for RedisBackend {
     }
 
     async fn health(&self) -> Health {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let ping = redis::cmd("PING").to_owned();
         match self.call(ping.query_async::<String>(&mut connection)).await {
             Ok(_) => Health::Healthy,
@@ -158,7 +158,7 @@ impl KvBackend for RedisBackend {
 impl RedisBackend {
     /// The named namespaces that hold or held data.
     async fn registered_namespaces(&self) -> Result<Vec<String>, BackendError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let command = redis::cmd("SMEMBERS")
             .arg(layout::registry_key(&self.prefix))
             .to_owned();
@@ -178,7 +178,7 @@ impl RedisBackend {
                 let Some(name) = names.next() else { break };
                 let keys = NamespaceKeys::new(&self.prefix, Some(name));
                 let (connection, patience, name) =
-                    (self.connection.clone(), self.patience, name.clone());
+                    (self.connection.get(), self.patience, name.clone());
                 calls.spawn(async move { (name, stats_of(connection, &keys, patience).await) });
             }
             let Some(done) = calls.join_next().await else {
@@ -187,7 +187,7 @@ impl RedisBackend {
             let (name, stats) = done.map_err(|error| BackendError::Unavailable {
                 detail: format!("a statistics task failed: {error}"),
             })?;
-            let stats = stats?;
+            let stats = self.noting_timeouts(stats)?;
             total.add(&stats);
             if stats.total_keys > 0 {
                 shown.insert(name, stats);

@@ -155,7 +155,19 @@ impl RedisCluster {
             .expect("the master is one of the nodes")
     }
 
-    fn master_port_of(&self, key: &str) -> u16 {
+    /// `CLUSTER FAILOVER` on the replica of `key`'s master.
+    pub fn fail_over_to_replica_of(&self, key: &str) {
+        let replica = self.replica_port_of(self.master_port_of(key));
+        let client = redis::Client::open(format!("redis://127.0.0.1:{replica}")).unwrap();
+        let mut connection = client.get_connection().unwrap();
+        let _: String = redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .query(&mut connection)
+            .unwrap();
+    }
+
+    /// The port of the master of `key`'s slot.
+    pub fn master_port_of(&self, key: &str) -> u16 {
         let client = redis::Client::open(self.nodes[0].url()).unwrap();
         let mut connection = client.get_connection().unwrap();
         let slot: i64 = redis::cmd("CLUSTER")
@@ -167,11 +179,11 @@ impl RedisCluster {
             .arg("SLOTS")
             .query(&mut connection)
             .unwrap();
+        let number = |value: &redis::Value| match value {
+            redis::Value::Int(n) => *n,
+            other => panic!("unexpected CLUSTER SLOTS field {other:?}"),
+        };
         for range in ranges {
-            let number = |value: &redis::Value| match value {
-                redis::Value::Int(n) => *n,
-                other => panic!("unexpected CLUSTER SLOTS field {other:?}"),
-            };
             if (number(&range[0])..=number(&range[1])).contains(&slot) {
                 let redis::Value::Array(master) = &range[2] else {
                     panic!("unexpected CLUSTER SLOTS entry {range:?}");
@@ -182,9 +194,32 @@ impl RedisCluster {
         panic!("no master serves slot {slot}");
     }
 
-    /// Until every node reports `cluster_state:ok` and every replica has
-    /// synced with its master: a replica that never synced refuses to take
-    /// over ("disconnected from master for longer than allowed").
+    /// The port of the replica of the master on `master`, from the lines
+    /// of `CLUSTER NODES` (`ID HOST:PORT@BUS FLAGS MASTER-ID ...`).
+    fn replica_port_of(&self, master: u16) -> u16 {
+        let client = redis::Client::open(self.nodes[0].url()).unwrap();
+        let mut connection = client.get_connection().unwrap();
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut connection)
+            .unwrap();
+        let lines: Vec<Vec<&str>> = (nodes.lines())
+            .map(|line| line.split(' ').collect())
+            .collect();
+        let port = |fields: &[&str]| -> u16 {
+            let address = fields[1].split('@').next().unwrap();
+            address.rsplit(':').next().unwrap().parse().unwrap()
+        };
+        let master_id = (lines.iter())
+            .find(|fields| port(fields) == master)
+            .map(|fields| fields[0])
+            .expect("the master is listed");
+        (lines.iter())
+            .find(|fields| fields[3] == master_id)
+            .map(|fields| port(fields))
+            .unwrap_or_else(|| panic!("no replica of {master_id} in {nodes}"))
+    }
+
     fn wait_until_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let ask = |node: &RedisServer, what: &[&str]| {

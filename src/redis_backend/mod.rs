@@ -33,13 +33,15 @@
 //!   so PyKV nodes with skewed clocks agree on what has expired.
 //! - **Bounded patience.** Every call has a deadline (`--backend-timeout`)
 //!   and a few quick retries ([`connection`]); a Redis out of reach is a
-//!   503 with `Retry-After` ([`errors`]), never a hang or a 500.
+//!   503 with `Retry-After` ([`errors`]), never a hang or a 500. After a
+//!   timeout a cluster connection is renewed in the background
+//!   ([`shared`]), so the replica that replaced a hung master is found.
 //! - **Eviction stays with PyKV.** Redis must not evict PyKV's indexes or
 //!   counters, which have no TTL: the start refuses a `maxmemory-policy`
 //!   other than `noeviction` or `volatile-*`. When Redis is full its OOM
 //!   answer is a 507.
 //!
-//! Not in this slice: quotas and key/memory limits (answered
+//! Not in this slice: `--redis-wait-replicas`, quotas and key/memory limits (answered
 //! [`BackendError::Unsupported`]; Redis's `maxmemory` bounds the store),
 //! compaction (Redis persists by itself), tokens kept in Redis.
 

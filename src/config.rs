@@ -559,3 +559,37 @@ fn parse_redis_prefix(text: &str) -> Result<String, String> {
         Err(format!("{text:?}: use 1 to 64 of A-Z a-z 0-9 _ . : -"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_timeouts_take_ms_s_or_plain_milliseconds() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1500"), Ok(Duration::from_millis(1500)));
+        for bad in ["0", "0s", "-1s", "1h", "s", "", "3601s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn redis_prefixes_keep_out_of_the_hash_tag() {
+        assert_eq!(parse_redis_prefix("pykv:prod-1"), Ok("pykv:prod-1".into()));
+        for bad in ["", "a{b", "a}b", "a b", &"x".repeat(65)] {
+            assert!(parse_redis_prefix(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn backends_are_embedded_memory_or_redis_urls() {
+        assert_eq!(parse_backend("embedded"), Ok(BackendKind::Embedded));
+        assert!(matches!(
+            parse_backend("redis-cluster://a:1,b:2"),
+            Ok(BackendKind::Redis(RedisTarget::Cluster { .. }))
+        ));
+        assert!(parse_backend("redis://").is_err());
+        assert!(parse_backend("postgres").is_err());
+    }
+}

@@ -1,8 +1,9 @@
 //! The interface between the HTTP layer and whatever stores the data.
 //!
 //! Every operation is asynchronous and may fail with a [`BackendError`], so
-//! that a store across the network (the next step: Redis Cluster) fits
-//! behind it as well as the embedded engine ([`crate::embedded`]) does.
+//! that a store across the network (Redis or Redis Cluster,
+//! [`crate::redis_backend`]) fits behind it as well as the embedded engine
+//! ([`crate::embedded`]) does.
 //!
 //! # Contracts a backend must meet
 //!
@@ -54,6 +55,7 @@ use std::time::Duration;
 
 use crate::embedded::EmbeddedBackend;
 use crate::memory::MemoryBackend;
+use crate::redis_backend::RedisBackend;
 use crate::store::{
     Condition, KeyPage, Limit, NamespaceStats, QuotaReport, StoreError, StoreStats,
 };
@@ -283,6 +285,8 @@ pub enum Backend {
     Embedded(EmbeddedBackend),
     /// For tests only (`--backend memory`).
     Memory(MemoryBackend),
+    /// One Redis server or a Redis Cluster (`--backend redis://...`).
+    Redis(RedisBackend),
 }
 
 /// Forwards a call to the backend inside.
@@ -291,6 +295,7 @@ macro_rules! dispatch {
         match $self {
             Backend::Embedded($backend) => $call,
             Backend::Memory($backend) => $call,
+            Backend::Redis($backend) => $call,
         }
     };
 }
@@ -426,7 +431,7 @@ impl Backend {
     pub fn shutdown(&self) {
         match self {
             Backend::Embedded(backend) => backend.shutdown(),
-            Backend::Memory(_) => {}
+            Backend::Memory(_) | Backend::Redis(_) => {}
         }
     }
 }

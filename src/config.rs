@@ -5,11 +5,13 @@
 //! ([`crate::cli`]), which finds the server through `--url` / `PYKV_URL`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::auth::Access;
+use crate::redis_backend::RedisTarget;
 use crate::store::EvictionPolicy;
 use crate::wal::FsyncPolicy;
 
@@ -362,9 +364,30 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
 
     /// Where the data is kept: embedded, the engine in this process with
-    /// its write-ahead log in --data-dir.
+    /// its write-ahead log in --data-dir; redis://HOST:PORT, one Redis
+    /// server; redis-cluster://HOST:PORT[,HOST:PORT...], a Redis Cluster
+    /// given by seed nodes (see README, "Running on Redis").
     #[arg(long, env = "PYKV_BACKEND", default_value = "embedded", value_parser = parse_backend)]
     pub backend: BackendKind,
+
+    /// Deadline of one call to a networked backend (Redis), retries
+    /// included: `250ms`, `2s`, or a number of milliseconds. A call past
+    /// it is answered 503 with Retry-After.
+    #[arg(long, env = "PYKV_BACKEND_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub backend_timeout: Duration,
+
+    /// How many times a call to a networked backend is retried after a
+    /// connection error or a cluster redirection, within --backend-timeout
+    /// (0 to 10).
+    #[arg(long, env = "PYKV_BACKEND_RETRIES", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub backend_retries: u32,
+
+    /// Prefix of every Redis key this server writes, so that several
+    /// PyKV deployments (or tests) can share one Redis without seeing each
+    /// other's data: 1 to 64 of A-Z a-z 0-9 _ . : -
+    #[arg(long, env = "PYKV_REDIS_PREFIX", default_value = "pykv", value_parser = parse_redis_prefix)]
+    pub redis_prefix: String,
 
     /// Longest key accepted, in bytes (1 to 16 MiB).
     #[arg(long, env = "PYKV_MAX_KEY_BYTES", default_value_t = 1024,
@@ -612,22 +635,92 @@ impl From<AccessFlag> for Access {
 
 /// The storage backend named by `--backend`.
 ///
-/// Why a string and not a list of values: the next backends are URLs
+/// Why a string and not a list of values: the networked backends are URLs
 /// (`redis://`, `redis-cluster://`), and `memory` stays out of the help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendKind {
     Embedded,
     /// A map in this process without a log, for tests only: everything is
     /// lost at exit (src/memory.rs).
     Memory,
+    /// One Redis server or a Redis Cluster (src/redis).
+    Redis(RedisTarget),
 }
 
 fn parse_backend(name: &str) -> Result<BackendKind, String> {
     match name {
         "embedded" => Ok(BackendKind::Embedded),
         "memory" => Ok(BackendKind::Memory),
+        _ if name.contains("://") => RedisTarget::parse(name).map(BackendKind::Redis),
         _ => Err(format!(
-            "unknown backend {name:?}; the one available is embedded"
+            "unknown backend {name:?}; use embedded, redis://HOST:PORT or \
+             redis-cluster://HOST:PORT[,HOST:PORT...]"
         )),
+    }
+}
+
+/// `--backend-timeout`: `250ms`, `2s`, or plain milliseconds; 1 ms to 1 h.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit_ms) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1000)
+    } else {
+        (text, 1)
+    };
+    let number: u64 = (number.trim().parse())
+        .map_err(|_| format!("{text:?} is not a duration; write e.g. 250ms or 2s"))?;
+    let ms = number.saturating_mul(unit_ms);
+    if (1..=3_600_000).contains(&ms) {
+        Ok(Duration::from_millis(ms))
+    } else {
+        Err(format!("{text:?} is out of range: 1ms to 3600s"))
+    }
+}
+
+/// `--redis-prefix`: no braces, which would change the keys' hash tags.
+fn parse_redis_prefix(text: &str) -> Result<String, String> {
+    let valid = (1..=64).contains(&text.len())
+        && (text.bytes())
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?}: use 1 to 64 of A-Z a-z 0-9 _ . : -"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_timeouts_take_ms_s_or_plain_milliseconds() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1500"), Ok(Duration::from_millis(1500)));
+        for bad in ["0", "0s", "-1s", "1h", "s", "", "3601s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn redis_prefixes_keep_out_of_the_hash_tag() {
+        assert_eq!(parse_redis_prefix("pykv:prod-1"), Ok("pykv:prod-1".into()));
+        for bad in ["", "a{b", "a}b", "a b", &"x".repeat(65)] {
+            assert!(parse_redis_prefix(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn backends_are_embedded_memory_or_redis_urls() {
+        assert_eq!(parse_backend("embedded"), Ok(BackendKind::Embedded));
+        assert!(matches!(
+            parse_backend("redis-cluster://a:1,b:2"),
+            Ok(BackendKind::Redis(RedisTarget::Cluster { .. }))
+        ));
+        assert!(parse_backend("redis://").is_err());
+        assert!(parse_backend("postgres").is_err());
     }
 }

@@ -11,7 +11,8 @@
 //!   process at a time.
 //! - [`backend`]: the asynchronous, fallible interface the HTTP layer
 //!   speaks to, its contracts, and the enum of backends behind it;
-//!   [`memory`]: a map without a log, for the conformance tests only.
+//!   [`memory`]: a map without a log, for the conformance tests only;
+//!   [`redis_backend`]: the store over one Redis server or a Redis Cluster.
 //! - [`auth`]: API tokens scoped to namespaces, and what each grants.
 //! - [`api`]: the API's wire shapes, one type per request body and answer:
 //!   the server encodes with them, the OpenAPI document is generated from
@@ -62,6 +63,7 @@ pub mod http;
 pub mod memory;
 pub mod quotas;
 pub mod rate_limit;
+pub mod redis_backend;
 pub mod reload;
 pub mod server;
 pub mod store;

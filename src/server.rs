@@ -28,6 +28,7 @@ use crate::http::origin::SiteCheck;
 use crate::http::{HandlerContext, Observer, ServerViews, service};
 use crate::memory::{Fault, MemoryBackend};
 use crate::rate_limit::RateLimits;
+use crate::redis_backend::{Patience, RedisBackend, RedisTarget};
 use crate::reload::{self, Running};
 use crate::store::{Limit, StoreConfig};
 use crate::tls::{Certificates, TlsFiles};
@@ -89,9 +90,10 @@ impl Server {
     /// current runtime, which must be multi-threaded (the embedded engine
     /// replays its log and syncs it at shutdown on a worker that blocks).
     pub async fn start(config: &ServeArgs) -> anyhow::Result<Server> {
-        let backend = Arc::new(match config.backend {
+        let backend = Arc::new(match &config.backend {
             BackendKind::Embedded => Backend::from(open_embedded(config)?),
             BackendKind::Memory => Backend::Memory(open_memory(config)?),
+            BackendKind::Redis(target) => Backend::Redis(open_redis(config, target).await?),
         });
         let tokens = match &config.tokens_file {
             Some(path) => TokenFile::new(path),
@@ -244,9 +246,21 @@ fn open_embedded(args: &ServeArgs) -> anyhow::Result<EmbeddedBackend> {
     );
     Ok(db)
 }
-/// The test-only backend: it keeps no log and bounds nothing, so it refuses
-/// to start with a memory or key limit rather than ignore it.
-fn open_memory(args: &ServeArgs) -> anyhow::Result<MemoryBackend> {
+
+/// Connects to Redis and checks it (reachable, an eviction policy that
+/// spares PyKV's keys). Memory and key limits are Redis's own in this
+/// version (its `maxmemory`), so PyKV's are refused rather than ignored.
+async fn open_redis(args: &ServeArgs, target: &RedisTarget) -> anyhow::Result<RedisBackend> {
+    refuse_limits(args, "a Redis backend (set maxmemory in Redis)")?;
+    let patience = Patience {
+        timeout: args.backend_timeout,
+        retries: args.backend_retries,
+    };
+    RedisBackend::open(target, &args.redis_prefix, patience, args.max_key_bytes).await
+}
+
+/// Refuses memory or key limits, for a backend that cannot keep them.
+fn refuse_limits(args: &ServeArgs, backend: &str) -> anyhow::Result<()> {
     let limits = args.limits.limits().map_err(anyhow::Error::msg)?;
     let bounded = |limit: &Limit| limit.max_bytes.is_some() || limit.max_keys.is_some();
     if bounded(&limits.global)
@@ -254,10 +268,17 @@ fn open_memory(args: &ServeArgs) -> anyhow::Result<MemoryBackend> {
         || limits.quotas.values().any(bounded)
     {
         anyhow::bail!(
-            "--backend memory does not support memory or key limits (--max-memory, --max-keys, \
+            "{backend} does not support memory or key limits (--max-memory, --max-keys, \
              quotas in --quotas); use --backend embedded"
         );
     }
+    Ok(())
+}
+
+/// The test-only backend: it keeps no log and bounds nothing, so it refuses
+/// to start with a memory or key limit rather than ignore it.
+fn open_memory(args: &ServeArgs) -> anyhow::Result<MemoryBackend> {
+    refuse_limits(args, "--backend memory")?;
     tracing::warn!("--backend memory keeps everything in this process only: it is lost at exit");
     // A test-only hook, as PYKV_FAULT_WAL_WRITER: a store out of reach.
     let fault = match std::env::var("PYKV_FAULT_MEMORY_BACKEND").as_deref() {

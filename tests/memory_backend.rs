@@ -58,7 +58,10 @@ fn an_unknown_backend_is_refused_with_the_ones_available() {
     let (code, stderr) = run_to_exit(dir.path(), &["--backend", "redis-ish"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains("unknown backend \"redis-ish\"; the one available is embedded"),
+        stderr.contains(
+            "unknown backend \"redis-ish\"; use embedded, redis://HOST:PORT or \
+             redis-cluster://HOST:PORT[,HOST:PORT...]"
+        ),
         "{stderr}"
     );
 }

@@ -4,9 +4,13 @@
 //! are one step under the key's shard lock, so of two racing writers with
 //! the same tag exactly one wins.
 //!
-//! A key's tag is a hash of its value's JSON text (FNV-1a, 64 bits): it
-//! changes whenever the value changes, costs nothing to keep (it is not
-//! stored), and every backend and every node computes the same one.
+//! A key's tag is a hash of its value's JSON text: the first 64 bits of its
+//! SHA-1. It changes whenever the value changes and costs nothing to keep
+//! (it is not stored). SHA-1 rather than a cheaper hash because a Redis
+//! script can compute it too (`redis.sha1hex`), so every backend and every
+//! node agrees on a key's tag, and the Redis backend checks a condition in
+//! the same script that writes. (It is an identity, not a defence: a
+//! client that can write the key needs no collision.)
 
 use super::namespace::Namespace;
 use super::{Lsn, Mutation, Store, StoreError, access_of, now_ms};
@@ -22,15 +26,11 @@ pub enum Condition {
     Absent,
 }
 
-/// The tag of a value: FNV-1a of its JSON text.
+/// The tag of a value: the first 64 bits of the SHA-1 of its JSON text.
 pub fn etag_of(value: impl AsRef<[u8]>) -> u64 {
-    value
-        .as_ref()
-        .iter()
-        .copied()
-        .fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-            (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+    use sha1::Digest;
+    let digest = sha1::Sha1::digest(value.as_ref());
+    u64::from_be_bytes(digest[..8].try_into().expect("SHA-1 has 20 bytes"))
 }
 
 impl Condition {
@@ -112,6 +112,13 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    /// The first 16 hex digits of SHA-1, as `redis.sha1hex` writes it.
+    #[test]
+    fn the_tag_is_the_head_of_sha1() {
+        // SHA-1("abc") = a9993e364706816aba3e25717850c26c9cd0d89d
+        assert_eq!(format!("{:016x}", etag_of("abc")), "a9993e364706816a");
+    }
 
     #[test]
     fn writes_only_when_the_condition_holds() {

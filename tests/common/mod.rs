@@ -25,6 +25,8 @@ use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod redis_server;
+
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -371,12 +373,31 @@ pub fn test_backend() -> Option<String> {
 }
 
 /// `--backend` for the backend under test, unless the test names one.
-fn backend_args(args: &[impl AsRef<std::ffi::OsStr>]) -> Vec<String> {
+fn backend_args(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Vec<String> {
     let named = args.iter().any(|arg| arg.as_ref() == "--backend");
     match test_backend() {
-        Some(name) if !named => vec!["--backend".into(), name],
+        Some(name) if !named => {
+            let mut flags = vec!["--backend".into(), name.clone()];
+            if name.starts_with("redis") {
+                flags.extend(["--redis-prefix".into(), redis_prefix(data_dir)]);
+            }
+            flags
+        }
         _ => Vec::new(),
     }
+}
+
+/// A Redis key prefix of the server's own, so that tests running side by
+/// side on one Redis never see each other's data: from the test process
+/// and the server's data directory, which is the same across `restart`
+/// (so a restarted server finds its data again) and never shared by two
+/// servers running at once.
+fn redis_prefix(data_dir: &Path) -> String {
+    let dir = data_dir.file_name().unwrap_or_default().to_string_lossy();
+    let dir: String = (dir.chars())
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    format!("t{}-{dir}", std::process::id())
 }
 
 /// Whether the backend under test has `capability`; when not, says that
@@ -410,7 +431,7 @@ fn serve_command(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Comma
         .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
         .arg(data_dir)
         .args(args)
-        .args(backend_args(args))
+        .args(backend_args(data_dir, args))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

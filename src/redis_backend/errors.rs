@@ -1,0 +1,51 @@
+//! What a Redis failure means to a client of PyKV.
+//!
+//! Why everything maps to 503 (or 507) and nothing to 500: from PyKV's
+//! side a Redis error is a store out of reach (connection lost, cluster
+//! failing over, slots moving), too slow, or full; each is temporary and
+//! the client should retry, which `Retry-After` tells it.
+
+use std::time::Duration;
+
+use redis::RedisError;
+
+use crate::backend::BackendError;
+use crate::store::StoreError;
+
+/// The backend error for a failed Redis call.
+pub fn from_redis(error: &RedisError, timeout: Duration) -> BackendError {
+    if error.is_timeout() {
+        return BackendError::TimedOut { after: timeout };
+    }
+    if error.code() == Some("OOM") {
+        return StoreError::LimitReached {
+            scope: "the Redis store".into(),
+            limit: "its maxmemory".into(),
+        }
+        .into();
+    }
+    if !(error.is_io_error() || error.is_cluster_error() || error.is_connection_dropped()) {
+        // Not a connectivity problem: a script or protocol error is a bug
+        // here, worth a log line; the client still gets a 503.
+        tracing::warn!(%error, "unexpected answer from Redis");
+    }
+    BackendError::Unavailable {
+        detail: format!("Redis: {}", error.kind_name()),
+    }
+}
+
+/// A short description of the error's kind, without addresses or keys.
+trait KindName {
+    fn kind_name(&self) -> String;
+}
+
+impl KindName for RedisError {
+    fn kind_name(&self) -> String {
+        match self.code() {
+            Some(code) => code.to_owned(),
+            None if self.is_connection_refusal() => "connection refused".into(),
+            None if self.is_io_error() || self.is_connection_dropped() => "connection lost".into(),
+            None => format!("{:?}", self.kind()),
+        }
+    }
+}

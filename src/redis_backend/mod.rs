@@ -1,0 +1,195 @@
+//! The store over Redis: one Redis server (`--backend redis://HOST:PORT`)
+//! or a Redis Cluster (`--backend redis-cluster://HOST:PORT,...`), behind
+//! the same [`KvBackend`] interface as the embedded engine, so that PyKV
+//! nodes hold no data of their own and any number of them can serve the
+//! same tenants.
+//!
+//! # Why this design
+//!
+//! - **One slot per namespace.** Every Redis key of a namespace carries the
+//!   hash tag of the namespace ([`layout`]), so each operation is one Lua
+//!   script on one slot ([`scripts`]): atomic, one round trip, and legal
+//!   in Redis Cluster. The price is that one namespace cannot outgrow one
+//!   shard; a namespace could later be split by giving its keys several
+//!   tags and listing them with a merge, which nothing here prevents.
+//! - **Data, index and deadlines apart.** Values live in a hash (stored as
+//!   the exact JSON text), the keys again in a sorted set whose scores are
+//!   all 0, so that `ZRANGEBYLEX` lists them in byte order from any cursor
+//!   without a scan: a key present for the whole listing is met exactly
+//!   once, whatever is written meanwhile. Deadlines live in a third sorted
+//!   set, scored by time.
+//! - **Expiry without Redis TTLs.** A Redis TTL would drop the value but
+//!   leave the index and the counters wrong. Here a key past its deadline
+//!   is filtered out of every read, and counted out of every figure by
+//!   `ZCOUNT` over the deadlines (O(log n)): live keys = `ZCARD` of the
+//!   index minus the keys due. Writes reap a few due keys each.
+//! - **Clearing in O(1).** A clear `RENAME`s the namespace's three
+//!   structures aside (O(1)) and queues them; a background task
+//!   ([`reclaim`]) deletes them in bounded batches, so no Redis shard is
+//!   blocked for a time that grows with the namespace. A node that stops
+//!   midway leaves the rest queued: the next clear of the namespace
+//!   carries on.
+//! - **Redis's clock.** Deadlines are computed by the scripts from `TIME`,
+//!   so PyKV nodes with skewed clocks agree on what has expired.
+//! - **Bounded patience.** Every call has a deadline (`--backend-timeout`)
+//!   and a few quick retries ([`connection`]); a Redis out of reach is a
+//!   503 with `Retry-After` ([`errors`]), never a hang or a 500. After a
+//!   timeout a cluster connection is renewed in the background
+//!   ([`shared`]), so the replica that replaced a hung master is found.
+//! - **Eviction stays with PyKV.** Redis must not evict PyKV's indexes or
+//!   counters, which have no TTL: the start refuses a `maxmemory-policy`
+//!   other than `noeviction` or `volatile-*`. When Redis is full its OOM
+//!   answer is a 507.
+//!
+//! Not in this slice: `--redis-wait-replicas`, quotas and key/memory limits (answered
+//! [`BackendError::Unsupported`]; Redis's `maxmemory` bounds the store),
+//! compaction (Redis persists by itself), tokens kept in Redis.
+
+mod connection;
+mod errors;
+mod layout;
+mod ops;
+mod reclaim;
+mod scripts;
+mod shared;
+mod target;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use redis::{RedisResult, Script, ScriptInvocation};
+
+pub use connection::Patience;
+pub use target::RedisTarget;
+
+use crate::backend::BackendError;
+use crate::store::{StoreError, validate_namespace};
+use layout::{NamespaceKeys, suffix};
+use shared::SharedConnection;
+
+const NAME: &str = "redis";
+
+/// A store in Redis, shared by every PyKV node pointed at it.
+pub struct RedisBackend {
+    connection: Arc<SharedConnection>,
+    /// `--redis-prefix`: the first part of every Redis key.
+    prefix: String,
+    patience: Patience,
+    max_key_bytes: usize,
+    started: Instant,
+}
+
+impl RedisBackend {
+    /// Connects and checks the store (see [`connection::open`]).
+    pub async fn open(
+        target: &RedisTarget,
+        prefix: &str,
+        patience: Patience,
+        max_key_bytes: usize,
+    ) -> anyhow::Result<RedisBackend> {
+        let (connection, client) = connection::open(target, patience).await?;
+        Ok(RedisBackend {
+            connection: Arc::new(SharedConnection::new(connection, client, patience)),
+            prefix: prefix.to_owned(),
+            patience,
+            max_key_bytes,
+            started: Instant::now(),
+        })
+    }
+
+    /// The keys of `namespace`, once its name is checked.
+    fn namespace(&self, namespace: Option<&str>) -> Result<NamespaceKeys, StoreError> {
+        namespace.map_or(Ok(()), validate_namespace)?;
+        Ok(NamespaceKeys::new(&self.prefix, namespace))
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), StoreError> {
+        if key.is_empty() {
+            return Err(StoreError::EmptyKey);
+        }
+        if key.len() > self.max_key_bytes {
+            return Err(StoreError::KeyTooLong {
+                len: key.len(),
+                max: self.max_key_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs one call to Redis within the deadline; after a timeout, has
+    /// a cluster's layout looked up afresh ([`shared`]).
+    async fn call<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Result<T, BackendError> {
+        self.noting_timeouts(within(self.patience, call).await)
+    }
+
+    /// `result`, after starting a renewal of the connection if it is a
+    /// timeout.
+    fn noting_timeouts<T>(&self, result: Result<T, BackendError>) -> Result<T, BackendError> {
+        if let Err(BackendError::TimedOut { .. }) = result {
+            self.connection.renew();
+        }
+        result
+    }
+
+    /// Runs `invocation` (a script given the namespace's keys).
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, BackendError> {
+        let mut connection = self.connection.get();
+        self.call(invocation.invoke_async(&mut connection)).await
+    }
+
+    /// Adds a named namespace to the registry the server-wide figures
+    /// walk; called when a script reports it created the namespace's
+    /// statistics (its first write or read since a clear).
+    async fn register(&self, namespace: Option<&str>, created: i64) -> Result<(), BackendError> {
+        let Some(name) = namespace.filter(|_| created == 1) else {
+            return Ok(());
+        };
+        let mut connection = self.connection.get();
+        let command = redis::cmd("SADD")
+            .arg(layout::registry_key(&self.prefix))
+            .arg(name)
+            .to_owned();
+        self.call(command.query_async::<i64>(&mut connection))
+            .await
+            .map(drop)
+    }
+
+    fn unsupported(capability: &'static str) -> BackendError {
+        BackendError::Unsupported {
+            backend: NAME,
+            capability,
+        }
+    }
+}
+
+/// `script` with the namespace's keys in the order the scripts expect.
+fn invocation<'a>(script: &'a Script, keys: &NamespaceKeys) -> ScriptInvocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    for name in [
+        suffix::DATA,
+        suffix::INDEX,
+        suffix::DEADLINES,
+        suffix::STATS,
+    ] {
+        invocation.key(keys.key(name));
+    }
+    invocation
+}
+
+/// `call` cut at the deadline, its error mapped for the HTTP layer.
+async fn within<T>(
+    patience: Patience,
+    call: impl Future<Output = RedisResult<T>>,
+) -> Result<T, BackendError> {
+    match tokio::time::timeout(patience.timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(errors::from_redis(&error, patience.timeout)),
+        Err(_) => Err(BackendError::TimedOut {
+            after: patience.timeout,
+        }),
+    }
+}

@@ -1,0 +1,375 @@
+//! [`KvBackend`] over Redis: each operation is one script on the
+//! namespace's slot (see the module's documentation for the design).
+
+use std::collections::BTreeMap;
+
+use tokio::task::JoinSet;
+
+use super::connection::{Connection, Patience};
+use super::layout::NamespaceKeys;
+use super::scripts::{
+    CLEAR_SCRIPT, DELETE_IF_SCRIPT, DELETE_SCRIPT, EXPIRE_SCRIPT, GET_SCRIPT, INCR_SCRIPT,
+    LIST_SCRIPT, SET_IF_SCRIPT, SET_SCRIPT, STATS_SCRIPT, TTL_SCRIPT,
+};
+use super::{RedisBackend, invocation, layout, reclaim, within};
+use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend};
+use crate::store::{
+    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats,
+    counter_value, validate_namespace,
+};
+
+impl KvBackend for RedisBackend {
+    async fn set(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        value: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<Commit, BackendError> {
+        self.check_key(key)?;
+        let keys = self.namespace(namespace)?;
+        let mut call = invocation(&SET_SCRIPT, &keys);
+        call.arg(key).arg(value).arg(ttl_ms(ttl_secs));
+        let created: i64 = self.run(&call).await?;
+        self.register(namespace, created).await?;
+        Ok(Commit::done())
+    }
+
+    async fn get_into(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, BackendError> {
+        self.check_key(key)?;
+        let keys = self.namespace(namespace)?;
+        let mut call = invocation(&GET_SCRIPT, &keys);
+        call.arg(key);
+        let (created, found, value): (i64, i64, Vec<u8>) = self.run(&call).await?;
+        self.register(namespace, created).await?;
+        if found == 1 {
+            out.extend_from_slice(&value);
+        }
+        Ok(found == 1)
+    }
+
+    async fn delete(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+    ) -> Result<Option<Commit>, BackendError> {
+        self.check_key(key)?;
+        let keys = self.namespace(namespace)?;
+        let mut call = invocation(&DELETE_SCRIPT, &keys);
+        call.arg(key);
+        let (created, deleted): (i64, i64) = self.run(&call).await?;
+        self.register(namespace, created).await?;
+        Ok((deleted == 1).then(Commit::done))
+    }
+
+    async fn incr(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        by: i64,
+        ttl_secs: Option<u64>,
+    ) -> Result<(i64, Commit), BackendError> {
+        self.check_key(key)?;
+        let keys = self.namespace(namespace)?;
+        let mut call = invocation(&INCR_SCRIPT, &keys);
+        call.arg(key).arg(by).arg(ttl_ms(ttl_secs));
+        let (created, status, text): (i64, i64, String) = self.run(&call).await?;
+        self.register(namespace, created).await?;
+        match status {
+            1 => Ok((text.parse().unwrap_or_default(), Commit::done())),
+            // HINCRBY refused the value: name what it is, as the engine does.
+            -1 => Err(StoreError::Overflow {
+                value: counter_value(&text)?,
+                by,
+            }
+            .into()),
+            _ => Err(counter_value(&text)
+                .err()
+                .unwrap_or(StoreError::NotAnInteger {
+                    found: "a number that is not a 64-bit integer",
+                })
+                .into()),
+        }
+    }
+
+    async fn set_if(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        value: &str,
+        ttl_secs: Option<u64>,
+        condition: Condition,
+    ) -> Result<Commit, BackendError> {
+        self.check_key(key)?;
+        let keys = self.namespace(namespace)?;
+        let mut call = invocation(&SET_IF_SCRIPT, &keys);
+        (call.arg(key).arg(value).arg(ttl_ms(ttl_secs))).arg(condition_arg(condition));
+        let (created, ok, tag): (i64, i64, String) = self.run(&call).await?;
+        self.register(namespace, created).await?;
+        failed_condition(ok, &tag)?;
+        Ok(Commit::done())
+    }
+
+    async fn delete_if(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        condition: Condition,
+    ) -> Result<Option<Commit>, BackendError> {
+        self.check_key(key)?;
+        let keys = self.namespace(namespace)?;
+        let mut call = invocation(&DELETE_IF_SCRIPT, &keys);
+        call.arg(key).arg(condition_arg(condition));
+        let (created, ok, tag, deleted): (i64, i64, String, i64) = self.run(&call).await?;
+        self.register(namespace, created).await?;
+        failed_condition(ok, &tag)?;
+        Ok((deleted == 1).then(Commit::done))
+    }
+
+    async fn ttl_ms(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+    ) -> Result<Option<Option<u64>>, BackendError> {
+        self.check_key(key)?;
+        let keys = self.namespace(namespace)?;
+        let mut call = invocation(&TTL_SCRIPT, &keys);
+        call.arg(key);
+        let (found, left): (i64, i64) = self.run(&call).await?;
+        Ok((found == 1).then(|| u64::try_from(left).ok()))
+    }
+
+    async fn expire(
+        &self,
+        namespace: Option<&str>,
+        key: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<Option<Commit>, BackendError> {
+        self.check_key(key)?;
+        let keys = self.namespace(namespace)?;
+        let mut call = invocation(&EXPIRE_SCRIPT, &keys);
+        call.arg(key).arg(ttl_ms(ttl_secs));
+        let found: i64 = self.run(&call).await?;
+        Ok((found == 1).then(Commit::done))
+    }
+
+    async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {
+        let keys = self.namespace(Some(namespace))?;
+        let mut call = invocation(&CLEAR_SCRIPT, &keys);
+        call.arg(keys.base());
+        let live: i64 = self.run(&call).await?;
+        reclaim::spawn(self.connection.get(), keys, self.patience);
+        Ok((live.max(0) as usize, Commit::done()))
+    }
+
+    async fn namespace_stats(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<NamespaceStats, BackendError> {
+        let keys = self.namespace(namespace)?;
+        self.noting_timeouts(stats_of(self.connection.get(), &keys, self.patience).await)
+    }
+
+    async fn list_keys(
+        &self,
+        namespace: Option<&str>,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage, BackendError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let keys = self.namespace(namespace)?;
+        let (min, max) = lex_range(prefix, cursor);
+        let mut call = invocation(&LIST_SCRIPT, &keys);
+        call.arg(min).arg(max).arg(limit + 1);
+        let mut page: Vec<String> = self.run(&call).await?;
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let next_cursor = if more { page.last().cloned() } else { None };
+        Ok(KeyPage {
+            keys: page,
+            next_cursor,
+        })
+    }
+
+    async fn stats(&self) -> Result<BackendStats, BackendError> {
+        let names = self.registered_namespaces().await?;
+        let mut store = self.figures_of(&names).await?;
+        let default = self.namespace_stats(None).await?;
+        store.total_keys += default.total_keys;
+        store.cache_hits += default.cache_hits;
+        store.cache_misses += default.cache_misses;
+        store.used_bytes += default.used_bytes;
+        store.expirations += default.expirations;
+        store.default_namespace = default;
+        Ok(self.backend_stats(store))
+    }
+
+    async fn scoped_stats(&self, names: &[String]) -> Result<BackendStats, BackendError> {
+        let valid: Vec<String> = (names.iter())
+            .filter(|name| validate_namespace(name).is_ok())
+            .cloned()
+            .collect();
+        let store = self.figures_of(&valid).await?;
+        Ok(self.backend_stats(store))
+    }
+
+    async fn quota(&self, _namespace: Option<&str>) -> Result<QuotaReport, BackendError> {
+        Err(Self::unsupported("quotas"))
+    }
+
+    async fn set_quota(
+        &self,
+        _namespace: Option<&str>,
+        _quota: Limit,
+    ) -> Result<QuotaReport, BackendError> {
+        Err(Self::unsupported("quotas"))
+    }
+
+    async fn compact(&self) -> Result<bool, BackendError> {
+        Err(Self::unsupported("compaction (Redis persists by itself)"))
+    }
+
+    async fn health(&self) -> Health {
+        let mut connection = self.connection.get();
+        let ping = redis::cmd("PING").to_owned();
+        match self.call(ping.query_async::<String>(&mut connection)).await {
+            Ok(_) => Health::Healthy,
+            Err(error) => Health::WritesRefused {
+                detail: format!("{error}; writes are refused until it answers"),
+            },
+        }
+    }
+}
+
+impl RedisBackend {
+    /// The named namespaces that hold or held data.
+    async fn registered_namespaces(&self) -> Result<Vec<String>, BackendError> {
+        let mut connection = self.connection.get();
+        let command = redis::cmd("SMEMBERS")
+            .arg(layout::registry_key(&self.prefix))
+            .to_owned();
+        self.call(command.query_async(&mut connection)).await
+    }
+
+    /// Totals over the named namespaces `names`, listing those with keys:
+    /// one script per namespace, O(log n) each, [`STATS_IN_FLIGHT`] at a
+    /// time, so that a cluster answers them in parallel.
+    async fn figures_of(&self, names: &[String]) -> Result<StoreStats, BackendError> {
+        let mut total = NamespaceStats::default();
+        let mut shown = BTreeMap::new();
+        let mut calls = JoinSet::new();
+        let mut names = names.iter();
+        loop {
+            while calls.len() < STATS_IN_FLIGHT {
+                let Some(name) = names.next() else { break };
+                let keys = NamespaceKeys::new(&self.prefix, Some(name));
+                let (connection, patience, name) =
+                    (self.connection.get(), self.patience, name.clone());
+                calls.spawn(async move { (name, stats_of(connection, &keys, patience).await) });
+            }
+            let Some(done) = calls.join_next().await else {
+                break;
+            };
+            let (name, stats) = done.map_err(|error| BackendError::Unavailable {
+                detail: format!("a statistics task failed: {error}"),
+            })?;
+            let stats = self.noting_timeouts(stats)?;
+            total.add(&stats);
+            if stats.total_keys > 0 {
+                shown.insert(name, stats);
+            }
+        }
+        Ok(StoreStats::with_totals(&total, shown))
+    }
+
+    fn backend_stats(&self, store: StoreStats) -> BackendStats {
+        BackendStats {
+            store,
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            ..BackendStats::default()
+        }
+    }
+}
+
+/// Namespaces whose figures `/stats` asks for at once.
+const STATS_IN_FLIGHT: usize = 32;
+
+/// A namespace's figures, from one script.
+async fn stats_of(
+    mut connection: Connection,
+    keys: &NamespaceKeys,
+    patience: Patience,
+) -> Result<NamespaceStats, BackendError> {
+    let call = invocation(&STATS_SCRIPT, keys);
+    let figures: Vec<i64> = within(patience, call.invoke_async(&mut connection)).await?;
+    let figure = |i: usize| figures.get(i).copied().unwrap_or(0).max(0) as u64;
+    Ok(NamespaceStats {
+        cache_hits: figure(0),
+        cache_misses: figure(1),
+        total_keys: figure(2) as usize,
+        used_bytes: figure(3),
+        evictions: 0,
+        expirations: figure(4),
+    })
+}
+
+/// The `ZRANGEBYLEX` bounds of the keys starting with `prefix` after
+/// `cursor`. No UTF-8 text holds the byte 0xFF, so every key starting with
+/// `prefix` sorts before `prefix` + 0xFF.
+fn lex_range(prefix: &str, cursor: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+    let min = match cursor {
+        Some(cursor) if cursor >= prefix => [b"(", cursor.as_bytes()].concat(),
+        _ => [b"[", prefix.as_bytes()].concat(),
+    };
+    let max = if prefix.is_empty() {
+        b"+".to_vec()
+    } else {
+        [b"(", prefix.as_bytes(), b"\xff"].concat()
+    };
+    (min, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lex_range;
+
+    #[test]
+    fn lex_bounds_start_after_the_cursor_within_the_prefix() {
+        assert_eq!(lex_range("", None), (b"[".to_vec(), b"+".to_vec()));
+        assert_eq!(
+            lex_range("ab", Some("abc")),
+            (b"(abc".to_vec(), b"(ab\xff".to_vec())
+        );
+        assert_eq!(lex_range("b", Some("a")).0, b"[b".to_vec());
+    }
+}
+
+/// A TTL as the scripts take it: milliseconds, or "" for none.
+fn ttl_ms(ttl_secs: Option<u64>) -> String {
+    ttl_secs.map_or(String::new(), |ttl| ttl.saturating_mul(1000).to_string())
+}
+
+/// A condition as the scripts take it.
+fn condition_arg(condition: Condition) -> String {
+    match condition {
+        Condition::Matches(tag) => format!("match:{tag:016x}"),
+        Condition::Present => "present".into(),
+        Condition::Absent => "absent".into(),
+    }
+}
+
+/// The refusal of a script whose condition did not hold (`ok` 0), with the
+/// key's current tag ("" when absent).
+fn failed_condition(ok: i64, tag: &str) -> Result<(), StoreError> {
+    if ok == 1 {
+        return Ok(());
+    }
+    let current = u64::from_str_radix(tag, 16).ok();
+    Err(StoreError::ConditionFailed { current })
+}

@@ -335,21 +335,6 @@ fn lex_range(prefix: &str, cursor: Option<&str>) -> (Vec<u8>, Vec<u8>) {
     (min, max)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::lex_range;
-
-    #[test]
-    fn lex_bounds_start_after_the_cursor_within_the_prefix() {
-        assert_eq!(lex_range("", None), (b"[".to_vec(), b"+".to_vec()));
-        assert_eq!(
-            lex_range("ab", Some("abc")),
-            (b"(abc".to_vec(), b"(ab\xff".to_vec())
-        );
-        assert_eq!(lex_range("b", Some("a")).0, b"[b".to_vec());
-    }
-}
-
 /// A TTL as the scripts take it: milliseconds, or "" for none.
 fn ttl_ms(ttl_secs: Option<u64>) -> String {
     ttl_secs.map_or(String::new(), |ttl| ttl.saturating_mul(1000).to_string())
@@ -372,4 +357,19 @@ fn failed_condition(ok: i64, tag: &str) -> Result<(), StoreError> {
     }
     let current = u64::from_str_radix(tag, 16).ok();
     Err(StoreError::ConditionFailed { current })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lex_range;
+
+    #[test]
+    fn lex_bounds_start_after_the_cursor_within_the_prefix() {
+        assert_eq!(lex_range("", None), (b"[".to_vec(), b"+".to_vec()));
+        assert_eq!(
+            lex_range("ab", Some("abc")),
+            (b"(abc".to_vec(), b"(ab\xff".to_vec())
+        );
+        assert_eq!(lex_range("b", Some("a")).0, b"[b".to_vec());
+    }
 }

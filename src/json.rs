@@ -25,9 +25,43 @@ pub fn whole_number(text: &str) -> Option<u64> {
     (n.is_finite() && n.fract() == 0.0 && n < 18_446_744_073_709_551_616.0).then_some(n as u64)
 }
 
+/// A whole number that may be negative, as [`whole_number`] reads one:
+/// `-5`, `5.0`, `-5e0`; `None` past `i64` or for anything else.
+pub fn whole_signed(text: &str) -> Option<i64> {
+    if let Ok(n) = text.parse::<i64>() {
+        return Some(n);
+    }
+    match text.strip_prefix('-') {
+        Some(magnitude) => {
+            let n = whole_number(magnitude)?;
+            // -2^63 is the one magnitude past i64::MAX that fits.
+            (n <= 1 << 63).then(|| (n as i64).wrapping_neg())
+        }
+        None => whole_number(text).and_then(|n| i64::try_from(n).ok()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::whole_number;
+    use super::{whole_number, whole_signed};
+
+    #[test]
+    fn signed_whole_numbers_in_any_json_spelling() {
+        assert_eq!(whole_signed("-5"), Some(-5));
+        assert_eq!(whole_signed("22016.0"), Some(22016));
+        assert_eq!(whole_signed("-2.5e1"), Some(-25));
+        assert_eq!(whole_signed("-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            "1.5",
+            "9223372036854775808",
+            "\"1\"",
+            "true",
+            "null",
+            "-1e30",
+        ] {
+            assert_eq!(whole_signed(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn whole_numbers_in_any_json_spelling() {

@@ -81,20 +81,27 @@ async fn if_none_match_star_creates_only() {
     assert_eq!(server.value(Some("cas"), "k").await, Some(json!("first")));
 }
 
+/// RFC 9110's reading: an `If-Match` that is no tag of ours (a weak tag,
+/// a list, a typo) never holds, so the write is refused, never silently
+/// done; `If-None-Match: "<tag>"` writes unless the key has that tag.
 #[tokio::test]
-async fn unsupported_preconditions_are_refused_not_ignored() {
+async fn preconditions_are_read_as_rfc_9110_reads_them() {
     let server = Server::start();
     server.set(Some("cas"), "k", json!(1)).await;
-    for headers in [
-        vec![("if-match", "abc")],
-        vec![("if-match", "W/\"0000000000000001\"")],
-        vec![("if-none-match", "\"0000000000000001\"")],
-        vec![("if-match", "*"), ("if-none-match", "*")],
-    ] {
-        let (status, _) = write(set(&server, json!(2)), &headers).await;
-        assert_eq!(status, 422, "{headers:?}");
+    for value in ["abc", "W/\"0000000000000001\"", "\"a\", \"b\""] {
+        let (status, _) = write(set(&server, json!(2)), &[("if-match", value)]).await;
+        assert_eq!(status, 412, "If-Match: {value}");
     }
     assert_eq!(server.value(Some("cas"), "k").await, Some(json!(1)));
+    let current = etag(&server, "/get/k?ns=cas").await;
+    let (status, _) = write(set(&server, json!(2)), &[("if-none-match", &current)]).await;
+    assert_eq!(status, 412, "If-None-Match with the current tag");
+    let other = "\"0000000000000001\"";
+    let (status, _) = write(set(&server, json!(3)), &[("if-none-match", other)]).await;
+    assert_eq!(status, 200, "If-None-Match with another tag");
+    let both = [("if-match", "*"), ("if-none-match", "*")];
+    assert_eq!(write(set(&server, json!(4)), &both).await.0, 422);
+    assert_eq!(server.value(Some("cas"), "k").await, Some(json!(3)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// The body of `POST /incr`.
+/// The body of `POST /incr`. Other fields are ignored, as on `POST /set`
+/// (and in the seed's server).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct IncrBody {
     /// Non-empty, at most `--max-key-bytes` bytes of UTF-8.
     #[schema(min_length = 1)]
@@ -42,9 +42,8 @@ pub struct TtlAnswer {
     pub ttl: Option<u64>,
 }
 
-/// The body of `POST /expire`.
+/// The body of `POST /expire`; other fields are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ExpireBody {
     #[schema(min_length = 1)]
     pub key: String,

@@ -2,10 +2,12 @@
 //! the `If-Match` / `If-None-Match` preconditions of `POST /set` and
 //! `DELETE /delete/{key}` (check-and-set, [`crate::store::Condition`]).
 //!
-//! Tags are strong, written `"` + 16 hex digits + `"`. Supported: one tag
-//! or `*` in `If-Match`, and `*` in `If-None-Match` (create only). Anything
-//! else is refused with 422 saying what to send, rather than ignored: a
-//! precondition the server silently skipped would be a lost update.
+//! Tags are strong, written `"` + 16 hex digits + `"`, as RFC 9110 reads
+//! them: `If-Match` holds when the key's tag is the one given (`*`: when the
+//! key exists), so a value that is no tag of ours (a weak tag, a list, a
+//! typo) never holds and the write is refused with 412, never silently
+//! done. `If-None-Match: *` creates only; `If-None-Match: "<tag>"` writes
+//! unless the key has that tag. Both at once is a 422.
 
 use hyper::HeaderMap;
 use hyper::header::{HeaderValue, IF_MATCH, IF_NONE_MATCH};
@@ -24,30 +26,27 @@ pub fn precondition(headers: &HeaderMap) -> Result<Option<Condition>, ApiError> 
         )),
         (Some(tag), None) => if_match_condition(tag).map(Some),
         (None, Some(value)) if value.as_bytes().trim_ascii() == b"*" => Ok(Some(Condition::Absent)),
-        (None, Some(_)) => Err(ApiError::invalid(
-            "header If-None-Match: only `*` is supported on writes (create the key only if it \
-             does not exist)",
-        )),
+        // A value that is no tag of ours differs from every key's tag.
+        (None, Some(value)) => Ok(tag_of(value).map(Condition::Differs)),
     }
 }
 
-fn if_match_condition(value: &HeaderValue) -> Result<Condition, ApiError> {
-    let text = value.as_bytes().trim_ascii();
-    if text == b"*" {
-        return Ok(Condition::Present);
-    }
-    let hex = text
+/// The tag a header names, if it is one this server gives.
+fn tag_of(value: &HeaderValue) -> Option<u64> {
+    let hex = value
+        .as_bytes()
+        .trim_ascii()
         .strip_prefix(b"\"")
         .and_then(|rest| rest.strip_suffix(b"\""))
-        .filter(|hex| hex.len() == 16)
-        .and_then(|hex| std::str::from_utf8(hex).ok())
-        .and_then(|hex| u64::from_str_radix(hex, 16).ok());
-    hex.map(Condition::Matches).ok_or_else(|| {
-        ApiError::invalid(
-            "header If-Match: expected one entity tag as GET /get/{key} gives it in ETag \
-             (a quoted string of 16 hex digits), or `*`",
-        )
-    })
+        .filter(|hex| hex.len() == 16)?;
+    u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+}
+
+fn if_match_condition(value: &HeaderValue) -> Result<Condition, ApiError> {
+    if value.as_bytes().trim_ascii() == b"*" {
+        return Ok(Condition::Present);
+    }
+    Ok(tag_of(value).map_or(Condition::Never, Condition::Matches))
 }
 
 #[cfg(test)]
@@ -70,14 +69,25 @@ mod tests {
         assert_eq!(precondition(&any).unwrap(), Some(Condition::Present));
         let create = headers(&[("if-none-match", "*")]);
         assert_eq!(precondition(&create).unwrap(), Some(Condition::Absent));
-        for bad in [
+        for never in [
             headers(&[("if-match", "00000000000000ff")]),
             headers(&[("if-match", "W/\"00000000000000ff\"")]),
             headers(&[("if-match", "\"a\", \"b\"")]),
-            headers(&[("if-none-match", "\"00000000000000ff\"")]),
-            headers(&[("if-match", "*"), ("if-none-match", "*")]),
         ] {
-            assert!(precondition(&bad).is_err(), "{bad:?}");
+            assert_eq!(
+                precondition(&never).unwrap(),
+                Some(Condition::Never),
+                "{never:?}"
+            );
         }
+        let differs = headers(&[("if-none-match", "\"00000000000000ff\"")]);
+        assert_eq!(
+            precondition(&differs).unwrap(),
+            Some(Condition::Differs(255))
+        );
+        let junk = headers(&[("if-none-match", "0")]);
+        assert_eq!(precondition(&junk).unwrap(), None);
+        let both = headers(&[("if-match", "*"), ("if-none-match", "*")]);
+        assert!(precondition(&both).is_err());
     }
 }

@@ -346,6 +346,8 @@ fn condition_arg(condition: Condition) -> String {
         Condition::Matches(tag) => format!("match:{tag:016x}"),
         Condition::Present => "present".into(),
         Condition::Absent => "absent".into(),
+        Condition::Never => "never".into(),
+        Condition::Differs(tag) => format!("differs:{tag:016x}"),
     }
 }
 

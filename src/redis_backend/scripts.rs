@@ -176,7 +176,8 @@ return 1
 "#;
 
 /// Shared by the conditional scripts: whether the key's current value
-/// meets ARGV's condition (`match:<16 hex>`, `present`, `absent`); a key
+/// meets ARGV's condition (`match:<16 hex>`, `differs:<16 hex>`,
+/// `present`, `absent`, `never`); a key
 /// past its deadline is expired first. Returns ok, and the current tag
 /// ("" when absent): the first 16 hex digits of the value's SHA-1, as the
 /// Rust side's `etag_of`.
@@ -190,6 +191,8 @@ end
 local function holds(condition, tag)
   if condition == 'present' then return tag ~= '' end
   if condition == 'absent' then return tag == '' end
+  if condition == 'never' then return false end
+  if string.sub(condition, 1, 8) == 'differs:' then return condition ~= 'differs:' .. tag end
   return tag ~= '' and condition == 'match:' .. tag
 end
 "#;

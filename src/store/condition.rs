@@ -22,6 +22,11 @@ pub enum Condition {
     Matches(u64),
     /// The key exists (`If-Match: *`).
     Present,
+    /// Never holds: `If-Match` with a tag this server cannot have given.
+    Never,
+    /// The key does not exist, or its tag is not this one (`If-None-Match:
+    /// "<tag>"` on a write).
+    Differs(u64),
     /// The key does not exist (or has expired).
     Absent,
 }
@@ -40,6 +45,8 @@ impl Condition {
         let holds = match self {
             Condition::Matches(tag) => current == Some(tag),
             Condition::Present => current.is_some(),
+            Condition::Never => false,
+            Condition::Differs(tag) => current != Some(tag),
             Condition::Absent => current.is_none(),
         };
         if holds {

@@ -27,6 +27,7 @@ MAX_EXAMPLES=${ST_MAX_EXAMPLES:-300}
 SEED=${ST_SEED:-20261125}
 WORKERS=${ST_WORKERS:-2}
 MIN_REQUESTS=${MIN_REQUESTS:-1000}
+CONFIG=$(cd "$(dirname "$0")" && pwd)/schemathesis.toml
 
 command -v schemathesis >/dev/null || {
     echo "schemathesis is not installed: python3 -m pip install schemathesis" >&2
@@ -106,7 +107,7 @@ run() {
     local rc=0
     # From the work directory: Schemathesis keeps a cache (.schemathesis/)
     # in the current directory.
-    (cd "$WORK" && schemathesis run "$URL/openapi.json" \
+    (cd "$WORK" && schemathesis --config-file "$CONFIG" run "$URL/openapi.json" \
         --checks all \
         --max-examples "$MAX_EXAMPLES" \
         --seed "$SEED" \

@@ -16,7 +16,6 @@ use crate::http::request::Request;
 
 /// The body with `ttl` as raw JSON, to tell a missing field from `null`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawExpire<'a> {
     key: String,
     #[serde(borrow, default, deserialize_with = "crate::json::present")]

@@ -2,6 +2,8 @@
 //! counts from 0.
 
 use hyper::Method;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::{Documented, MAX_TTL_SECS, Needs, Operation, documented};
 use crate::api::{self, IncrAnswer, IncrBody};
@@ -11,6 +13,17 @@ use crate::http::HandlerContext;
 use crate::http::error::ApiError;
 use crate::http::reply::{self, Response};
 use crate::http::request::Request;
+
+/// The body with `by` and `ttl` as raw JSON, read as JSON Schema reads an
+/// integer.
+#[derive(Deserialize)]
+struct RawIncr<'a> {
+    key: String,
+    #[serde(borrow, default)]
+    by: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    ttl: Option<&'a RawValue>,
+}
 
 pub struct Incr {
     namespace: Option<String>,
@@ -25,7 +38,7 @@ impl Operation for Incr {
     fn parse(request: &Request<'_>, body: &[u8]) -> Result<Self, ApiError> {
         const EXPECTED: &str = "body must be a JSON object such as {\"key\": \"page_views\", \"by\": 1} \
              (`by`: an integer, default 1; `ttl`: seconds, optional)";
-        let body: IncrBody = serde_json::from_slice(body).map_err(|e| {
+        let raw: RawIncr = serde_json::from_slice(body).map_err(|e| {
             if e.is_data() {
                 // serde's message may quote the body: the diagnostic leaves it out.
                 ApiError::invalid_with_diagnostic(format!("{EXPECTED}: {e}"), EXPECTED)
@@ -33,16 +46,36 @@ impl Operation for Incr {
                 ApiError::MalformedJson(e.to_string())
             }
         })?;
-        if body.key.is_empty() {
+        if raw.key.is_empty() {
             return Err(ApiError::invalid("field `key`: must not be empty"));
         }
-        if let Some(ttl) = body.ttl.filter(|ttl| !(1..=MAX_TTL_SECS).contains(ttl)) {
-            return Err(ApiError::invalid_json_input(&ttl.to_string(), |got| {
-                format!(
-                    "field `ttl`: must be a whole number of seconds from 1 to {MAX_TTL_SECS}, got {got}"
-                )
-            }));
-        }
+        // Whole numbers in any JSON spelling (`5`, `5.0`), as JSON
+        // Schema's `integer` reads them.
+        let by = match raw.by.map(RawValue::get) {
+            None => None,
+            Some(text) => Some(crate::json::whole_signed(text).ok_or_else(|| {
+                ApiError::invalid_json_input(text, |got| {
+                    format!("field `by`: must be a whole number within a 64-bit signed integer, got {got}")
+                })
+            })?),
+        };
+        let ttl = match raw.ttl.map(RawValue::get) {
+            None => None,
+            Some(text) => Some(
+                crate::json::whole_number(text)
+                    .filter(|ttl| (1..=MAX_TTL_SECS).contains(ttl))
+                    .ok_or_else(|| {
+                        ApiError::invalid_json_input(text, |got| {
+                            format!("field `ttl`: must be a whole number of seconds from 1 to {MAX_TTL_SECS}, got {got}")
+                        })
+                    })?,
+            ),
+        };
+        let body = IncrBody {
+            key: raw.key,
+            by,
+            ttl,
+        };
         Ok(Incr {
             namespace: request.namespace()?,
             body,

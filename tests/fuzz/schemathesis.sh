@@ -129,7 +129,17 @@ run() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 t = r["test_cases"]
-print(t["generated"], t["with_failures"] + t["errored"] + len(r.get("errors") or []))
+# A crash inside the tool is not the server's failure, but only one is
+# forgiven, by name: CPython 3.11's "AST constructor recursion depth
+# mismatch", which Hypothesis meets describing a filter (it comes and goes
+# with the workers' stack depth; the operation passes when run alone).
+errors = r.get("errors") or []
+tool = [e for e in errors if "AST constructor recursion depth mismatch" in json.dumps(e)]
+if tool:
+    print(f"warning: {len(tool)} Schemathesis run(s) crashed on CPython's AST bug; not counted",
+          file=sys.stderr)
+errored = t["errored"] - len(tool) if t["errored"] >= len(tool) else t["errored"]
+print(t["generated"], t["with_failures"] + errored + len(errors) - len(tool))
 PY
 )
     local statuses requests server_errors

@@ -61,7 +61,6 @@ impl Operation for Delete {
     params(
         ("key" = String, Path, description = "The key, percent-encoded; an unencoded `/` inside it works too"),
         ("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|"[0-9a-f]{16}")$"#, description = "Delete only if the key's current ETag is this one"),
     ),
     responses(
         (status = 200, description = "Deleted", body = api::DeleteAnswer),

@@ -90,8 +90,6 @@ impl Operation for Set {
     post, path = "/set", tag = "keys", impl_for = Set,
     params(
         ("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace (1 to 64 of A-Z a-z 0-9 _ . -); absent: the default namespace"),
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|"[0-9a-f]{16}")$"#, description = "Write only if the key's current ETag is this one (or `*`: only if it exists)"),
-        ("If-None-Match" = Option<String>, Header, nullable = false, pattern = r"^\*$", description = "`*`: write only if the key does not exist"),
     ),
     request_body(content = api::SetBody, description = "The body's `namespace` wins over `?ns=`"),
     responses(

@@ -12,7 +12,7 @@ use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend, Pers
 use crate::dir_lock::{DirLock, LockError};
 use crate::store::{
     Condition, KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreStats,
-    Undo, now_ms,
+    Undo, deadline_in,
 };
 use crate::wal::{
     AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
@@ -140,7 +140,7 @@ impl KvBackend for EmbeddedBackend {
         value: &str,
         ttl_secs: Option<u64>,
     ) -> Result<Commit, BackendError> {
-        let expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
+        let expires_at = deadline_in(ttl_secs);
         let lsn = self.store.set(namespace, key, value, expires_at)?;
         Ok(self.commit(lsn))
     }
@@ -152,7 +152,7 @@ impl KvBackend for EmbeddedBackend {
         by: i64,
         ttl_secs: Option<u64>,
     ) -> Result<(i64, Commit), BackendError> {
-        let expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
+        let expires_at = deadline_in(ttl_secs);
         let (sum, lsn) = self.store.incr(namespace, key, by, expires_at)?;
         Ok((sum, self.commit(lsn)))
     }
@@ -165,7 +165,7 @@ impl KvBackend for EmbeddedBackend {
         ttl_secs: Option<u64>,
         condition: Condition,
     ) -> Result<Commit, BackendError> {
-        let expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
+        let expires_at = deadline_in(ttl_secs);
         let lsn = (self.store).set_if(namespace, key, value, expires_at, condition)?;
         Ok(self.commit(lsn))
     }
@@ -194,7 +194,7 @@ impl KvBackend for EmbeddedBackend {
         key: &str,
         ttl_secs: Option<u64>,
     ) -> Result<Option<Commit>, BackendError> {
-        let expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
+        let expires_at = deadline_in(ttl_secs);
         let lsn = self.store.expire(namespace, key, expires_at)?;
         Ok(lsn.map(|lsn| self.commit(lsn)))
     }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend};
 use crate::store::{
     Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats,
-    etag_of, now_ms, validate_namespace,
+    deadline_in, etag_of, now_ms, validate_namespace,
 };
 
 const NAME: &str = "memory";
@@ -188,7 +188,7 @@ impl KvBackend for MemoryBackend {
         let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
         let entry = Entry {
             value: value.to_owned(),
-            expires_at: ttl_secs.map(|ttl| now_ms() + ttl * 1000),
+            expires_at: deadline_in(ttl_secs),
         };
         space.entries.insert(key.to_owned(), entry);
         Ok(Commit::done())
@@ -236,7 +236,7 @@ impl KvBackend for MemoryBackend {
         condition.holds(space.entries.get(key).map(|e| etag_of(&e.value)))?;
         let entry = Entry {
             value: value.to_owned(),
-            expires_at: ttl_secs.map(|ttl| now_ms() + ttl * 1000),
+            expires_at: deadline_in(ttl_secs),
         };
         space.entries.insert(key.to_owned(), entry);
         Ok(Commit::done())
@@ -282,7 +282,7 @@ impl KvBackend for MemoryBackend {
         let entry = (namespaces.get_mut(&namespace.map(str::to_owned)))
             .and_then(|space| space.entries.get_mut(key));
         Ok(entry.map(|entry| {
-            entry.expires_at = ttl_secs.map(|ttl| now_ms() + ttl * 1000);
+            entry.expires_at = deadline_in(ttl_secs);
             Commit::done()
         }))
     }

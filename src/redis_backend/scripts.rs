@@ -55,6 +55,20 @@ local function reap(now, most)
   local due = redis.call('ZRANGEBYSCORE', deadlines, '-inf', fmt(now), 'LIMIT', 0, most)
   for _, key in ipairs(due) do expire(key) end
 end
+-- Stores `value` under `key` with a TTL in ms ('' for none), keeping the
+-- index, the deadlines and the byte count in step: SET and SET_IF's write.
+local function store(key, value, ttl, now)
+  local old = redis.call('HGET', data, key)
+  if old then redis.call('HINCRBY', stats, 'bytes', -(#key + #old)) end
+  redis.call('HSET', data, key, value)
+  redis.call('ZADD', index, 0, key)
+  if ttl == '' then
+    redis.call('ZREM', deadlines, key)
+  else
+    redis.call('ZADD', deadlines, fmt(now + tonumber(ttl)), key)
+  end
+  redis.call('HINCRBY', stats, 'bytes', #key + #value)
+end
 local function due_count(now)
   return redis.call('ZCOUNT', deadlines, '-inf', fmt(now))
 end
@@ -66,16 +80,7 @@ local now = now_ms()
 reap(now, 16)
 local key, value, ttl = ARGV[1], ARGV[2], ARGV[3]
 if is_due(key, now) then expire(key) end
-local old = redis.call('HGET', data, key)
-if old then redis.call('HINCRBY', stats, 'bytes', -(#key + #old)) end
-redis.call('HSET', data, key, value)
-redis.call('ZADD', index, 0, key)
-if ttl == '' then
-  redis.call('ZREM', deadlines, key)
-else
-  redis.call('ZADD', deadlines, fmt(now + tonumber(ttl)), key)
-end
-redis.call('HINCRBY', stats, 'bytes', #key + #value)
+store(key, value, ttl, now)
 return created()
 "#;
 
@@ -205,16 +210,7 @@ reap(now, 16)
 local key, value, ttl, condition = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local tag = current_tag(key, now)
 if not holds(condition, tag) then return {created(), 0, tag} end
-local old = redis.call('HGET', data, key)
-if old then redis.call('HINCRBY', stats, 'bytes', -(#key + #old)) end
-redis.call('HSET', data, key, value)
-redis.call('ZADD', index, 0, key)
-if ttl == '' then
-  redis.call('ZREM', deadlines, key)
-else
-  redis.call('ZADD', deadlines, fmt(now + tonumber(ttl)), key)
-end
-redis.call('HINCRBY', stats, 'bytes', #key + #value)
+store(key, value, ttl, now)
 return {created(), 1, tag}
 "#;
 

@@ -10,6 +10,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The absolute deadline of a TTL given in seconds from now, as every
+/// backend stores it (milliseconds since the Unix epoch).
+pub fn deadline_in(ttl_secs: Option<u64>) -> Option<u64> {
+    ttl_secs.map(|ttl| now_ms() + ttl * 1000)
+}
+
 pub fn now_ms() -> u64 {
     #[cfg(test)]
     if let Some(now) = manual::now() {

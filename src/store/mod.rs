@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use hashbrown::{DefaultHashBuilder, HashMap};
 
 use clock::access_of;
-pub use clock::now_ms;
+pub use clock::{deadline_in, now_ms};
 pub use condition::{Condition, etag_of};
 pub use counter::counter_value;
 pub use evict::{EvictionPolicy, Limit, Limits, MAX_LIMIT, QuotaReport};

@@ -1,12 +1,67 @@
-//! Answers: every answer is a buffered body, built here.
+//! Answers: every answer's body is built here, either whole in one buffer
+//! (nearly all of them) or streamed from a producer task (an export, a
+//! change feed).
 
-use http_body_util::Full;
-use hyper::body::Bytes;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
-/// The body of every answer: the whole of it, in one buffer.
-pub type Body = Full<Bytes>;
+/// The body of an answer.
+///
+/// Why an enum of our own rather than a boxed body: a whole answer, the
+/// GET path's, stays one buffer with no allocation for the body itself;
+/// only a streamed answer pays for its channel.
+pub enum Body {
+    /// The whole answer; `None` once it was handed to hyper.
+    Whole(Option<Bytes>),
+    /// Chunks sent by a producer task, in order, through a bounded channel
+    /// (so a slow reader holds the producer back, never the server's
+    /// memory). The body ends when the producer drops its sender; an
+    /// `Err` chunk aborts the connection, so the client sees a cut stream
+    /// rather than a clean end.
+    Streamed(mpsc::Receiver<std::io::Result<Bytes>>),
+}
+
+impl Body {
+    pub fn new(bytes: impl Into<Bytes>) -> Self {
+        Body::Whole(Some(bytes.into()))
+    }
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Body::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Streamed(chunks) => chunks
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| c.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Whole(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Whole(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Body::Streamed(_) => SizeHint::default(),
+        }
+    }
+}
+
 /// An answer of the server.
 pub type Response = hyper::Response<Body>;
 
@@ -31,4 +86,19 @@ pub fn bytes(body: impl Into<Bytes>, headers: &[(HeaderName, &'static str)]) -> 
         (response.headers_mut()).insert(name.clone(), HeaderValue::from_static(value));
     }
     response
+}
+
+/// A 200 answer of `content_type` whose body is streamed: the producer
+/// sends its chunks into the returned sender, at most `buffered` ahead of
+/// the client, and ends the body by dropping it.
+pub fn streamed(
+    content_type: &'static str,
+    buffered: usize,
+) -> (Response, mpsc::Sender<std::io::Result<Bytes>>) {
+    let (sender, receiver) = mpsc::channel(buffered);
+    let mut response = Response::new(Body::Streamed(receiver));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    (response, sender)
 }

@@ -6,11 +6,14 @@
 //! - [`recovery`]: replay at start, torn tails, corruption and repair;
 //! - [`compaction`]: rewriting the log down to the live data while writes
 //!   go on;
+//! - `pressure`: whether the kernel may throttle a write now, for inline
+//!   writes;
 //! - [`sync_stats`]: the histogram of sync (`fdatasync`) timings;
 //! - `fault`: a test-only hook that makes the writer fail.
 
 pub mod compaction;
 mod fault;
+mod pressure;
 pub mod record;
 pub mod recovery;
 mod sync_stats;

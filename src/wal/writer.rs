@@ -25,6 +25,25 @@
 //! reverted in memory newest first, and the writer probes the disk until
 //! it has room again.
 //!
+//! **Inline writes.** Under `everysec` and `no`, the answer waits only for
+//! the record to reach the OS, not the disk. Handing it to the writer
+//! thread then costs more than the write itself: a wake of the writer, a
+//! wake of the request's task from another thread, and the workers
+//! parking meanwhile (futex calls were about 20 % of the server's samples
+//! under SETs; docs/BENCHMARKS.md). So when the writer is idle with
+//! nothing queued, the request's own worker writes its record at once
+//! (`pwrite`, one or two microseconds into the page cache), under the
+//! append lock that orders every record anyway, and answers with no wait.
+//! A buffered write can still sleep when the kernel throttles writers of
+//! dirty pages, which must never happen on an async worker: inline writes
+//! are made only while the kernel is far from throttling
+//! ([`super::pressure`]), and never while the log file is busy (a
+//! compaction's last step) or failed. Otherwise, and always under
+//! `always` (whose sync must not run on a worker), records go through the
+//! writer thread as above. An inline write that fails leaves its record
+//! queued for the writer, which retries it and, failing too, fails it as
+//! described below.
+//!
 //! A panic of the writer (a bug, or an injected fault: [`super::fault`]) is
 //! the same failure: the writer runs under a supervisor that catches it,
 //! cuts the batch in flight out of the file, fails it and everything
@@ -44,11 +63,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::fault::Fault;
+use super::pressure::{DirtyPressure, SAMPLE_INTERVAL};
 use super::record;
 use super::sync_stats::{SyncSnapshot, SyncStats};
 use crate::store::{Journal, Lsn, Mutation, StoreError, Undo, now_ms};
@@ -102,6 +122,11 @@ pub(super) struct WriterState {
     pub log_size: AtomicU64,
     shutdown: AtomicBool,
     syncs: SyncStats,
+    /// Whether workers may write records themselves (see "Inline writes"
+    /// above): not under `always`, nor when a test injects faults into the
+    /// writer thread, through which every failure must then go.
+    inline: bool,
+    pressure: DirtyPressure,
     /// Test-only fault injection; `None` in production.
     fault: Option<Fault>,
 }
@@ -151,6 +176,7 @@ impl Wal {
         len: u64,
         options: &WalOptions,
     ) -> std::io::Result<Arc<Wal>> {
+        let fault = Fault::from_env()?;
         let shared = Arc::new(WriterState {
             path: path.to_owned(),
             policy: options.fsync,
@@ -174,7 +200,9 @@ impl Wal {
             log_size: AtomicU64::new(len),
             shutdown: AtomicBool::new(false),
             syncs: SyncStats::default(),
-            fault: Fault::from_env()?,
+            inline: options.fsync != FsyncPolicy::Always && fault.is_none(),
+            pressure: DirtyPressure::default(),
+            fault,
         });
         let wal = Arc::new(Wal {
             shared: shared.clone(),
@@ -187,8 +215,8 @@ impl Wal {
             move || shared.supervise_writer()
         })?;
         lock(&wal.threads).push(writer);
-        if options.fsync == FsyncPolicy::Everysec {
-            let syncer = spawn("pykv-wal-fsync", move || shared.supervise_syncer())?;
+        if shared.inline || options.fsync == FsyncPolicy::Everysec {
+            let syncer = spawn("pykv-wal-pacer", move || shared.supervise_pacer())?;
             lock(&wal.threads).push(syncer);
         }
         Ok(wal)
@@ -202,6 +230,12 @@ impl Wal {
 
     pub(super) fn shared(&self) -> &Arc<WriterState> {
         &self.shared
+    }
+
+    /// Whether the record at `lsn` is already as durable as the policy
+    /// promises (written inline), so that nothing need wait for it.
+    pub fn is_durable(&self, lsn: Lsn) -> bool {
+        *self.shared.settled.borrow() >= lsn && self.shared.failure_of(lsn).is_none()
     }
 
     /// Resolves once the record at `lsn` is as durable as the policy
@@ -253,6 +287,20 @@ impl LogFile {
         self.file = Arc::new(file);
         self.len = len;
         self.allocated = len;
+    }
+
+    /// Counts `batch`, just written at the records' end, as records.
+    fn advance(&mut self, batch: &[u8], log_size: &AtomicU64) {
+        let end = self.len + batch.len() as u64;
+        if let Some(capture) = &mut self.capture {
+            capture.extend_from_slice(batch);
+        }
+        self.allocated = self.allocated.max(end);
+        self.dirty = true;
+        // Last: until the records' end moves, a panic cuts the batch back
+        // out of the file (`recover`).
+        self.len = end;
+        log_size.store(end, Ordering::Relaxed);
     }
 
     /// Cuts everything after the records off: a batch that failed, or that
@@ -321,10 +369,16 @@ impl Journal for Wal {
             let reason = "the server is shutting down".to_string();
             return Err((StoreError::LogUnavailable(reason), undo));
         }
+        let inline = self.shared.may_write_inline(&pending);
         record::encode(mutation, now_ms(), &mut pending.buf);
-        pending.undos.push(undo);
         let lsn = pending.next_lsn;
         pending.next_lsn += 1;
+        if inline && self.shared.write_inline(&mut pending, lsn) {
+            drop(pending);
+            undo.discard();
+            return Ok(lsn);
+        }
+        pending.undos.push(undo);
         let writer_idle = pending.writer_idle;
         drop(pending);
         if writer_idle {
@@ -335,6 +389,36 @@ impl Journal for Wal {
 }
 
 impl WriterState {
+    /// Whether the next record may be written by the appending worker: the
+    /// writer sleeps with nothing queued (so the record goes straight after
+    /// the last one written) and the kernel is far from throttling.
+    fn may_write_inline(&self, pending: &Pending) -> bool {
+        self.inline && pending.writer_idle && pending.buf.is_empty() && self.pressure.is_calm()
+    }
+
+    /// Writes the one record in `pending.buf` (number `lsn`) at the
+    /// records' end, unless the file is busy; on success it is settled and
+    /// the buffer emptied. On failure the record stays queued, for the
+    /// writer.
+    fn write_inline(&self, pending: &mut Pending, lsn: Lsn) -> bool {
+        // Never wait for the file: a compaction's last step holds it
+        // through a sync.
+        let Ok(mut log) = self.file.try_lock() else {
+            return false;
+        };
+        let start = Instant::now();
+        let written = log.file.write_all_at(&pending.buf, log.len);
+        self.pressure.observe_write(start.elapsed());
+        if written.is_err() {
+            return false;
+        }
+        log.advance(&pending.buf, &self.log_size);
+        drop(log);
+        pending.buf.clear();
+        self.settled.send_replace(lsn);
+        true
+    }
+
     /// Runs the writer, recovering from its panics (see the module's
     /// documentation): a panic fails the batch in flight and everything
     /// queued, exactly as a failed write does, and the writer goes on.
@@ -423,16 +507,7 @@ impl WriterState {
         });
         match result {
             Ok(()) => {
-                let end = log.len + batch.len() as u64;
-                if let Some(capture) = &mut log.capture {
-                    capture.extend_from_slice(batch);
-                }
-                log.allocated = log.allocated.max(end);
-                log.dirty = true;
-                // Last: until the records' end moves, a panic cuts the
-                // batch back out of the file (`recover`).
-                log.len = end;
-                self.log_size.store(end, Ordering::Relaxed);
+                log.advance(batch, &self.log_size);
                 Ok(())
             }
             Err(e) => {
@@ -501,31 +576,44 @@ impl WriterState {
             .map(|(_, _, reason)| reason.clone())
     }
 
-    /// Runs the `everysec` syncer; a panic restarts it rather than silently
-    /// ending the syncs.
-    fn supervise_syncer(&self) {
-        while catch_unwind(AssertUnwindSafe(|| self.sync_every_second())).is_err() {
+    /// Runs the pacer; a panic restarts it rather than silently ending the
+    /// syncs.
+    fn supervise_pacer(&self) {
+        while catch_unwind(AssertUnwindSafe(|| self.pace())).is_err() {
             tracing::error!(path = %self.path.display(), "the periodic sync of the log failed; restarting it");
         }
     }
 
-    /// Under `everysec`: syncs the log once a second when it has changed.
-    /// The sync runs outside the file lock, so the writer never waits for
-    /// it.
-    fn sync_every_second(&self) {
+    /// The log's periodic work: samples the kernel's dirty memory for
+    /// inline writes, and under `everysec` syncs the log once a second.
+    fn pace(&self) {
+        let mut last_sync = Instant::now();
         while !self.shutdown.load(Ordering::SeqCst) {
-            // Woken early by shutdown; an early wake only syncs early.
-            std::thread::park_timeout(Duration::from_secs(1));
-            let file = {
-                let mut log = lock(&self.file);
-                if !std::mem::take(&mut log.dirty) {
-                    continue;
-                }
-                log.file.clone()
-            };
-            if let Err(e) = self.sync(&file) {
-                tracing::error!(path = %self.path.display(), error = %e, "periodic sync of the log failed");
+            // Woken early by shutdown; an early wake only samples early.
+            std::thread::park_timeout(SAMPLE_INTERVAL);
+            if self.inline {
+                self.pressure.sample();
             }
+            if self.policy == FsyncPolicy::Everysec && last_sync.elapsed() >= Duration::from_secs(1)
+            {
+                last_sync = Instant::now();
+                self.sync_if_dirty();
+            }
+        }
+    }
+
+    /// Syncs the log if it changed since the last sync. The sync runs
+    /// outside the file lock, so the writer never waits for it.
+    fn sync_if_dirty(&self) {
+        let file = {
+            let mut log = lock(&self.file);
+            if !std::mem::take(&mut log.dirty) {
+                return;
+            }
+            log.file.clone()
+        };
+        if let Err(e) = self.sync(&file) {
+            tracing::error!(path = %self.path.display(), error = %e, "periodic sync of the log failed");
         }
     }
 }
@@ -533,7 +621,7 @@ impl WriterState {
 impl WriterState {
     /// `fdatasync`, timed.
     fn sync(&self, file: &File) -> std::io::Result<()> {
-        let start = std::time::Instant::now();
+        let start = Instant::now();
         let result = file.sync_data();
         self.syncs.record(start.elapsed());
         result

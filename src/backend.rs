@@ -134,6 +134,10 @@ pub struct PersistenceStats {
     pub compactions: u64,
     /// How long the log's syncs have taken.
     pub log_syncs: SyncSnapshot,
+    /// Records written by the appending worker itself, and by the log's
+    /// writer thread (src/wal/writer.rs, "Inline writes").
+    pub records_inline: u64,
+    pub records_by_writer: u64,
 }
 
 /// Whether the backend can take writes now.

@@ -249,6 +249,7 @@ impl KvBackend for EmbeddedBackend {
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {
+        let (records_inline, records_by_writer) = self.wal.records_written();
         Ok(BackendStats {
             store: self.store.stats(),
             max_bytes: self.store.limits().global.max_bytes,
@@ -258,6 +259,8 @@ impl KvBackend for EmbeddedBackend {
                 last_compaction: self.compactor.last_compaction(),
                 compactions: self.compactor.compactions(),
                 log_syncs: self.wal.sync_stats(),
+                records_inline,
+                records_by_writer,
             }),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
         })

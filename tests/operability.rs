@@ -865,4 +865,35 @@ async fn metrics_count_expirations_compactions_and_log_syncs() {
         m.value("pykv_wal_sync_duration_seconds_bucket", &[("le", "+Inf")]),
         Some(syncs)
     );
+    // Under always every record goes through the writer thread, which
+    // syncs it before the answer: none is written by a worker.
+    assert_eq!(m.types["pykv_log_records_total"], "counter");
+    assert_eq!(
+        m.value("pykv_log_records_total", &[("by", "worker")]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        m.value("pykv_log_records_total", &[("by", "writer")])
+            .unwrap()
+            >= 2.0
+    );
+}
+
+#[tokio::test]
+async fn every_log_record_is_counted_once_whoever_wrote_it() {
+    if !common::backend_supports("compaction") {
+        return;
+    }
+    // Under everysec a record is written by its request's worker when the
+    // writer is idle and the kernel far from throttling, by the writer
+    // thread otherwise; which one depends on the machine's dirty memory,
+    // but every record is written, and counted, exactly once.
+    let server = Server::start_with(&["--fsync", "everysec"]);
+    for i in 0..20 {
+        server.set(Some("t"), &format!("k{i}"), json!(i)).await;
+    }
+    let (text, m) = scrape(&server).await;
+    let by = |who| m.value("pykv_log_records_total", &[("by", who)]).unwrap();
+    assert_eq!(by("worker") + by("writer"), 20.0, "{text}");
 }

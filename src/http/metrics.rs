@@ -219,6 +219,22 @@ fn log(out: &mut String, stats: &PersistenceStats) {
         "Compactions of the log finished since the start.",
     );
     let _ = writeln!(out, "pykv_compactions_total {}", stats.compactions);
+    family(
+        out,
+        "pykv_log_records_total",
+        "counter",
+        "Records written to the log, by who wrote them: the request's own worker (inline, while the kernel is far from throttling writes) or the log's writer thread.",
+    );
+    let _ = writeln!(
+        out,
+        "pykv_log_records_total{{by=\"worker\"}} {}",
+        stats.records_inline
+    );
+    let _ = writeln!(
+        out,
+        "pykv_log_records_total{{by=\"writer\"}} {}",
+        stats.records_by_writer
+    );
     sync_histogram(out, &stats.log_syncs);
     gauge(
         out,

@@ -127,8 +127,18 @@ pub(super) struct WriterState {
     /// writer thread, through which every failure must then go.
     inline: bool,
     pressure: DirtyPressure,
+    records: RecordsWritten,
     /// Test-only fault injection; `None` in production.
     fault: Option<Fault>,
+}
+
+/// Records written to the log since the start, by who wrote them.
+#[derive(Debug, Default)]
+struct RecordsWritten {
+    /// By the worker that appended them ("Inline writes" above).
+    inline: AtomicU64,
+    /// By the writer thread.
+    by_writer: AtomicU64,
 }
 
 /// The batch the writer has taken and not yet settled: what a panic while
@@ -202,6 +212,7 @@ impl Wal {
             syncs: SyncStats::default(),
             inline: options.fsync != FsyncPolicy::Always && fault.is_none(),
             pressure: DirtyPressure::default(),
+            records: RecordsWritten::default(),
             fault,
         });
         let wal = Arc::new(Wal {
@@ -251,6 +262,13 @@ impl Wal {
                 None => Ok(()),
             }
         }
+    }
+
+    /// Records written so far, inline and by the writer thread.
+    pub fn records_written(&self) -> (u64, u64) {
+        let records = &self.shared.records;
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        (load(&records.inline), load(&records.by_writer))
     }
 
     /// How long the log's syncs have taken.
@@ -415,6 +433,7 @@ impl WriterState {
         log.advance(&pending.buf, &self.log_size);
         drop(log);
         pending.buf.clear();
+        self.records.inline.fetch_add(1, Ordering::Relaxed);
         self.settled.send_replace(lsn);
         true
     }
@@ -456,6 +475,8 @@ impl WriterState {
             match result {
                 Ok(()) => {
                     self.settled.send_replace(last);
+                    let records = undos.len() as u64;
+                    self.records.by_writer.fetch_add(records, Ordering::Relaxed);
                     undos.into_iter().for_each(Undo::discard);
                 }
                 Err(e) => self.fail(e.to_string(), undos),

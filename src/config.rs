@@ -389,6 +389,14 @@ pub struct ServeArgs {
     #[arg(long, env = "PYKV_REDIS_PREFIX", default_value = "pykv", value_parser = parse_redis_prefix)]
     pub redis_prefix: String,
 
+    /// Events each namespace's change feed (`GET /watch`) keeps for
+    /// watchers that fall behind or reconnect with Last-Event-ID (1 to
+    /// 10000000; in-process feeds also keep at most 16 MiB of keys and
+    /// values; Redis keeps at least this many).
+    #[arg(long, env = "PYKV_WATCH_RETENTION", default_value_t = crate::feed::DEFAULT_RETAIN_EVENTS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    pub watch_retention: usize,
+
     /// Longest key accepted, in bytes (1 to 16 MiB).
     #[arg(long, env = "PYKV_MAX_KEY_BYTES", default_value_t = 1024,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_KEY_BYTES))]

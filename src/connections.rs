@@ -415,10 +415,24 @@ impl Future for Finishing {
     type Output = <http::ResponseFuture as Future>::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let ready = Pin::new(&mut self.answer).poll(cx);
-        if ready.is_ready() {
-            self.activity.answered();
+        let mut ready = Pin::new(&mut self.answer).poll(cx);
+        if let Poll::Ready(Ok(response)) = &mut ready {
+            // A streamed answer (a change feed, an export) is being
+            // answered until its body ends: its connection is not idle.
+            let done = AnsweredOnDrop(self.activity.clone());
+            if let Err(done) = response.body_mut().keep_until_end(done) {
+                drop(done);
+            }
         }
         ready
+    }
+}
+
+/// Counts its connection's answer finished when dropped.
+struct AnsweredOnDrop(Arc<Activity>);
+
+impl Drop for AnsweredOnDrop {
+    fn drop(&mut self) {
+        self.0.answered();
     }
 }

@@ -22,6 +22,7 @@ mod keys;
 mod namespaces;
 mod operability;
 mod server;
+mod watch;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ pub use namespaces::{
     ClearAnswer, ClearStatus, NamespaceKeysAnswer, NamespacesAnswer, QuotaAnswer, QuotaBody,
 };
 pub use operability::{ErrorRecord, OperationFigures, Performance, RecentErrors};
+pub use watch::WatchEvent;
 pub use server::{
     CompactAnswer, CompactStatus, HealthAnswer, HealthStatus, NamespaceStats, StatsAnswer,
     UnhealthyAnswer, UnhealthyStatus,

@@ -46,6 +46,10 @@ pub enum Command {
     Del(DelArgs),
     /// Print a key's ETag, for `set --if-match` and `del --if-match`.
     Etag(KeyArgs),
+    /// Print a namespace's changes as they happen, one line per event
+    /// (`--json`: the event's JSON), until interrupted; reconnects by
+    /// itself, resuming where it left off.
+    Watch(WatchArgs),
     /// List, measure or clear namespaces.
     Ns(NsArgs),
     /// Print the server's statistics.
@@ -288,6 +292,20 @@ pub struct DelArgs {
     /// Delete only if the key's current ETag is TAG.
     #[arg(long, value_name = "TAG")]
     pub if_match: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Namespace (default: the default namespace).
+    #[arg(long)]
+    pub ns: Option<String>,
+
+    /// Only keys starting with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Clone, Args)]

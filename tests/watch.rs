@@ -264,3 +264,31 @@ async fn watching_takes_read_access_to_the_namespace() {
     let bad = Feed::request(&server, "ns=bad%20name", None, Some(&reader)).await;
     assert!(matches!(bad.status().as_u16(), 403 | 422), "{}", bad.status());
 }
+
+#[test]
+fn pykv_watch_prints_one_line_per_event() {
+    use std::io::{BufRead, BufReader};
+    let server = Server::start();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pykv"))
+        .args(["watch", "--ns", "c", "--prefix", "k", "--url", server.base_url()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    assert!(ready.ends_with(" ready"), "{ready}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        server.set(Some("c"), "other", json!(0)).await;
+        server.set(Some("c"), "k1", json!({"a": 1})).await;
+        assert_eq!(server.delete("/delete/k1?ns=c").await.status, 200);
+    });
+    let set = lines.next().unwrap().unwrap();
+    let delete = lines.next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let words: Vec<&str> = set.split(' ').collect();
+    assert_eq!(words[1..], ["set", "k1", r#"{"a":1}"#], "{set}");
+    let words: Vec<&str> = delete.split(' ').collect();
+    assert_eq!(words[1..], ["delete", "k1"], "{delete}");
+}

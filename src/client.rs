@@ -422,11 +422,13 @@ impl Client {
             query.push(format!("ns={}", utf8_percent_encode(ns, NON_ALPHANUMERIC)));
         }
         if let Some(prefix) = prefix {
-            query.push(format!("prefix={}", utf8_percent_encode(prefix, NON_ALPHANUMERIC)));
+            query.push(format!(
+                "prefix={}",
+                utf8_percent_encode(prefix, NON_ALPHANUMERIC)
+            ));
         }
         let url = format!("{}/watch?{}", self.base, query.join("&"));
-        let mut request = (self.http.get(url))
-            .timeout(Duration::from_secs(100 * 365 * 24 * 3600));
+        let mut request = (self.http.get(url)).timeout(Duration::from_secs(100 * 365 * 24 * 3600));
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }

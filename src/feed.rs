@@ -165,12 +165,19 @@ impl FromStr for EventId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedItem {
     /// The feed is open; `at` is the position it starts after.
-    Ready { at: EventId },
+    Ready {
+        at: EventId,
+    },
     /// Events were missed (a position past the retention window, from an
     /// older feed, or unknown): re-read the namespace, then follow from
     /// `at`.
-    Reset { at: EventId },
-    Event { id: EventId, change: Arc<Change> },
+    Reset {
+        at: EventId,
+    },
+    Event {
+        id: EventId,
+        change: Arc<Change>,
+    },
 }
 
 /// How much a feed keeps for watchers that fall behind or reconnect.
@@ -285,13 +292,19 @@ impl Feed {
             id.epoch == self.epoch && id.seq <= ring.last() && id.seq + 1 >= ring.first
         };
         let (done, first) = match from.map(str::parse::<EventId>) {
-            None => (ring.last(), FeedItem::Ready {
-                at: self.id(ring.last()),
-            }),
+            None => (
+                ring.last(),
+                FeedItem::Ready {
+                    at: self.id(ring.last()),
+                },
+            ),
             Some(Ok(id)) if resumable(id) => (id.seq, FeedItem::Ready { at: id }),
-            Some(_) => (ring.last(), FeedItem::Reset {
-                at: self.id(ring.last()),
-            }),
+            Some(_) => (
+                ring.last(),
+                FeedItem::Reset {
+                    at: self.id(ring.last()),
+                },
+            ),
         };
         drop(ring);
         Watcher {
@@ -542,7 +555,11 @@ mod tests {
             feed.publish(Change::set(&i.to_string(), &big, None));
         }
         let ring = feed.ring();
-        assert!(ring.bytes <= 3000 && ring.events.len() < 3, "{}", ring.bytes);
+        assert!(
+            ring.bytes <= 3000 && ring.events.len() < 3,
+            "{}",
+            ring.bytes
+        );
     }
 
     #[test]

@@ -24,7 +24,10 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 fn assert_growing(events: &[Event]) {
     for pair in events.windows(2) {
-        assert!(pair[0].order() < pair[1].order(), "ids do not grow: {pair:?}");
+        assert!(
+            pair[0].order() < pair[1].order(),
+            "ids do not grow: {pair:?}"
+        );
     }
 }
 
@@ -37,13 +40,20 @@ async fn set_delete_expire_and_clear_come_in_order_with_growing_ids() {
 
     server.set(Some("w"), "a", json!({"n": 1})).await;
     server.set(Some("w"), "b", json!([1, 2])).await;
-    let incr = server.post_json("/incr?ns=w", &json!({"key": "c", "by": 5})).await;
+    let incr = server
+        .post_json("/incr?ns=w", &json!({"key": "c", "by": 5}))
+        .await;
     assert_eq!(incr.status, 200, "{incr:?}");
     assert_eq!(server.delete("/delete/a?ns=w").await.status, 200);
-    let expire = server.post_json("/expire?ns=w", &json!({"key": "b", "ttl": 100})).await;
+    let expire = server
+        .post_json("/expire?ns=w", &json!({"key": "b", "ttl": 100}))
+        .await;
     assert_eq!(expire.status, 200, "{expire:?}");
     let r = server
-        .post_json("/set?ns=w", &json!({"key": "e", "value": "brief", "ttl": 1}))
+        .post_json(
+            "/set?ns=w",
+            &json!({"key": "e", "value": "brief", "ttl": 1}),
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -68,8 +78,16 @@ async fn set_delete_expire_and_clear_come_in_order_with_growing_ids() {
     assert_eq!(events[0].data["value"], json!({"n": 1}));
     assert_eq!(events[0].data["expires_at"], json!(null));
     assert_eq!(events[2].data["value"], json!(5));
-    assert_eq!(events[4].data["value"], json!([1, 2]), "a TTL change is a set");
-    assert!(events[4].data["expires_at"].as_u64().is_some(), "{:?}", events[4]);
+    assert_eq!(
+        events[4].data["value"],
+        json!([1, 2]),
+        "a TTL change is a set"
+    );
+    assert!(
+        events[4].data["expires_at"].as_u64().is_some(),
+        "{:?}",
+        events[4]
+    );
     assert_eq!(events[1].data.get("expires_at"), Some(&json!(null)));
     for event in &events {
         assert_eq!(event.data["op"], json!(event.event), "{event:?}");
@@ -117,12 +135,20 @@ async fn last_event_id_resumes_without_a_gap_or_a_repeat() {
     let last = seen[1].id.clone();
     let mut resumed = Feed::open(&server, "ns=r", Some(&last), None).await;
     let ready = resumed.next().await;
-    assert_eq!((ready.event.as_str(), ready.id.as_str()), ("ready", last.as_str()));
+    assert_eq!(
+        (ready.event.as_str(), ready.id.as_str()),
+        ("ready", last.as_str())
+    );
     let rest = resumed.take(6).await;
     let keys: Vec<String> = rest.iter().map(|e| e.key().to_owned()).collect();
     assert_eq!(keys, ["k2", "k3", "k4", "k5", "k6", "k7"]);
     assert_growing(&rest);
-    assert!(resumed.next_within(Duration::from_millis(300)).await.is_none());
+    assert!(
+        resumed
+            .next_within(Duration::from_millis(300))
+            .await
+            .is_none()
+    );
 
     // The same position twice gives the same events with the same ids.
     let mut again = Feed::open(&server, "ns=r", Some(&last), None).await;
@@ -140,7 +166,9 @@ async fn past_the_retention_window_a_reset_then_the_live_feed() {
     // Redis trims whole nodes of its stream (100 entries by default), so
     // write well past them.
     for i in 0..350 {
-        server.set(Some("x"), &format!("k{}", i % 7), json!(i)).await;
+        server
+            .set(Some("x"), &format!("k{}", i % 7), json!(i))
+            .await;
     }
     for last in [ready.id.as_str(), "1-1", "not-an-id", "99999999999999-5"] {
         let mut late = Feed::open(&server, "ns=x", Some(last), None).await;
@@ -170,7 +198,10 @@ async fn an_id_from_before_a_restart_gets_a_reset() {
     let mut after = Feed::open(&server, "ns=b", Some(&before.id), None).await;
     let reset = after.next().await;
     assert_eq!(reset.event, "reset", "{reset:?}");
-    assert!(reset.order() > before.order(), "a new boot's ids are past the old ones");
+    assert!(
+        reset.order() > before.order(),
+        "a new boot's ids are past the old ones"
+    );
 }
 
 /// Resident memory of a process, in KiB.
@@ -200,7 +231,9 @@ async fn a_stalled_watcher_slows_no_writer_nor_other_watchers_and_holds_no_memor
             if i == 700 {
                 started = Instant::now();
             }
-            server.set(Some("s"), &format!("k{}", i % 20), json!(value)).await;
+            server
+                .set(Some("s"), &format!("k{}", i % 20), json!(value))
+                .await;
         }
         let took = started.elapsed();
         server.set(Some("s"), "last", json!(true)).await;
@@ -208,7 +241,10 @@ async fn a_stalled_watcher_slows_no_writer_nor_other_watchers_and_holds_no_memor
     };
     let reader = async {
         loop {
-            let event = active.next_within(Duration::from_secs(60)).await.expect("events");
+            let event = active
+                .next_within(Duration::from_secs(60))
+                .await
+                .expect("events");
             if event.key() == "last" {
                 return;
             }
@@ -225,7 +261,9 @@ async fn a_stalled_watcher_slows_no_writer_nor_other_watchers_and_holds_no_memor
     // Writers were not slowed: the same 300 writes, no watcher at all.
     let started = Instant::now();
     for i in 0..300 {
-        server.set(Some("t"), &format!("k{}", i % 20), json!(value)).await;
+        server
+            .set(Some("t"), &format!("k{}", i % 20), json!(value))
+            .await;
     }
     let baseline = started.elapsed();
     eprintln!(
@@ -260,9 +298,16 @@ async fn watching_takes_read_access_to_the_namespace() {
     assert_eq!(refused.status(), 403);
     let body: serde_json::Value = refused.json().await.unwrap();
     assert!(body["detail"].is_string(), "{body}");
-    assert_eq!(Feed::request(&server, "ns=mine", None, None).await.status(), 401);
+    assert_eq!(
+        Feed::request(&server, "ns=mine", None, None).await.status(),
+        401
+    );
     let bad = Feed::request(&server, "ns=bad%20name", None, Some(&reader)).await;
-    assert!(matches!(bad.status().as_u16(), 403 | 422), "{}", bad.status());
+    assert!(
+        matches!(bad.status().as_u16(), 403 | 422),
+        "{}",
+        bad.status()
+    );
 }
 
 #[test]
@@ -270,7 +315,15 @@ fn pykv_watch_prints_one_line_per_event() {
     use std::io::{BufRead, BufReader};
     let server = Server::start();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pykv"))
-        .args(["watch", "--ns", "c", "--prefix", "k", "--url", server.base_url()])
+        .args([
+            "watch",
+            "--ns",
+            "c",
+            "--prefix",
+            "k",
+            "--url",
+            server.base_url(),
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -22,9 +22,9 @@ mod keys;
 mod namespaces;
 mod operability;
 mod server;
-mod watch;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 pub use counters::{ExpireBody, IncrAnswer, IncrBody, TtlAnswer};
 pub use keys::{DeleteAnswer, DeleteStatus, GetAnswer, KeysAnswer, SetAnswer, SetBody, SetStatus};
@@ -32,11 +32,11 @@ pub use namespaces::{
     ClearAnswer, ClearStatus, NamespaceKeysAnswer, NamespacesAnswer, QuotaAnswer, QuotaBody,
 };
 pub use operability::{ErrorRecord, OperationFigures, Performance, RecentErrors};
-pub use watch::WatchEvent;
 pub use server::{
     CompactAnswer, CompactStatus, HealthAnswer, HealthStatus, NamespaceStats, StatsAnswer,
     UnhealthyAnswer, UnhealthyStatus,
 };
+pub use watch::WatchEvent;
 
 use std::borrow::Cow;
 

@@ -16,8 +16,8 @@ mod exit;
 mod input;
 mod output;
 mod shell;
-mod watch;
 pub mod token;
+mod watch;
 mod words;
 
 use std::process::ExitCode;

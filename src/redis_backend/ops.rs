@@ -240,7 +240,9 @@ impl KvBackend for RedisBackend {
         namespace: Option<&str>,
         from: Option<&str>,
     ) -> Result<ChangeStream, BackendError> {
-        Ok(ChangeStream::Redis(self.open_watcher(namespace, from).await?))
+        Ok(ChangeStream::Redis(
+            self.open_watcher(namespace, from).await?,
+        ))
     }
 
     async fn health(&self) -> Health {

@@ -117,18 +117,21 @@ impl RedisBackend {
         from: Option<&str>,
     ) -> Result<RedisWatcher, BackendError> {
         let keys = self.namespace(namespace)?;
-        let permit = (self.watchers.clone()).try_acquire_owned().map_err(|_| {
-            BackendError::Unavailable {
-                detail: format!(
-                    "this node already serves {MAX_WATCHERS} watchers, each with its own Redis \
+        let permit =
+            (self.watchers.clone())
+                .try_acquire_owned()
+                .map_err(|_| BackendError::Unavailable {
+                    detail: format!(
+                        "this node already serves {MAX_WATCHERS} watchers, each with its own Redis \
                      connection; retry later or watch through another node"
-                ),
-            }
-        })?;
+                    ),
+                })?;
         let context = Arc::new(WatchContext {
             connection: self.connection.clone(),
             patience: self.patience,
-            retain: self.feed_retention.load(std::sync::atomic::Ordering::Relaxed),
+            retain: self
+                .feed_retention
+                .load(std::sync::atomic::Ordering::Relaxed),
         });
         let opened = open_feed(&context, &keys, context.retain, true)
             .await?
@@ -226,11 +229,7 @@ impl RedisWatcher {
         let mut reap = invocation(&REAP_SCRIPT, &self.keys);
         reap.arg(REAP_MOST);
         let mut connection = context.connection.get();
-        within(
-            context.patience,
-            reap.invoke_async::<i64>(&mut connection),
-        )
-        .await?;
+        within(context.patience, reap.invoke_async::<i64>(&mut connection)).await?;
         let opened = open_feed(&context, &self.keys, 0, false).await?;
         match opened {
             Some(opened) if opened.epoch == self.done.epoch => Ok(None),

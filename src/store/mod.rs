@@ -515,7 +515,11 @@ impl Store {
     /// event id) or from now. Taken under the map's write lock, as a
     /// namespace's creation is, so the namespace found or created later
     /// carries the feed.
-    pub fn watch(&self, namespace: Option<&str>, from: Option<&str>) -> Result<Watcher, StoreError> {
+    pub fn watch(
+        &self,
+        namespace: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<Watcher, StoreError> {
         self.check_namespace(namespace)?;
         let named = self.named.write().unwrap_or_else(|p| p.into_inner());
         let (watcher, feed) = self.feeds.watch(namespace, from);

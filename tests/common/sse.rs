@@ -38,10 +38,18 @@ pub struct Feed {
 impl Feed {
     /// `GET /watch?QUERY` with an optional `Last-Event-ID` and token;
     /// asserts a 200 `text/event-stream`.
-    pub async fn open(server: &Server, query: &str, last: Option<&str>, token: Option<&str>) -> Feed {
+    pub async fn open(
+        server: &Server,
+        query: &str,
+        last: Option<&str>,
+        token: Option<&str>,
+    ) -> Feed {
         let response = Feed::request(server, query, last, token).await;
         assert_eq!(response.status(), 200, "GET /watch?{query}");
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(content_type, "text/event-stream");
         Feed {
             response,

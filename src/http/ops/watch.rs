@@ -145,7 +145,9 @@ fn encode(items: &[FeedItem], prefix: &str) -> Option<Bytes> {
         };
         let event = event_of(op, id.to_string(), change);
         let data = serde_json::to_string(&event).expect("events always serialize");
-        out.extend_from_slice(format!("event: {op}\nid: {}\ndata: {data}\n\n", event.id).as_bytes());
+        out.extend_from_slice(
+            format!("event: {op}\nid: {}\ndata: {data}\n\n", event.id).as_bytes(),
+        );
     }
     (!out.is_empty()).then(|| Bytes::from(out))
 }

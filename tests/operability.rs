@@ -548,7 +548,9 @@ async fn openapi_document_is_openapi_3_and_has_every_route() {
         let status = response.status().as_u16();
         // A change feed never ends: its head says it was routed.
         let streamed = response.headers().get("content-type")
-            == Some(&reqwest::header::HeaderValue::from_static("text/event-stream"));
+            == Some(&reqwest::header::HeaderValue::from_static(
+                "text/event-stream",
+            ));
         let text = match streamed {
             true => String::new(),
             false => response.text().await.unwrap(),

@@ -345,3 +345,30 @@ fn pykv_watch_prints_one_line_per_event() {
     let words: Vec<&str> = delete.split(' ').collect();
     assert_eq!(words[1..], ["delete", "k1"], "{delete}");
 }
+
+#[tokio::test]
+async fn a_feed_outlives_the_header_read_timeout_and_ends_at_shutdown() {
+    let mut server = Server::start_with(&["--header-read-timeout", "1"]);
+    let mut feed = Feed::open(&server, "ns=long", None, None).await;
+    assert_eq!(feed.next().await.event, "ready");
+    // A connection with no request in flight is closed after 1 s; one
+    // streaming a feed is answering all along.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    server.set(Some("long"), "still", json!(true)).await;
+    let event = feed.next().await;
+    assert_eq!((event.event.as_str(), event.key()), ("set", "still"));
+
+    // SIGTERM: the server closes the feed rather than waiting for it.
+    let started = Instant::now();
+    server.terminate();
+    assert!(server.wait_exit().success());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the server took {:?} to stop with a watcher",
+        started.elapsed()
+    );
+    assert!(
+        feed.ends_within(Duration::from_secs(2)).await,
+        "the feed ended"
+    );
+}

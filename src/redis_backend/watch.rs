@@ -204,7 +204,8 @@ impl RedisWatcher {
                 return Ok(vec![reset]);
             }
         }
-        let block = wait.min(TICK);
+        // Never 0, which XREAD reads as "block forever".
+        let block = wait.clamp(Duration::from_millis(1), TICK);
         let mut command = redis::cmd("XREAD");
         command
             .arg("COUNT")

@@ -95,6 +95,22 @@ impl Feed {
         }
     }
 
+    /// Whether the server ends the feed (cleanly or by closing the
+    /// connection) within `wait`, with no other event before.
+    pub async fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(event) = self.parse_one() {
+                panic!("an event where the end was expected: {event:?}");
+            }
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Err(_) => return false,
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+                Ok(Ok(None) | Err(_)) => return true,
+            }
+        }
+    }
+
     /// The next event; fails the test if none comes within 10 s.
     pub async fn next(&mut self) -> Event {
         self.next_within(Duration::from_secs(10))

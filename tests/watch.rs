@@ -372,3 +372,31 @@ async fn a_feed_outlives_the_header_read_timeout_and_ends_at_shutdown() {
         "the feed ended"
     );
 }
+
+#[tokio::test]
+async fn an_eviction_is_an_evict_event() {
+    if !backend_supports("limits") {
+        return;
+    }
+    let server = Server::start_with(&["--max-keys", "3", "--eviction", "lru"]);
+    let mut feed = Feed::open(&server, "ns=full", None, None).await;
+    assert_eq!(feed.next().await.event, "ready");
+    for i in 0..5 {
+        server.set(Some("full"), &format!("k{i}"), json!(i)).await;
+    }
+    let events = feed.take(7).await;
+    let evicted: Vec<&str> = (events.iter())
+        .filter(|e| e.event == "evict")
+        .map(Event::key)
+        .collect();
+    assert_eq!(evicted.len(), 2, "{events:?}");
+    for key in evicted {
+        assert_eq!(
+            server.get(&format!("/get/{key}?ns=full")).await.status,
+            404,
+            "{key}"
+        );
+    }
+    assert_eq!(events.iter().filter(|e| e.event == "set").count(), 5);
+    assert_growing(&events);
+}

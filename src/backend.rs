@@ -54,8 +54,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::embedded::EmbeddedBackend;
+use crate::feed::{FeedItem, Retention, Watcher};
 use crate::memory::MemoryBackend;
-use crate::redis_backend::RedisBackend;
+use crate::redis_backend::{RedisBackend, RedisWatcher};
 use crate::store::{
     Condition, KeyPage, Limit, NamespaceStats, QuotaReport, StoreError, StoreStats,
 };
@@ -282,6 +283,37 @@ pub trait KvBackend: Send + Sync + 'static {
     fn compact(&self) -> impl Future<Output = Result<bool, BackendError>> + Send;
 
     fn health(&self) -> impl Future<Output = Health> + Send;
+
+    /// A feed of the namespace's changes ([`crate::feed`]): from just
+    /// after the event id `from` (a client's `Last-Event-ID`) when the
+    /// backend still holds what follows it, else from now after a `reset`;
+    /// from now when `from` is `None`. A change is in the feed once it is
+    /// applied, in the order of its key's changes; ids grow within the
+    /// namespace.
+    fn watch(
+        &self,
+        namespace: Option<&str>,
+        from: Option<&str>,
+    ) -> impl Future<Output = Result<ChangeStream, BackendError>> + Send;
+}
+
+/// A watcher's stream of changes, from any backend.
+pub enum ChangeStream {
+    /// A cursor into the process's retention ring (embedded, memory).
+    Local(Watcher),
+    /// A Redis stream read on a connection of its own.
+    Redis(RedisWatcher),
+}
+
+impl ChangeStream {
+    /// The next items, waiting up to about `wait` for some: an empty
+    /// vector when nothing came (time for a heartbeat).
+    pub async fn next(&mut self, wait: Duration) -> Result<Vec<FeedItem>, BackendError> {
+        match self {
+            ChangeStream::Local(watcher) => Ok(watcher.next(wait).await),
+            ChangeStream::Redis(watcher) => watcher.next(wait).await,
+        }
+    }
 }
 
 /// The backends this server can run on, chosen by `--backend`.
@@ -427,9 +459,31 @@ impl KvBackend for Backend {
     async fn health(&self) -> Health {
         dispatch!(self, b => b.health().await)
     }
+
+    async fn watch(
+        &self,
+        namespace: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<ChangeStream, BackendError> {
+        dispatch!(self, b => b.watch(namespace, from).await)
+    }
 }
 
 impl Backend {
+    /// How many events each namespace's change feed keeps
+    /// (`--watch-retention`).
+    pub fn set_feed_retention(&self, events: usize) {
+        let retention = Retention {
+            events,
+            ..Retention::default()
+        };
+        match self {
+            Backend::Embedded(backend) => backend.store().set_feed_retention(retention),
+            Backend::Memory(backend) => backend.set_feed_retention(retention),
+            Backend::Redis(backend) => backend.set_feed_retention(events),
+        }
+    }
+
     /// Finishes what the backend holds in flight (the embedded log: writes
     /// out and syncs what is buffered); later writes are refused.
     pub fn shutdown(&self) {

@@ -36,7 +36,7 @@ pub use crate::api::{
     ClearAnswer, CompactAnswer, DeleteAnswer, GetAnswer, HealthAnswer, NamespaceKeysAnswer,
     NamespaceStats, NamespacesAnswer, SetAnswer, StatsAnswer,
 };
-use crate::api::{ErrorBody, ExpireBody, IncrAnswer, IncrBody, SetBody, TtlAnswer};
+use crate::api::{ErrorBody, ExpireBody, IncrAnswer, IncrBody, SetBody, TtlAnswer, WatchEvent};
 
 /// Where `pykv serve` listens by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8000";
@@ -405,6 +405,49 @@ impl Client {
         }
     }
 
+    /// Opens `ns`'s change feed (`GET /watch`), of the keys starting with
+    /// `prefix`, resuming after `last_event_id` if given: an iterator of
+    /// its events, the first `ready` or `reset`. It ends with an error
+    /// when the connection breaks; open it again with
+    /// [`Watch::last_event_id`] to resume without a gap. The client's
+    /// timeout does not apply: the feed's heartbeat keeps it alive.
+    pub fn watch(
+        &self,
+        ns: Option<&str>,
+        prefix: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> Result<Watch, Error> {
+        let mut query = Vec::new();
+        if let Some(ns) = ns {
+            query.push(format!("ns={}", utf8_percent_encode(ns, NON_ALPHANUMERIC)));
+        }
+        if let Some(prefix) = prefix {
+            query.push(format!(
+                "prefix={}",
+                utf8_percent_encode(prefix, NON_ALPHANUMERIC)
+            ));
+        }
+        let url = format!("{}/watch?{}", self.base, query.join("&"));
+        let mut request = (self.http.get(url)).timeout(Duration::from_secs(100 * 365 * 24 * 3600));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().map_err(|e| self.transport_error(&e))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let json = response.text().map_err(|e| self.transport_error(&e))?;
+            return Err(status_error(status, &json, ns, ""));
+        }
+        Ok(Watch {
+            url: self.base.clone(),
+            lines: std::io::BufReader::new(response),
+            last_event_id: last_event_id.map(str::to_owned),
+        })
+    }
+
     /// Classifies a reqwest failure: timeout, connection, or broken
     /// exchange.
     fn transport_error(&self, e: &reqwest::Error) -> Error {
@@ -425,6 +468,67 @@ impl Client {
                 reason: root_cause(e),
             }
         }
+    }
+}
+
+/// A change feed being read: [`Client::watch`].
+pub struct Watch {
+    url: String,
+    lines: std::io::BufReader<reqwest::blocking::Response>,
+    last_event_id: Option<String>,
+}
+
+impl Watch {
+    /// The id of the last event read: where to resume.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
+    }
+
+    fn broken(&self, reason: String) -> Error {
+        Error::Transport {
+            url: self.url.clone(),
+            reason,
+        }
+    }
+}
+
+impl Iterator for Watch {
+    type Item = Result<WatchEvent, Error>;
+
+    /// The next event; comment lines (heartbeats) are skipped. `None`
+    /// when the server ended the feed.
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::io::BufRead;
+        let (mut kind, mut data) = (String::new(), String::new());
+        loop {
+            let mut line = String::new();
+            match self.lines.read_line(&mut line) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(self.broken(e.to_string()))),
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if let Some(value) = line.strip_prefix("event:") {
+                kind = value.trim().to_owned();
+            } else if let Some(value) = line.strip_prefix("data:") {
+                data = value.trim_start().to_owned();
+            } else if line.is_empty() && !data.is_empty() {
+                break;
+            }
+        }
+        if kind == "error" {
+            let detail = serde_json::from_str::<ErrorBody>(&data)
+                .map(|body| body.detail.into_owned())
+                .unwrap_or(data);
+            return Some(Err(self.broken(detail)));
+        }
+        Some(match serde_json::from_str::<WatchEvent>(&data) {
+            Ok(event) => {
+                self.last_event_id = Some(event.id.clone());
+                Ok(event)
+            }
+            Err(e) => Err(self.broken(format!("an event that is not JSON ({e}): {data}"))),
+        })
     }
 }
 

@@ -46,6 +46,10 @@ pub enum Command {
     Del(DelArgs),
     /// Print a key's ETag, for `set --if-match` and `del --if-match`.
     Etag(KeyArgs),
+    /// Print a namespace's changes as they happen, one line per event
+    /// (`--json`: the event's JSON), until interrupted; reconnects by
+    /// itself, resuming where it left off.
+    Watch(WatchArgs),
     /// List, measure or clear namespaces.
     Ns(NsArgs),
     /// Print the server's statistics.
@@ -291,6 +295,20 @@ pub struct DelArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Namespace (default: the default namespace).
+    #[arg(long)]
+    pub ns: Option<String>,
+
+    /// Only keys starting with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct KeyArgs {
     /// The key: any text (put `--` before one starting with `-`).
     pub key: String,
@@ -388,6 +406,14 @@ pub struct ServeArgs {
     /// other's data: 1 to 64 of A-Z a-z 0-9 _ . : -
     #[arg(long, env = "PYKV_REDIS_PREFIX", default_value = "pykv", value_parser = parse_redis_prefix)]
     pub redis_prefix: String,
+
+    /// Events each namespace's change feed (`GET /watch`) keeps for
+    /// watchers that fall behind or reconnect with Last-Event-ID (1 to
+    /// 10000000; in-process feeds also keep at most 16 MiB of keys and
+    /// values; Redis keeps at least this many).
+    #[arg(long, env = "PYKV_WATCH_RETENTION", default_value_t = crate::feed::DEFAULT_RETAIN_EVENTS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    pub watch_retention: usize,
 
     /// Longest key accepted, in bytes (1 to 16 MiB).
     #[arg(long, env = "PYKV_MAX_KEY_BYTES", default_value_t = 1024,

@@ -136,6 +136,9 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // A streamed answer (a change feed) would never finish by itself:
+    // close those connections now; their clients reconnect elsewhere.
+    open.close_streaming();
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
@@ -214,6 +217,17 @@ impl OpenConnections {
         self.lock().remove(&id);
     }
 
+    /// Tells every connection sending a streamed answer to close: at
+    /// shutdown, where they would hold the drain for its whole timeout.
+    fn close_streaming(&self) {
+        for activity in self.lock().values() {
+            if activity.streaming.load(Relaxed) {
+                activity.closing.store(true, Relaxed);
+                activity.close.notify_one();
+            }
+        }
+    }
+
     /// Tells the connection idle the longest to close (the oldest one on a
     /// tie); false if none is idle.
     ///
@@ -260,6 +274,8 @@ struct Activity {
     epoch: Instant,
     /// Chosen to be closed to make room.
     closing: AtomicBool,
+    /// Whether a streamed answer's body is being sent.
+    streaming: AtomicBool,
     close: Notify,
 }
 
@@ -274,6 +290,7 @@ impl Activity {
             idle_since_ms: AtomicU64::new(elapsed_ms(epoch)),
             epoch,
             closing: AtomicBool::new(false),
+            streaming: AtomicBool::new(false),
             close: Notify::new(),
         }
     }
@@ -415,10 +432,26 @@ impl Future for Finishing {
     type Output = <http::ResponseFuture as Future>::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let ready = Pin::new(&mut self.answer).poll(cx);
-        if ready.is_ready() {
-            self.activity.answered();
+        let mut ready = Pin::new(&mut self.answer).poll(cx);
+        if let Poll::Ready(Ok(response)) = &mut ready {
+            // A streamed answer (a change feed, an export) is being
+            // answered until its body ends: its connection is not idle.
+            let done = AnsweredOnDrop(self.activity.clone());
+            match response.body_mut().keep_until_end(done) {
+                Ok(()) => self.activity.streaming.store(true, Relaxed),
+                Err(done) => drop(done),
+            }
         }
         ready
+    }
+}
+
+/// Counts its connection's answer finished when dropped.
+struct AnsweredOnDrop(Arc<Activity>);
+
+impl Drop for AnsweredOnDrop {
+    fn drop(&mut self) {
+        self.0.streaming.store(false, Relaxed);
+        self.0.answered();
     }
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend, PersistenceStats};
+use crate::backend::{
+    BackendError, BackendStats, ChangeStream, Commit, Health, KvBackend, PersistenceStats,
+};
 use crate::dir_lock::{DirLock, LockError};
 use crate::store::{
     Condition, KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreStats,
@@ -291,6 +293,14 @@ impl KvBackend for EmbeddedBackend {
 
     async fn compact(&self) -> Result<bool, BackendError> {
         Ok(self.compactor.start())
+    }
+
+    async fn watch(
+        &self,
+        namespace: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<ChangeStream, BackendError> {
+        Ok(ChangeStream::Local(self.store.watch(namespace, from)?))
     }
 
     async fn health(&self) -> Health {

@@ -13,6 +13,8 @@
 //!   speaks to, its contracts, and the enum of backends behind it;
 //!   [`memory`]: a map without a log, for the conformance tests only;
 //!   [`redis_backend`]: the store over one Redis server or a Redis Cluster.
+//! - [`feed`]: the change feed's events, ids and retention ring
+//!   (`GET /watch`), which the in-process backends publish into.
 //! - [`auth`]: API tokens scoped to namespaces, and what each grants.
 //! - [`api`]: the API's wire shapes, one type per request body and answer:
 //!   the server encodes with them, the OpenAPI document is generated from
@@ -57,6 +59,7 @@ pub mod config_file;
 pub mod connections;
 pub mod dir_lock;
 pub mod embedded;
+pub mod feed;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend};
+use crate::backend::{BackendError, BackendStats, ChangeStream, Commit, Health, KvBackend};
+use crate::feed::{Change, ChangeKind, Feeds, LINGER, Retention};
 use crate::store::{
     Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats,
     deadline_in, etag_of, now_ms, validate_namespace,
@@ -22,6 +23,9 @@ const NAME: &str = "memory";
 
 pub struct MemoryBackend {
     namespaces: Mutex<HashMap<Option<String>, Namespace>>,
+    /// The change feeds of watched namespaces, published into under the
+    /// map's lock.
+    feeds: Feeds,
     max_key_bytes: usize,
     started: Instant,
     /// Every operation fails or hangs, when set: a store out of reach or
@@ -61,11 +65,17 @@ impl Entry {
 }
 
 impl Namespace {
-    /// Removes the expired entries, counting them.
-    fn reap(&mut self, now: u64) {
-        let before = self.entries.len();
-        self.entries.retain(|_, entry| entry.is_live(now));
-        self.expirations += (before - self.entries.len()) as u64;
+    /// Removes the expired entries, counting them; returns their keys.
+    fn reap(&mut self, now: u64) -> Vec<String> {
+        let expired: Vec<String> = (self.entries.iter())
+            .filter(|(_, entry)| !entry.is_live(now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &expired {
+            self.entries.remove(key);
+        }
+        self.expirations += expired.len() as u64;
+        expired
     }
 
     fn stats(&self) -> NamespaceStats {
@@ -86,6 +96,7 @@ impl MemoryBackend {
     pub fn new(max_key_bytes: usize) -> Self {
         MemoryBackend {
             namespaces: Mutex::default(),
+            feeds: Feeds::default(),
             max_key_bytes,
             started: Instant::now(),
             fault: None,
@@ -117,9 +128,29 @@ impl MemoryBackend {
         namespace.map_or(Ok(()), validate_namespace)?;
         let mut namespaces = self.lock();
         if let Some(space) = namespaces.get_mut(&namespace.map(str::to_owned)) {
-            space.reap(now_ms());
+            let expired = space.reap(now_ms());
+            self.publish_expired(namespace, expired);
         }
         Ok(namespaces)
+    }
+
+    /// How many events each namespace's feed keeps.
+    pub fn set_feed_retention(&self, retention: Retention) {
+        self.feeds.set_retention(retention);
+    }
+
+    /// Hands a change to the namespace's feed, if it is watched; called
+    /// with the map locked, so events follow the order of the changes.
+    fn publish(&self, namespace: Option<&str>, change: impl FnOnce() -> Change) {
+        if let Some(feed) = self.feeds.get(namespace) {
+            feed.publish(change());
+        }
+    }
+
+    fn publish_expired(&self, namespace: Option<&str>, keys: Vec<String>) {
+        for key in keys {
+            self.publish(namespace, || Change::removed(ChangeKind::Expire, &key));
+        }
     }
 
     /// No operation leaves the map half changed.
@@ -150,7 +181,8 @@ impl MemoryBackend {
         let mut total = NamespaceStats::default();
         let mut shown = BTreeMap::new();
         for (name, space) in namespaces.iter_mut() {
-            space.reap(now);
+            let expired = space.reap(now);
+            self.publish_expired(name.as_deref(), expired);
             match name {
                 None => default = space.stats(),
                 Some(name) if named(name) => {
@@ -190,6 +222,7 @@ impl KvBackend for MemoryBackend {
             value: value.to_owned(),
             expires_at: deadline_in(ttl_secs),
         };
+        self.publish(namespace, || Change::set(key, value, entry.expires_at));
         space.entries.insert(key.to_owned(), entry);
         Ok(Commit::done())
     }
@@ -217,6 +250,9 @@ impl KvBackend for MemoryBackend {
             value: sum.to_string(),
             expires_at: ttl_secs.map(|ttl| now + ttl * 1000).or(deadline),
         };
+        self.publish(namespace, || {
+            Change::set(key, &entry.value, entry.expires_at)
+        });
         space.entries.insert(key.to_owned(), entry);
         Ok((sum, Commit::done()))
     }
@@ -238,6 +274,7 @@ impl KvBackend for MemoryBackend {
             value: value.to_owned(),
             expires_at: deadline_in(ttl_secs),
         };
+        self.publish(namespace, || Change::set(key, value, entry.expires_at));
         space.entries.insert(key.to_owned(), entry);
         Ok(Commit::done())
     }
@@ -255,7 +292,11 @@ impl KvBackend for MemoryBackend {
             return Ok(None);
         };
         condition.holds(space.entries.get(key).map(|e| etag_of(&e.value)))?;
-        Ok(space.entries.remove(key).map(|_| Commit::done()))
+        let removed = space.entries.remove(key);
+        if removed.is_some() {
+            self.publish(namespace, || Change::removed(ChangeKind::Delete, key));
+        }
+        Ok(removed.map(|_| Commit::done()))
     }
 
     async fn ttl_ms(
@@ -283,6 +324,9 @@ impl KvBackend for MemoryBackend {
             .and_then(|space| space.entries.get_mut(key));
         Ok(entry.map(|entry| {
             entry.expires_at = deadline_in(ttl_secs);
+            self.publish(namespace, || {
+                Change::set(key, &entry.value, entry.expires_at)
+            });
             Commit::done()
         }))
     }
@@ -320,6 +364,9 @@ impl KvBackend for MemoryBackend {
         let mut namespaces = self.open(namespace)?;
         let removed = (namespaces.get_mut(&namespace.map(str::to_owned)))
             .and_then(|space| space.entries.remove(key));
+        if removed.is_some() {
+            self.publish(namespace, || Change::removed(ChangeKind::Delete, key));
+        }
         Ok(removed.map(|_| Commit::done()))
     }
 
@@ -328,6 +375,9 @@ impl KvBackend for MemoryBackend {
         let mut namespaces = self.open(Some(namespace))?;
         let deleted =
             (namespaces.remove(&Some(namespace.to_owned()))).map_or(0, |space| space.entries.len());
+        if deleted > 0 {
+            self.publish(Some(namespace), Change::clear);
+        }
         Ok((deleted, Commit::done()))
     }
 
@@ -412,6 +462,20 @@ impl KvBackend for MemoryBackend {
     async fn compact(&self) -> Result<bool, BackendError> {
         self.check_fault().await?;
         Err(Self::unsupported("compaction (it keeps no log)"))
+    }
+
+    async fn watch(
+        &self,
+        namespace: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<ChangeStream, BackendError> {
+        self.check_fault().await?;
+        // Under the map's lock: no change is half published meanwhile.
+        let namespaces = self.open(namespace)?;
+        self.feeds.retire_idle(LINGER);
+        let (watcher, _) = self.feeds.watch(namespace, from);
+        drop(namespaces);
+        Ok(ChangeStream::Local(watcher))
     }
 
     async fn health(&self) -> Health {

@@ -95,6 +95,7 @@ impl Server {
             BackendKind::Memory => Backend::Memory(open_memory(config)?),
             BackendKind::Redis(target) => Backend::Redis(open_redis(config, target).await?),
         });
+        backend.set_feed_retention(config.watch_retention);
         let tokens = match &config.tokens_file {
             Some(path) => TokenFile::new(path),
             None => TokenFile::in_data_dir(&config.data_dir),

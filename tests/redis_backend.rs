@@ -13,6 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisCluster, RedisServer, free_port};
+use common::sse::Feed;
 use common::{Resp, Server, enc, run_to_exit};
 use serde_json::json;
 
@@ -280,6 +281,37 @@ async fn two_nodes_over_the_cluster_read_each_others_writes_at_once() {
     assert_eq!(a.delete("/namespaces/t2").await.status, 200);
     assert_eq!(b.get("/keys?ns=t2").await.body["keys"], json!([]));
     assert_eq!(b.value(Some("t2"), "key:1").await, None);
+}
+
+/// Two PyKV nodes over one Redis Cluster: watchers on each see the same
+/// events, with the same ids, whichever node took the writes; and a
+/// client resumes on one node from an id it got from the other.
+#[tokio::test]
+async fn two_nodes_over_the_cluster_feed_the_same_events() {
+    let Some(cluster) = std::env::var("PYKV_REDIS_CLUSTER_URL").ok() else {
+        eprintln!("SKIPPED: PYKV_REDIS_CLUSTER_URL is not set (.ci/run sets it)");
+        return;
+    };
+    let prefix = format!("two-feeds-{}", std::process::id());
+    let a = Server::start_with(&redis_args(&cluster, &prefix));
+    let b = Server::start_with(&redis_args(&cluster, &prefix));
+    let mut on_a = Feed::open(&a, "ns=f", None, None).await;
+    let mut on_b = Feed::open(&b, "ns=f", None, None).await;
+    assert_eq!(on_a.next().await.event, "ready");
+    assert_eq!(on_b.next().await.event, "ready");
+    for i in 0..20 {
+        let writer = if i % 2 == 0 { &a } else { &b };
+        writer.set(Some("f"), &format!("k{i}"), json!(i)).await;
+    }
+    assert_eq!(b.delete("/delete/k3?ns=f").await.status, 200);
+    let seen_a = on_a.take(21).await;
+    let seen_b = on_b.take(21).await;
+    assert_eq!(seen_a, seen_b, "both nodes feed the same events and ids");
+    assert_eq!(seen_a[20].event, "delete");
+    // Resumed on B from an id A handed out.
+    let mut resumed = Feed::open(&b, "ns=f", Some(&seen_a[9].id), None).await;
+    assert_eq!(resumed.next().await.event, "ready");
+    assert_eq!(resumed.take(11).await, seen_a[10..].to_vec());
 }
 
 /// How the master holding the test namespace is taken away.

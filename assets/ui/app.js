@@ -3,6 +3,7 @@
 
 import { api, ApiError, describeError, getToken, onAuthError, setToken } from './api.js';
 import { KeyBrowser } from './browse.js';
+import { ChangeFeed } from './feed.js';
 import { drawLineChart } from './charts.js';
 import { formatBytes, formatCount, formatDuration, formatPercent, formatRate } from './format.js';
 import { KeyForms } from './keys.js';
@@ -218,7 +219,10 @@ const keyForms = new KeyForms({
   onChange: () => refreshNow(),
 });
 
+const feed = new ChangeFeed({ status: $('feed-status'), list: $('feed-list') });
+
 const browser = new KeyBrowser({
+  onOpen: (namespace, prefix) => feed.follow(namespace, prefix),
   form: $('browse-form'),
   summary: $('browse-summary'),
   list: $('browse-list'),

@@ -10,7 +10,9 @@ import { formatCount, namespaceLabel } from './format.js';
 
 export class KeyBrowser {
   /** `onPick(namespace, key)` runs when a listed key is chosen. */
-  constructor({ form, summary, list, prev, next, page, onPick }) {
+  /** `onOpen(namespace, prefix)` runs when a namespace is listed afresh. */
+  constructor({ form, summary, list, prev, next, page, onPick, onOpen = () => {} }) {
+    this.onOpen = onOpen;
     this.form = form;
     this.summary = summary;
     this.list = list;
@@ -56,6 +58,9 @@ export class KeyBrowser {
   }
 
   open(query) {
+    if (!this.query || this.query.namespace !== query.namespace || this.query.prefix !== query.prefix) {
+      this.onOpen(query.namespace, query.prefix);
+    }
     this.query = query;
     this.cursors = [null];
     this.page = 0;

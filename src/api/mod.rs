@@ -24,6 +24,7 @@ mod operability;
 mod server;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 pub use counters::{ExpireBody, IncrAnswer, IncrBody, TtlAnswer};
 pub use keys::{DeleteAnswer, DeleteStatus, GetAnswer, KeysAnswer, SetAnswer, SetBody, SetStatus};
@@ -35,6 +36,7 @@ pub use server::{
     CompactAnswer, CompactStatus, HealthAnswer, HealthStatus, NamespaceStats, StatsAnswer,
     UnhealthyAnswer, UnhealthyStatus,
 };
+pub use watch::WatchEvent;
 
 use std::borrow::Cow;
 

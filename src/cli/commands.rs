@@ -142,6 +142,7 @@ pub fn from_command(command: Command) -> Result<(Action, ClientArgs), Error> {
         Command::Compact(client) => (Action::Compact, client),
         Command::Serve(_)
         | Command::Shell(_)
+        | Command::Watch(_)
         | Command::Token(_)
         | Command::Config(_)
         | Command::Completions { .. }

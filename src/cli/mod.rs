@@ -17,6 +17,7 @@ mod input;
 mod output;
 mod shell;
 pub mod token;
+mod watch;
 mod words;
 
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ pub fn run(command: Command) -> ExitCode {
     let status = match command {
         Command::Shell(args) => {
             connect(&args.client).map(|kv| shell::run(&kv, args.ns, format(&args.client)))
+        }
+        Command::Watch(args) => {
+            connect(&args.client).and_then(|kv| watch::run(&kv, &args, format(&args.client)))
         }
         other => run_once(other),
     };

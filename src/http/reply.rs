@@ -23,12 +23,30 @@ pub enum Body {
     /// memory). The body ends when the producer drops its sender; an
     /// `Err` chunk aborts the connection, so the client sees a cut stream
     /// rather than a clean end.
-    Streamed(mpsc::Receiver<std::io::Result<Bytes>>),
+    Streamed(
+        mpsc::Receiver<std::io::Result<Bytes>>,
+        /// Dropped with the body, once it ended or the client left: the
+        /// connection's bookkeeping counts the answer finished then
+        /// (`connections.rs`), not when its head was ready.
+        Option<Box<dyn Send>>,
+    ),
 }
 
 impl Body {
     pub fn new(bytes: impl Into<Bytes>) -> Self {
         Body::Whole(Some(bytes.into()))
+    }
+
+    /// Keeps `guard` until a streamed body ends; `Err(guard)` for a whole
+    /// body, which is finished as soon as it is handed over.
+    pub fn keep_until_end<G: Send + 'static>(&mut self, guard: G) -> Result<(), G> {
+        match self {
+            Body::Streamed(_, slot) => {
+                *slot = Some(Box::new(guard));
+                Ok(())
+            }
+            Body::Whole(_) => Err(guard),
+        }
     }
 }
 
@@ -42,7 +60,7 @@ impl HttpBody for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             Body::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Body::Streamed(chunks) => chunks
+            Body::Streamed(chunks, _) => chunks
                 .poll_recv(cx)
                 .map(|chunk| chunk.map(|c| c.map(Frame::data))),
         }
@@ -57,7 +75,7 @@ impl HttpBody for Body {
             Body::Whole(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            Body::Streamed(_) => SizeHint::default(),
+            Body::Streamed(..) => SizeHint::default(),
         }
     }
 }
@@ -96,7 +114,7 @@ pub fn streamed(
     buffered: usize,
 ) -> (Response, mpsc::Sender<std::io::Result<Bytes>>) {
     let (sender, receiver) = mpsc::channel(buffered);
-    let mut response = Response::new(Body::Streamed(receiver));
+    let mut response = Response::new(Body::Streamed(receiver, None));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

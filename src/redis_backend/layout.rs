@@ -26,6 +26,11 @@ pub mod suffix {
     pub const DEADLINES: &str = "deadlines";
     /// HASH: hits, misses, expirations, bytes.
     pub const STATS: &str = "stats";
+    /// STRING `EPOCH:RETAIN`, with a TTL the watchers renew: present
+    /// while the namespace's change feed is watched.
+    pub const WATCHED: &str = "watched";
+    /// STREAM: the change feed's last events.
+    pub const FEED: &str = "feed";
     // The clear script names two more from the base: `clears`, a counter
     // numbering the sets it puts aside as `cleared:N:data` (`index`,
     // `deadlines`), and `reclaim`, the LIST of those still to delete.

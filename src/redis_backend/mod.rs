@@ -41,6 +41,9 @@
 //!   other than `noeviction` or `volatile-*`. When Redis is full its OOM
 //!   answer is a 507.
 //!
+//! - **A change feed per namespace.** Each script appends its change to
+//!   the namespace's stream while the namespace is watched ([`watch`]).
+//!
 //! Not in this slice: `--redis-wait-replicas`, quotas and key/memory limits (answered
 //! [`BackendError::Unsupported`]; Redis's `maxmemory` bounds the store),
 //! compaction (Redis persists by itself), tokens kept in Redis.
@@ -53,15 +56,18 @@ mod reclaim;
 mod scripts;
 mod shared;
 mod target;
+mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use redis::{RedisResult, Script, ScriptInvocation};
 
 pub use connection::Patience;
 pub use target::RedisTarget;
+pub use watch::{MAX_WATCHERS, RedisWatcher};
 
 use crate::backend::BackendError;
 use crate::store::{StoreError, validate_namespace};
@@ -78,6 +84,12 @@ pub struct RedisBackend {
     patience: Patience,
     max_key_bytes: usize,
     started: Instant,
+    /// Where to open a watcher's own connection.
+    target: RedisTarget,
+    /// Permits for watchers, each holding a connection ([`MAX_WATCHERS`]).
+    watchers: Arc<tokio::sync::Semaphore>,
+    /// Events a namespace's feed keeps, about (`--watch-retention`).
+    feed_retention: AtomicUsize,
 }
 
 impl RedisBackend {
@@ -95,7 +107,16 @@ impl RedisBackend {
             patience,
             max_key_bytes,
             started: Instant::now(),
+            target: target.clone(),
+            watchers: Arc::new(tokio::sync::Semaphore::new(MAX_WATCHERS)),
+            feed_retention: AtomicUsize::new(crate::feed::DEFAULT_RETAIN_EVENTS),
         })
+    }
+
+    /// How many events a namespace's feed keeps, about: `XADD`'s `MAXLEN
+    /// ~` trims whole nodes of the stream, so at least this many.
+    pub fn set_feed_retention(&self, events: usize) {
+        self.feed_retention.store(events, Ordering::Relaxed);
     }
 
     /// The keys of `namespace`, once its name is checked.
@@ -174,6 +195,8 @@ fn invocation<'a>(script: &'a Script, keys: &NamespaceKeys) -> ScriptInvocation<
         suffix::INDEX,
         suffix::DEADLINES,
         suffix::STATS,
+        suffix::WATCHED,
+        suffix::FEED,
     ] {
         invocation.key(keys.key(name));
     }

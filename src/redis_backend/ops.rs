@@ -12,7 +12,7 @@ use super::scripts::{
     LIST_SCRIPT, SET_IF_SCRIPT, SET_SCRIPT, STATS_SCRIPT, TTL_SCRIPT,
 };
 use super::{RedisBackend, invocation, layout, reclaim, within};
-use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend};
+use crate::backend::{BackendError, BackendStats, ChangeStream, Commit, Health, KvBackend};
 use crate::store::{
     Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats,
     counter_value, validate_namespace,
@@ -233,6 +233,16 @@ impl KvBackend for RedisBackend {
 
     async fn compact(&self) -> Result<bool, BackendError> {
         Err(Self::unsupported("compaction (Redis persists by itself)"))
+    }
+
+    async fn watch(
+        &self,
+        namespace: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<ChangeStream, BackendError> {
+        Ok(ChangeStream::Redis(
+            self.open_watcher(namespace, from).await?,
+        ))
     }
 
     async fn health(&self) -> Health {

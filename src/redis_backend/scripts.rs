@@ -12,7 +12,20 @@
 //! not the script, so reading the clock in a script is allowed.
 //!
 //! Every script is given the namespace's keys in this order:
-//! KEYS[1] data, KEYS[2] index, KEYS[3] deadlines, KEYS[4] stats.
+//! KEYS[1] data, KEYS[2] index, KEYS[3] deadlines, KEYS[4] stats,
+//! KEYS[5] watched (the change feed's marker), KEYS[6] feed (its stream).
+//!
+//! # The change feed
+//!
+//! Every change a script makes is appended, by the same script, to the
+//! namespace's stream (`publish`), so every PyKV node over this Redis
+//! sees the same events with the same ids, in the order Redis applied
+//! them. Only while the namespace is watched: the marker `watched`
+//! (`EPOCH:RETAIN`, kept alive by the watchers, see `super::watch`) says
+//! so, and a write to a namespace nobody watches pays one `GET` of a
+//! missing key. Ids are `EPOCH-*`, which Redis numbers `EPOCH-1`,
+//! `EPOCH-2`, ... (the marker's `open` entry is `EPOCH-0`): a gap in the
+//! numbers is a trimmed event, which is how a watcher knows it fell behind.
 
 use std::sync::LazyLock;
 
@@ -21,6 +34,20 @@ use redis::Script;
 /// Helpers every script starts with.
 const PRELUDE: &str = r#"
 local data, index, deadlines, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local watched, feed = KEYS[5], KEYS[6]
+local feed_state = nil
+-- Appends an event (field, value, ...) to the change feed if the
+-- namespace is watched; trims it to about RETAIN events.
+local function publish(...)
+  if feed_state == nil then feed_state = redis.call('GET', watched) or false end
+  if not feed_state then return end
+  local epoch, retain = string.match(feed_state, '^(%d+):(%d+)$')
+  redis.call('XADD', feed, 'MAXLEN', '~', retain, epoch .. '-*', ...)
+end
+local function publish_set(key, value)
+  local deadline = redis.call('ZSCORE', deadlines, key)
+  publish('op', 'set', 'key', key, 'value', value, 'exp', deadline or '')
+end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -47,7 +74,10 @@ local function remove(key)
   return true
 end
 local function expire(key)
-  if remove(key) then redis.call('HINCRBY', stats, 'expirations', 1) end
+  if remove(key) then
+    redis.call('HINCRBY', stats, 'expirations', 1)
+    publish('op', 'expire', 'key', key)
+  end
 end
 -- Removes at most `most` keys past their deadline: writes pay for
 -- reaping a little at a time, never for a whole namespace.
@@ -68,6 +98,7 @@ local function store(key, value, ttl, now)
     redis.call('ZADD', deadlines, fmt(now + tonumber(ttl)), key)
   end
   redis.call('HINCRBY', stats, 'bytes', #key + #value)
+  publish_set(key, value)
 end
 local function due_count(now)
   return redis.call('ZCOUNT', deadlines, '-inf', fmt(now))
@@ -111,6 +142,7 @@ if is_due(key, now) then
   return {created(), 0}
 end
 local deleted = remove(key) and 1 or 0
+if deleted == 1 then publish('op', 'delete', 'key', key) end
 return {created(), deleted}
 "#;
 
@@ -151,6 +183,7 @@ const CLEAR: &str = r#"
 local base = ARGV[1]
 local live = redis.call('ZCARD', index) - due_count(now_ms())
 redis.call('DEL', stats)
+if live > 0 then publish('op', 'clear') end
 if redis.call('EXISTS', data, index, deadlines) == 0 then return live end
 local old = base .. 'cleared:' .. redis.call('INCR', base .. 'clears') .. ':'
 for _, name in ipairs({'data', 'index', 'deadlines'}) do
@@ -222,6 +255,7 @@ local key, condition = ARGV[1], ARGV[2]
 local tag = current_tag(key, now)
 if not holds(condition, tag) then return {created(), 0, tag, 0} end
 local deleted = remove(key) and 1 or 0
+if deleted == 1 then publish('op', 'delete', 'key', key) end
 return {created(), 1, tag, deleted}
 "#;
 
@@ -249,6 +283,7 @@ else
   redis.call('HINCRBY', stats, 'bytes', #key + #value)
 end
 if ttl ~= '' then redis.call('ZADD', deadlines, fmt(now + tonumber(ttl)), key) end
+publish_set(key, value)
 return {created(), 1, value}
 "#;
 
@@ -274,6 +309,39 @@ if ttl == '' then
 else
   redis.call('ZADD', deadlines, fmt(now + tonumber(ttl)), key)
 end
+publish_set(key, redis.call('HGET', data, key))
+return 1
+"#;
+
+/// ARGV: linger ms, retain, create ("1": create the feed if it does not
+/// exist). Opens (or keeps alive) the namespace's change feed: the marker
+/// and the stream live `linger` ms past the last call. Returns {epoch,
+/// first id, last id}, or {} when the feed does not exist and was not to
+/// be created.
+const WATCH_OPEN: &str = r#"
+local linger, retain, create = ARGV[1], ARGV[2], ARGV[3]
+local state = redis.call('GET', watched)
+if not state then
+  if create ~= '1' then return {} end
+  redis.call('DEL', feed)
+  local epoch = fmt(now_ms())
+  state = epoch .. ':' .. retain
+  redis.call('XADD', feed, epoch .. '-0', 'op', 'open')
+end
+redis.call('SET', watched, state, 'PX', linger)
+redis.call('PEXPIRE', feed, linger)
+local epoch = string.match(state, '^(%d+):')
+local first = redis.call('XRANGE', feed, '-', '+', 'COUNT', 1)
+local last = redis.call('XREVRANGE', feed, '+', '-', 'COUNT', 1)
+if #first == 0 then return {epoch, '', ''} end
+return {epoch, first[1][1], last[1][1]}
+"#;
+
+/// ARGV: most. Removes at most `most` keys past their deadline (each an
+/// `expire` event): watchers run it about once a second, so that expiry
+/// events come near the deadline rather than at the next write.
+const REAP: &str = r#"
+reap(now_ms(), tonumber(ARGV[1]))
 return 1
 "#;
 
@@ -295,3 +363,5 @@ pub static DELETE_IF_SCRIPT: LazyLock<Script> =
 pub static INCR_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(INCR));
 pub static TTL_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(TTL));
 pub static EXPIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(EXPIRE));
+pub static WATCH_OPEN_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(WATCH_OPEN));
+pub static REAP_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(REAP));

@@ -37,6 +37,7 @@ pub fn spawn_expiry_cycle(store: &Arc<Store>) -> JoinHandle<()> {
                 let Some(store) = store.upgrade() else { return };
                 let freed = store.expire_cycle(BUDGET_PER_SHARD);
                 store.free_empty_namespaces();
+                store.retire_idle_feeds(crate::feed::LINGER);
                 drop(store);
                 if freed < BUDGET_PER_SHARD {
                     std::thread::sleep(TICK);

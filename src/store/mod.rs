@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 
+use crate::feed::{Change, ChangeKind, Feeds, Retention, Watcher};
 use clock::access_of;
 pub use clock::{deadline_in, now_ms};
 pub use condition::{Condition, etag_of};
@@ -205,6 +206,8 @@ pub struct Store {
     /// checked and filled in one step.
     admission: Mutex<()>,
     eviction_log: evict::EvictionLog,
+    /// The change feeds of the watched namespaces (`GET /watch`).
+    feeds: Feeds,
 }
 
 impl Store {
@@ -218,6 +221,7 @@ impl Store {
             limits_enabled: AtomicBool::new(evict::limits_enabled(&config.limits)),
             admission: Mutex::new(()),
             eviction_log: evict::EvictionLog::default(),
+            feeds: Feeds::default(),
             default,
             config,
             registry,
@@ -416,7 +420,10 @@ impl Store {
             None => NoJournal.append(mutation, undo),
         };
         match appended {
-            Ok(lsn) => Ok(lsn),
+            Ok(lsn) => {
+                publish(space, locked, mutation);
+                Ok(lsn)
+            }
             Err((error, undo)) => {
                 undo.into_action().revert_in(locked);
                 Err(error)
@@ -502,6 +509,55 @@ impl Store {
         let undo = UndoAction::RestoreShards(taken);
         let lsn = self.journal_or_revert(&mutation, &space, undo, &mut guards)?;
         Ok((deleted, Some(lsn)))
+    }
+
+    /// A watcher of `namespace`'s changes, from the position `from` (an
+    /// event id) or from now. Taken under the map's write lock, as a
+    /// namespace's creation is, so the namespace found or created later
+    /// carries the feed.
+    pub fn watch(
+        &self,
+        namespace: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<Watcher, StoreError> {
+        self.check_namespace(namespace)?;
+        let named = self.named.write().unwrap_or_else(|p| p.into_inner());
+        let (watcher, feed) = self.feeds.watch(namespace, from);
+        let space = match namespace {
+            None => Some(&self.default),
+            Some(name) => named.get(name),
+        };
+        if let Some(space) = space {
+            space.feed.attach(Some(feed));
+        }
+        Ok(watcher)
+    }
+
+    /// How much each namespace's feed keeps (`--watch-retention`).
+    pub fn set_feed_retention(&self, retention: Retention) {
+        self.feeds.set_retention(retention);
+    }
+
+    /// Stops feeding the namespaces that nobody watched for `linger`.
+    pub fn retire_idle_feeds(&self, linger: std::time::Duration) {
+        let retired = self.feeds.retire_idle(linger);
+        if retired.is_empty() {
+            return;
+        }
+        let named = self.named.write().unwrap_or_else(|p| p.into_inner());
+        for name in retired {
+            // Watched again meanwhile: `watch` holds this lock too.
+            if self.feeds.get(name.as_deref()).is_some() {
+                continue;
+            }
+            let space = match name.as_deref() {
+                None => Some(&self.default),
+                Some(name) => named.get(name),
+            };
+            if let Some(space) = space {
+                space.feed.attach(None);
+            }
+        }
     }
 
     /// Names of the named namespaces holding at least one live key, sorted.
@@ -669,6 +725,7 @@ impl Store {
     fn new_namespace(&self, name: &str) -> Arc<Namespace> {
         let quota = self.quota_for(Some(name));
         let space = Arc::new(Namespace::new(Some(name), quota, self.registry.clone()));
+        space.feed.attach(self.feeds.get(Some(name)));
         registry::lock(&self.registry.eviction).add(&space);
         space.noted_empty.store(true, Ordering::Relaxed);
         self.registry.note_emptied(name);
@@ -704,6 +761,36 @@ impl Store {
             .map(|(name, space)| (name.to_string(), space.clone()))
             .collect()
     }
+}
+
+/// Hands an applied change to the namespace's feed, if it is watched:
+/// first the expiries the change met on its shards, then the change. The
+/// shards are still locked, so a key's events follow the order of its
+/// changes.
+fn publish<S: std::ops::DerefMut<Target = shard::Shard>>(
+    space: &Namespace,
+    locked: &mut [S],
+    mutation: &Mutation<'_>,
+) {
+    let Some(feed) = space.feed.get() else {
+        return;
+    };
+    for shard in locked.iter_mut() {
+        for key in std::mem::take(&mut shard.expired_keys) {
+            feed.publish(Change::removed(ChangeKind::Expire, &key));
+        }
+    }
+    feed.publish(match *mutation {
+        Mutation::Set {
+            key,
+            value,
+            expires_at,
+            ..
+        } => Change::set(key, value, expires_at),
+        Mutation::Delete { key, .. } => Change::removed(ChangeKind::Delete, key),
+        Mutation::Evict { key, .. } => Change::removed(ChangeKind::Evict, key),
+        Mutation::ClearNamespace { .. } => Change::clear(),
+    });
 }
 
 fn stats_of(space: &Namespace, now: u64) -> NamespaceStats {

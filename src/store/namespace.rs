@@ -22,6 +22,7 @@ use super::evict::{Limit, QuotaCell};
 use super::registry::{Registry, UNSCHEDULED, lock as lock_registry};
 use super::sampling::{NOWHERE, must_move};
 use super::shard::Shard;
+use crate::feed::{Change, ChangeKind, FeedSlot};
 
 /// Longest namespace name accepted.
 pub const MAX_NAMESPACE_LEN: usize = 64;
@@ -108,6 +109,8 @@ pub(crate) struct Namespace {
     pub eviction_slot: AtomicU64,
     /// Whether it was noted as possibly empty and not looked at since.
     pub noted_empty: AtomicBool,
+    /// Its change feed while it is watched (`GET /watch`).
+    pub feed: FeedSlot,
 }
 
 /// A locked shard. Whatever is done through it is accounted to the
@@ -151,6 +154,23 @@ impl Drop for ShardGuard<'_> {
         let expired = self.guard.expirations() - self.expirations;
         if expired != 0 {
             self.space.expirations.fetch_add(expired, Ordering::Relaxed);
+            self.publish_expired();
+        }
+    }
+}
+
+impl ShardGuard<'_> {
+    /// Publishes an `expire` event for each key noted as expired, still
+    /// under the shard's lock: before any later change of the same key.
+    pub fn publish_expired(&mut self) {
+        if self.guard.expired_keys.is_empty() {
+            return;
+        }
+        let keys = std::mem::take(&mut self.guard.expired_keys);
+        if let Some(feed) = self.space.feed.get() {
+            for key in keys {
+                feed.publish(Change::removed(ChangeKind::Expire, &key));
+            }
         }
     }
 }
@@ -170,6 +190,7 @@ impl Namespace {
             wakeup: AtomicU64::new(UNSCHEDULED),
             eviction_slot: AtomicU64::new(NOWHERE),
             noted_empty: AtomicBool::new(false),
+            feed: FeedSlot::default(),
         }
     }
 
@@ -254,7 +275,8 @@ impl Namespace {
     }
 
     fn guard<'a>(&'a self, shard: &'a Mutex<Shard>) -> ShardGuard<'a> {
-        let guard = lock(shard);
+        let mut guard = lock(shard);
+        guard.noting_expired = self.feed.is_watched();
         ShardGuard {
             bytes: guard.bytes(),
             len: guard.len(),

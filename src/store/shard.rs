@@ -31,6 +31,12 @@ pub(crate) struct Shard {
     /// guard last looked, which then makes sure the expiry cycle is due
     /// by the earliest deadline.
     ttl_written: bool,
+    /// Whether to note the keys that expire (their namespace is watched);
+    /// set by the shard's guard when it is locked.
+    pub noting_expired: bool,
+    /// The keys that expired since the guard looked, when noting: the
+    /// change feed's `expire` events.
+    pub expired_keys: Vec<Box<str>>,
 }
 
 /// A candidate for eviction: how long ago it was used, and its key.
@@ -55,6 +61,8 @@ impl Shard {
             expiry,
             bytes,
             expirations,
+            noting_expired,
+            expired_keys,
             ..
         } = self;
         let slot = table
@@ -64,6 +72,9 @@ impl Shard {
             let (old, _) = slot.remove();
             forget(bytes, expiry, &old);
             *expirations += 1;
+            if *noting_expired {
+                expired_keys.push(key.into());
+            }
             return None;
         }
         let entry = slot.into_mut();
@@ -128,10 +139,21 @@ impl Shard {
     /// counts as expired.
     fn live_or_expired(&mut self, old: Entry, now_ms: u64) -> Option<Entry> {
         if old.is_expired(now_ms) {
-            self.expirations += 1;
+            self.note_expired(old.key());
             return None;
         }
         Some(old)
+    }
+
+    /// Counts an entry that left the table because its deadline passed,
+    /// and notes its key for the change feed when asked to. Every expiry
+    /// (on a read, over a write, by the expiry cycle) comes through here
+    /// or, on the read path, does the same in place.
+    fn note_expired(&mut self, key: &str) {
+        self.expirations += 1;
+        if self.noting_expired {
+            self.expired_keys.push(key.into());
+        }
     }
 
     /// Drops what the shard keeps about an entry that left the table.
@@ -154,7 +176,7 @@ impl Shard {
                     {
                         self.bytes -= slot.get().size();
                         slot.remove();
-                        self.expirations += 1;
+                        self.note_expired(&key);
                     }
                     removed += 1;
                 }

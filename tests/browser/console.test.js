@@ -423,6 +423,22 @@ async function main() {
     assertEqual(await page.inputValue('#get-key'), 'user:1', 'the key is put in the get form');
   });
 
+  await test('a change made through the API appears in the live feed of the namespace browsed', async () => {
+    await page.fill('#browse-prefix', '');
+    await page.press('#browse-prefix', 'Enter');
+    // Shown once the feed is open: changes from then on are in it.
+    await waitForText(page.locator('#feed-status'), /^Live changes of tenant_acme:$/, 5000);
+    const set = await call(base, 'POST', '/set?ns=tenant_acme', { key: 'live:1', value: { seen: true } });
+    assertEqual(set.status, 200, 'POST /set');
+    await waitForText(page.locator('#feed-list li').first(), /^set live:1 = \{"seen":true\}$/, 5000);
+    assertEqual((await call(base, 'DELETE', '/delete/live:1?ns=tenant_acme')).status, 200, 'DELETE');
+    await waitForText(page.locator('#feed-list li').first(), /^delete live:1$/, 5000);
+    // Another namespace's changes do not show.
+    await call(base, 'POST', '/set?ns=elsewhere', { key: 'live:2', value: 2 });
+    await new Promise((r) => setTimeout(r, 300));
+    assert(!(await page.textContent('#feed-list')).includes('live:2'), 'only the namespace browsed');
+  });
+
   await test('delete a key', async () => {
     await page.fill('#get-ns', 'tenant_acme');
     await page.fill('#get-key', 'config');

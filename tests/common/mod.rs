@@ -17,6 +17,9 @@
 
 #![allow(dead_code)]
 
+#[allow(dead_code)]
+pub mod sse;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -98,6 +98,9 @@ PY
 # run NAME TOKEN [SCHEMATHESIS OPTIONS...]: Schemathesis against the
 # running server (TOKEN may be empty), then the server's own count of
 # requests and 5xx answers.
+# GET /watch is left out: its answer is a stream that never ends, which
+# Schemathesis would wait out to its timeout on every example; the change
+# feed has its own tests (tests/watch.rs), bad input included.
 run() {
     local name=$1 token=${2:-} dir=$WORK/$1
     shift 2
@@ -114,6 +117,7 @@ run() {
         --workers "$WORKERS" \
         --continue-on-failure \
         --request-timeout 10 \
+        --exclude-path /watch \
         --report json --report-dir "$dir/report" \
         "${headers[@]}" "$@") || rc=$?
     local report

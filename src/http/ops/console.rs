@@ -67,6 +67,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
         JS,
         include_bytes!("../../../assets/ui/browse.js"),
     ),
+    ("feed.js", JS, include_bytes!("../../../assets/ui/feed.js")),
     (
         "favicon.svg",
         SVG,

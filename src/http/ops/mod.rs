@@ -49,6 +49,7 @@ mod set;
 mod set_quota;
 mod stats;
 mod ttl;
+mod watch;
 
 pub use set::{MAX_TTL_SECS, SetRequest};
 
@@ -158,6 +159,7 @@ operations! {
     Incr => incr::Incr,
     Ttl => ttl::Ttl,
     Expire => expire::Expire,
+    Watch => watch::Watch,
     Keys => keys::Keys,
     Namespaces => namespaces::Namespaces,
     NamespaceKeys => namespace_keys::NamespaceKeys,

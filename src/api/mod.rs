@@ -22,6 +22,7 @@ mod keys;
 mod namespaces;
 mod operability;
 mod server;
+mod transfer;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ pub use namespaces::{
     ClearAnswer, ClearStatus, NamespaceKeysAnswer, NamespacesAnswer, QuotaAnswer, QuotaBody,
 };
 pub use operability::{ErrorRecord, OperationFigures, Performance, RecentErrors};
+pub use transfer::{ExportLine, ImportAnswer, MAX_EXPIRES_AT};
 pub use server::{
     CompactAnswer, CompactStatus, HealthAnswer, HealthStatus, NamespaceStats, StatsAnswer,
     UnhealthyAnswer, UnhealthyStatus,

@@ -8,8 +8,8 @@
 use utoipa::OpenApi;
 
 use crate::api::{
-    ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, ExpireBody, GetAnswer,
-    HealthAnswer, IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer, NamespaceStats,
+    ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, ExpireBody, ExportLine,
+    GetAnswer, HealthAnswer, ImportAnswer, IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer, NamespaceStats,
     NamespacesAnswer, OperationFigures, Performance, QuotaAnswer, QuotaBody, RecentErrors,
     SetAnswer, SetBody, StatsAnswer, TtlAnswer, UnhealthyAnswer,
 };
@@ -120,6 +120,8 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
         QuotaBody,
         QuotaAnswer,
         ClearAnswer,
+        ExportLine,
+        ImportAnswer,
         StatsAnswer,
         NamespaceStats,
         HealthAnswer,

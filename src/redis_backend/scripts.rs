@@ -277,6 +277,53 @@ end
 return 1
 "#;
 
+/// ARGV: min, max (ZRANGEBYLEX bounds), want. Returns up to `want` live
+/// keys in byte order, flat: key, value, deadline in ms or "" for each.
+/// The page is read in one step, so each key comes with the value and
+/// deadline it had together.
+const EXPORT: &str = r#"
+local now = now_ms()
+local min, max, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local out, found = {}, 0
+while found < want do
+  local batch = redis.call('ZRANGEBYLEX', index, min, max, 'LIMIT', 0, want)
+  if #batch == 0 then break end
+  for _, key in ipairs(batch) do
+    local value = redis.call('HGET', data, key)
+    if value and not is_due(key, now) then
+      out[#out + 1] = key
+      out[#out + 1] = value
+      out[#out + 1] = redis.call('ZSCORE', deadlines, key) or ''
+      found = found + 1
+      if found == want then break end
+    end
+  end
+  min = '(' .. batch[#batch]
+end
+return out
+"#;
+
+/// ARGV: key, value, absolute deadline in ms or "", for each record in
+/// turn. Stores each as SET does, with the TTL that reaches its deadline
+/// on Redis's clock, skipping those already past. Returns {created(),
+/// stored}.
+const IMPORT: &str = r#"
+local now = now_ms()
+reap(now, 16)
+local stored = 0
+for i = 1, #ARGV, 3 do
+  local key, value, deadline = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if deadline == '' or tonumber(deadline) > now then
+    if is_due(key, now) then expire(key) end
+    local ttl = ''
+    if deadline ~= '' then ttl = fmt(tonumber(deadline) - now) end
+    store(key, value, ttl, now)
+    stored = stored + 1
+  end
+end
+return {created(), stored}
+"#;
+
 fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}{body}"))
 }
@@ -295,3 +342,5 @@ pub static DELETE_IF_SCRIPT: LazyLock<Script> =
 pub static INCR_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(INCR));
 pub static TTL_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(TTL));
 pub static EXPIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(EXPIRE));
+pub static EXPORT_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(EXPORT));
+pub static IMPORT_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(IMPORT));

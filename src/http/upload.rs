@@ -67,6 +67,9 @@ impl Upload {
             let pending = &self.buffer[self.start..];
             if let Some(at) = memchr::memchr(b'\n', &pending[self.scanned..]) {
                 let end = self.scanned + at;
+                if end > max {
+                    return Err(ApiError::LineTooLong { limit: max });
+                }
                 let line = trim_cr(&pending[..end]).to_vec();
                 self.start += end + 1;
                 self.scanned = 0;
@@ -184,6 +187,12 @@ mod tests {
     async fn a_line_over_the_limit_is_refused() {
         let mut body = upload(&["short\n", "0123456789", "0123456789\n"]);
         assert_eq!(body.next_line(12).await.unwrap().unwrap(), b"short");
+        assert!(matches!(
+            body.next_line(12).await,
+            Err(ApiError::LineTooLong { limit: 12 })
+        ));
+        // Also when the whole line came in one piece.
+        let mut body = upload(&["0123456789abc\nok\n"]);
         assert!(matches!(
             body.next_line(12).await,
             Err(ApiError::LineTooLong { limit: 12 })

@@ -185,14 +185,14 @@ fn parse_line(line: &[u8]) -> Result<Option<Record>, ApiError> {
     if line.trim_ascii_start().first() != Some(&b'{') {
         return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
             Ok(_) => ApiError::invalid(format!("{EXPECTED}; got another JSON type")),
-            Err(e) => ApiError::MalformedJson(e.to_string()),
+            Err(e) => ApiError::MalformedJson(within_line(&e)),
         });
     }
     let parsed: ExportLine = serde_json::from_slice(line).map_err(|e| {
         if e.is_data() {
-            ApiError::invalid_with_diagnostic(format!("{EXPECTED}: {e}"), EXPECTED)
+            ApiError::invalid_with_diagnostic(format!("{EXPECTED}: {}", within_line(&e)), EXPECTED)
         } else {
-            ApiError::MalformedJson(e.to_string())
+            ApiError::MalformedJson(within_line(&e))
         }
     })?;
     if parsed.key.is_empty() {
@@ -207,6 +207,16 @@ fn parse_line(line: &[u8]) -> Result<Option<Record>, ApiError> {
         value,
         expires_at,
     }))
+}
+
+/// The parser's message with its position as a column: its "line 1"
+/// would read as the body's first line.
+fn within_line(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => format!("{} (column {})", &text[..at], e.column()),
+        None => text,
+    }
 }
 
 #[utoipa::path(

@@ -32,12 +32,12 @@ use reqwest::blocking::RequestBuilder;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use crate::api::ImportAnswer;
 pub use crate::api::{
     ClearAnswer, CompactAnswer, DeleteAnswer, GetAnswer, HealthAnswer, NamespaceKeysAnswer,
     NamespaceStats, NamespacesAnswer, SetAnswer, StatsAnswer,
 };
 use crate::api::{ErrorBody, ExpireBody, IncrAnswer, IncrBody, SetBody, TtlAnswer};
-pub use crate::api::ImportAnswer;
 
 /// Where `pykv serve` listens by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8000";
@@ -385,7 +385,10 @@ impl Client {
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, Error> {
         let url = format!("{}/namespaces/{}/export", self.base, ns_segment(ns)?);
-        let mut response = self.authorized(self.http.get(url)).send().map_err(|e| self.transport_error(&e))?;
+        let mut response = self
+            .authorized(self.http.get(url))
+            .send()
+            .map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let body = response.text().map_err(|e| self.transport_error(&e))?;
@@ -393,12 +396,15 @@ impl Client {
         }
         let cut = |reason: String| Error::Transport {
             url: self.base.clone(),
-            reason: format!("the export was cut before its end ({reason}); what was written is partial"),
+            reason: format!(
+                "the export was cut before its end ({reason}); what was written is partial"
+            ),
         };
         let mut buffer = vec![0; 64 * 1024];
         let (mut keys, mut last) = (0, b'\n');
         loop {
-            let n = std::io::Read::read(&mut response, &mut buffer).map_err(|e| cut(e.to_string()))?;
+            let n =
+                std::io::Read::read(&mut response, &mut buffer).map_err(|e| cut(e.to_string()))?;
             if n == 0 {
                 break;
             }
@@ -447,7 +453,10 @@ impl Client {
         ns: Option<&str>,
         key: &str,
     ) -> Result<Reply<T>, Error> {
-        let response = self.authorized(request).send().map_err(|e| self.transport_error(&e))?;
+        let response = self
+            .authorized(request)
+            .send()
+            .map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
         let etag = (response.headers().get(reqwest::header::ETAG))
             .and_then(|tag| tag.to_str().ok())

@@ -24,7 +24,9 @@ async fn export(server: &Server, ns: &str) -> Vec<Value> {
 }
 
 async fn export_text(server: &Server, ns: &str, token: Option<&str>) -> String {
-    let mut request = server.client.get(server.url(&format!("/namespaces/{ns}/export")));
+    let mut request = server
+        .client
+        .get(server.url(&format!("/namespaces/{ns}/export")));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -93,7 +95,11 @@ async fn an_export_imported_elsewhere_keeps_values_and_absolute_deadlines() {
         source.set(Some("app"), key, value.clone()).await;
     }
     let before = now_secs();
-    let r = (source.post_json("/set?ns=app", &json!({"key": "session", "value": 1, "ttl": 300}))).await;
+    let r = (source.post_json(
+        "/set?ns=app",
+        &json!({"key": "session", "value": 1, "ttl": 300}),
+    ))
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     source.set(Some("other"), "elsewhere", json!(0)).await;
 
@@ -109,7 +115,9 @@ async fn an_export_imported_elsewhere_keeps_values_and_absolute_deadlines() {
         assert_eq!(exported["value"], *value, "{key}");
         assert_eq!(exported["expires_at"], Value::Null, "{key} never expires");
     }
-    let deadline = lines[3]["expires_at"].as_f64().expect("an absolute deadline");
+    let deadline = lines[3]["expires_at"]
+        .as_f64()
+        .expect("an absolute deadline");
     assert!(
         (before + 299.0..=now_secs() + 300.0).contains(&deadline),
         "the deadline is absolute: {deadline}, set at {before} with a TTL of 300 s"
@@ -145,7 +153,10 @@ async fn an_export_imported_elsewhere_keeps_values_and_absolute_deadlines() {
     assert_eq!(target.value(Some("moved"), "gone").await, None);
     assert_eq!(target.value(Some("moved"), "kept").await, Some(json!(2)));
     // An empty body imports nothing.
-    assert_eq!(import(&target, "empty", "").await.text, r#"{"namespace":"empty","imported":0}"#);
+    assert_eq!(
+        import(&target, "empty", "").await.text,
+        r#"{"namespace":"empty","imported":0}"#
+    );
     assert!(export(&target, "empty").await.is_empty());
 }
 
@@ -169,7 +180,13 @@ async fn keys_live_for_the_whole_export_appear_exactly_once_under_concurrent_wri
             while !stop.load(Ordering::Relaxed) {
                 let churn = format!("k{:05}-churn-{w}-{n}", (n * 37 + w * 997) % STABLE);
                 server.set(Some("busy"), &churn, json!(n)).await;
-                server.set(Some("busy"), &format!("k{:05}", (n * 53) % STABLE), json!(-1)).await;
+                server
+                    .set(
+                        Some("busy"),
+                        &format!("k{:05}", (n * 53) % STABLE),
+                        json!(-1),
+                    )
+                    .await;
                 let r = server.delete(&format!("/delete/{churn}?ns=busy")).await;
                 assert_eq!(r.status, 200, "{r:?}");
                 n += 1;
@@ -183,7 +200,10 @@ async fn keys_live_for_the_whole_export_appear_exactly_once_under_concurrent_wri
     // Several exports while the writers run.
     while exports < 3 {
         let lines = export(&server, "busy").await;
-        let keys: Vec<String> = lines.iter().map(|l| l["key"].as_str().unwrap().to_owned()).collect();
+        let keys: Vec<String> = lines
+            .iter()
+            .map(|l| l["key"].as_str().unwrap().to_owned())
+            .collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "in order, none twice");
         let stable: Vec<&String> = keys.iter().filter(|k| k.len() == 6).collect();
         assert_eq!(stable.len(), STABLE, "every stable key exactly once");
@@ -214,7 +234,11 @@ async fn an_import_far_past_the_body_limit_streams_in_bounded_memory() {
     let filler = "x".repeat(600);
     let mut body = String::with_capacity(LINES * 660);
     for i in 0..LINES {
-        body.push_str(&line(&format!("key{:04}", i % KEYS), json!(format!("{i}:{filler}")), None));
+        body.push_str(&line(
+            &format!("key{:04}", i % KEYS),
+            json!(format!("{i}:{filler}")),
+            None,
+        ));
     }
     let body_bytes = body.len() as u64;
     let before = peak_rss(server.pid());
@@ -242,16 +266,28 @@ async fn an_import_far_past_the_body_limit_streams_in_bounded_memory() {
 async fn a_bad_line_is_refused_with_its_number_and_nothing_after_it_is_applied() {
     let server = Server::start_with(&["--max-key-bytes", "32", "--max-body-bytes", "4096"]);
     // The bad line comes after two full chunks of 1,000 lines.
-    let good: String = (1..=2500).map(|i| line(&format!("a{i:05}"), json!(i), None)).collect();
-    let after: String = (1..=10).map(|i| line(&format!("z{i}"), json!(i), None)).collect();
+    let good: String = (1..=2500)
+        .map(|i| line(&format!("a{i:05}"), json!(i), None))
+        .collect();
+    let after: String = (1..=10)
+        .map(|i| line(&format!("z{i}"), json!(i), None))
+        .collect();
     let cases: [(&str, u16, &str); 8] = [
         ("{not json", 400, "not valid JSON"),
         (r#"[1, 2]"#, 422, "JSON object"),
         (r#"{"key": "k"}"#, 422, "`value`"),
         (r#"{"value": 1}"#, 422, "`key`"),
         (r#"{"key": "", "value": 1}"#, 422, "`key`"),
-        (r#"{"key": "k", "value": 1, "expires_at": -5}"#, 422, "`expires_at`"),
-        (r#"{"key": "k", "value": 1, "expires_at": "soon"}"#, 422, "expires_at"),
+        (
+            r#"{"key": "k", "value": 1, "expires_at": -5}"#,
+            422,
+            "`expires_at`",
+        ),
+        (
+            r#"{"key": "k", "value": 1, "expires_at": "soon"}"#,
+            422,
+            "expires_at",
+        ),
         (
             r#"{"key": "a key much longer than thirty-two bytes", "value": 1}"#,
             422,
@@ -271,7 +307,12 @@ async fn a_bad_line_is_refused_with_its_number_and_nothing_after_it_is_applied()
     }
     // A line over --max-body-bytes: 413, with its number.
     let long = line("long", json!("y".repeat(5000)), None);
-    let r = import(&server, "long", format!("{}{long}{after}", line("first", json!(1), None))).await;
+    let r = import(
+        &server,
+        "long",
+        format!("{}{long}{after}", line("first", json!(1), None)),
+    )
+    .await;
     assert_eq!(r.status, 413, "{r:?}");
     assert!(r.detail().starts_with("line 2: "), "{r:?}");
     assert_eq!(live_keys(&server, "long").await, 1);
@@ -288,7 +329,9 @@ async fn quotas_apply_to_an_import() {
     let server = Server::start_with(&["--eviction", "noeviction"]);
     let put = (server.client.put(server.url("/quota?ns=q"))).json(&json!({"max_keys": 5}));
     assert_eq!(server.send(put).await.status, 200);
-    let body: String = (1..=8).map(|i| line(&format!("k{i}"), json!(i), None)).collect();
+    let body: String = (1..=8)
+        .map(|i| line(&format!("k{i}"), json!(i), None))
+        .collect();
     let r = import(&server, "q", body).await;
     assert_eq!(r.status, 507, "{r:?}");
     assert!(r.detail().starts_with("line 6: "), "{r:?}");
@@ -306,9 +349,22 @@ async fn an_export_needs_read_access_and_an_import_write_access() {
     let server = Server::start_in(dir.path(), &[]);
     let body = line("k", json!("v"), None);
 
-    assert_eq!(import_as(&server, "t", body.clone(), None).await.status, 401);
-    assert_eq!(import_as(&server, "t", body.clone(), Some(&read)).await.status, 403);
-    assert_eq!(import_as(&server, "t", body.clone(), Some(&other)).await.status, 403);
+    assert_eq!(
+        import_as(&server, "t", body.clone(), None).await.status,
+        401
+    );
+    assert_eq!(
+        import_as(&server, "t", body.clone(), Some(&read))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        import_as(&server, "t", body.clone(), Some(&other))
+            .await
+            .status,
+        403
+    );
     let r = import_as(&server, "t", body.clone(), Some(&write)).await;
     assert_eq!(r.status, 200, "{r:?}");
 
@@ -360,7 +416,10 @@ async fn the_cli_moves_a_tenant_between_two_servers_and_backends() {
         let value = json!({"n": i});
         let ttl = (i % 3 == 0).then_some(600);
         let r = source
-            .post_json("/set?ns=tenant", &json!({"key": key, "value": value, "ttl": ttl}))
+            .post_json(
+                "/set?ns=tenant",
+                &json!({"key": key, "value": value, "ttl": ttl}),
+            )
             .await;
         assert_eq!(r.status, 200, "{r:?}");
         expected.insert(key, value);
@@ -372,20 +431,31 @@ async fn the_cli_moves_a_tenant_between_two_servers_and_backends() {
 
     let (out, stderr, ok) = pykv(&["import", "--url", target.base_url(), "tenant"], &file);
     assert!(ok, "{stderr}");
-    assert_eq!(String::from_utf8_lossy(&out).trim(), r#"imported 1500 keys into namespace "tenant""#);
+    assert_eq!(
+        String::from_utf8_lossy(&out).trim(),
+        r#"imported 1500 keys into namespace "tenant""#
+    );
     for (key, value) in expected.iter().step_by(97) {
-        assert_eq!(target.value(Some("tenant"), key).await.as_ref(), Some(value));
+        assert_eq!(
+            target.value(Some("tenant"), key).await.as_ref(),
+            Some(value)
+        );
     }
     assert_eq!(live_keys(&target, "tenant").await, 1500);
     // The deadlines came along: the same export, byte for byte.
     let (again, _, ok) = pykv(&["export", "--url", target.base_url(), "tenant"], b"");
     assert!(ok);
     assert_eq!(again, file);
-    let left = target.get("/ttl/user:0?ns=tenant").await.body["ttl"].as_u64().unwrap();
+    let left = target.get("/ttl/user:0?ns=tenant").await.body["ttl"]
+        .as_u64()
+        .unwrap();
     assert!((590..=600).contains(&left), "{left}");
 
     // A refused line exits 2 and names it.
-    let (_, stderr, ok) = pykv(&["import", "--url", target.base_url(), "tenant"], b"{\"key\":1}\n");
+    let (_, stderr, ok) = pykv(
+        &["import", "--url", target.base_url(), "tenant"],
+        b"{\"key\":1}\n",
+    );
     assert!(!ok);
     assert!(stderr.contains("line 1:"), "{stderr}");
 }

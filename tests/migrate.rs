@@ -77,25 +77,46 @@ async fn migrate_copies_a_data_directory_into_redis_and_back_with_deadlines() {
     let (code, stdout, stderr) =
         migrate(&["--from-data-dir", dir_arg(from.path()), "--to", &redis_url]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("namespace \"alpha\": 1200 keys copied"), "{stdout}");
-    assert!(stdout.contains("namespace \"beta\": 3 keys copied"), "{stdout}");
-    assert!(stdout.contains("the default namespace: 3 keys copied"), "{stdout}");
-    assert!(stdout.contains("migrated 1206 keys in 3 namespaces"), "{stdout}");
+    assert!(
+        stdout.contains("namespace \"alpha\": 1200 keys copied"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("namespace \"beta\": 3 keys copied"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the default namespace: 3 keys copied"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("migrated 1206 keys in 3 namespaces"),
+        "{stdout}"
+    );
 
     // A server on that Redis serves the same keys, values and deadlines.
     let on_redis = Server::start_with(&["--backend", &redis_url]);
     assert_eq!(exports(&on_redis, &namespaces).await, before);
     assert_eq!(on_redis.value(None, "d2").await, Some(json!(2)));
-    let left = on_redis.get("/ttl/k0000?ns=alpha").await.body["ttl"].as_u64().unwrap();
+    let left = on_redis.get("/ttl/k0000?ns=alpha").await.body["ttl"]
+        .as_u64()
+        .unwrap();
     assert!((590..=600).contains(&left), "{left}");
-    assert_eq!(on_redis.get("/ttl/k0001?ns=alpha").await.body["ttl"], json!(null));
+    assert_eq!(
+        on_redis.get("/ttl/k0001?ns=alpha").await.body["ttl"],
+        json!(null)
+    );
     drop(on_redis);
 
     // And back, into a new directory.
     let back = tempfile::tempdir().unwrap();
-    let (code, stdout, stderr) = migrate(&["--from", &redis_url, "--to-data-dir", dir_arg(back.path())]);
+    let (code, stdout, stderr) =
+        migrate(&["--from", &redis_url, "--to-data-dir", dir_arg(back.path())]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("migrated 1206 keys in 3 namespaces"), "{stdout}");
+    assert!(
+        stdout.contains("migrated 1206 keys in 3 namespaces"),
+        "{stdout}"
+    );
     let restored = Server::start_in(back.path(), &embedded);
     assert_eq!(exports(&restored, &namespaces).await, before);
     assert_eq!(restored.value(None, "d0").await, Some(json!(0)));
@@ -103,10 +124,18 @@ async fn migrate_copies_a_data_directory_into_redis_and_back_with_deadlines() {
     // Only the namespaces named.
     let only = tempfile::tempdir().unwrap();
     let (code, stdout, stderr) = migrate(&[
-        "--from", &redis_url, "--to-data-dir", dir_arg(only.path()), "--ns", "beta",
+        "--from",
+        &redis_url,
+        "--to-data-dir",
+        dir_arg(only.path()),
+        "--ns",
+        "beta",
     ]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("migrated 3 keys in 1 namespaces"), "{stdout}");
+    assert!(
+        stdout.contains("migrated 3 keys in 1 namespaces"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -22,9 +22,9 @@ mod keys;
 mod namespaces;
 mod operability;
 mod server;
-mod transfer;
 #[cfg(test)]
 mod tests;
+mod transfer;
 
 pub use counters::{ExpireBody, IncrAnswer, IncrBody, TtlAnswer};
 pub use keys::{DeleteAnswer, DeleteStatus, GetAnswer, KeysAnswer, SetAnswer, SetBody, SetStatus};
@@ -32,11 +32,11 @@ pub use namespaces::{
     ClearAnswer, ClearStatus, NamespaceKeysAnswer, NamespacesAnswer, QuotaAnswer, QuotaBody,
 };
 pub use operability::{ErrorRecord, OperationFigures, Performance, RecentErrors};
-pub use transfer::{ExportLine, ImportAnswer, MAX_EXPIRES_AT};
 pub use server::{
     CompactAnswer, CompactStatus, HealthAnswer, HealthStatus, NamespaceStats, StatsAnswer,
     UnhealthyAnswer, UnhealthyStatus,
 };
+pub use transfer::{ExportLine, ImportAnswer, MAX_EXPIRES_AT};
 
 use std::borrow::Cow;
 

@@ -98,7 +98,8 @@ mod tests {
 
     #[test]
     fn bad_deadlines_are_named() {
-        let line: ExportLine = serde_json::from_str(r#"{"key":"k","value":1,"expires_at":-1}"#).unwrap();
+        let line: ExportLine =
+            serde_json::from_str(r#"{"key":"k","value":1,"expires_at":-1}"#).unwrap();
         assert!(line.expires_at_ms().unwrap_err().contains("`expires_at`"));
     }
 }

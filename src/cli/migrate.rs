@@ -96,12 +96,18 @@ async fn copy(
     size: u64,
     quiet: bool,
 ) -> anyhow::Result<Copied> {
-    let bar = bar(quiet, Some(size), "{prefix} [{bar:30}] {pos}/{len} keys  eta {eta}");
+    let bar = bar(
+        quiet,
+        Some(size),
+        "{prefix} [{bar:30}] {pos}/{len} keys  eta {eta}",
+    );
     bar.set_prefix(describe(namespace));
     let mut copied = Copied::default();
     let mut cursor = None;
     loop {
-        let page = source.export_page(namespace, cursor.as_deref(), MAX_PAGE).await?;
+        let page = source
+            .export_page(namespace, cursor.as_deref(), MAX_PAGE)
+            .await?;
         let done = target.import_records(namespace, &page.records).await;
         done.commit.durable().await?;
         copied.stored += done.stored as u64;

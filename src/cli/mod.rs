@@ -42,8 +42,9 @@ pub fn run(command: Command) -> ExitCode {
             connect(&args.client).map(|kv| shell::run(&kv, args.ns, format(&args.client)))
         }
         Command::Export(args) => connect(&args.client).and_then(|kv| transfer::export(&kv, &args)),
-        Command::Import(args) => connect(&args.client)
-            .and_then(|kv| transfer::import(&kv, &args, format(&args.client))),
+        Command::Import(args) => {
+            connect(&args.client).and_then(|kv| transfer::import(&kv, &args, format(&args.client)))
+        }
         Command::Migrate(args) => return migrate::run(&args),
         other => run_once(other),
     };

@@ -20,8 +20,15 @@ use crate::config::TransferArgs;
 pub fn export(kv: &Client, args: &TransferArgs) -> Result<u8, Error> {
     // The bar's length is the namespace's size when the export starts; a
     // namespace written meanwhile may end a little off it.
-    let total = kv.namespace_size(&args.ns).ok().map(|a| a.total_keys as u64);
-    let bar = bar(args.quiet, total, "{prefix} [{bar:30}] {pos}/{len} keys  {elapsed}");
+    let total = kv
+        .namespace_size(&args.ns)
+        .ok()
+        .map(|a| a.total_keys as u64);
+    let bar = bar(
+        args.quiet,
+        total,
+        "{prefix} [{bar:30}] {pos}/{len} keys  {elapsed}",
+    );
     bar.set_prefix(format!("export {}", args.ns));
     let mut out = BufWriter::new(std::io::stdout().lock());
     let keys = kv.export(&args.ns, &mut out, &mut |keys| bar.set_position(keys));

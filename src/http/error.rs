@@ -528,7 +528,13 @@ impl ApiError {
         parts
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        response = Response::from_parts(parts, reply::json(&ErrorBody { detail: detail.into() }).into_body());
+        response = Response::from_parts(
+            parts,
+            reply::json(&ErrorBody {
+                detail: detail.into(),
+            })
+            .into_body(),
+        );
         response
     }
 }

@@ -9,9 +9,9 @@ use utoipa::OpenApi;
 
 use crate::api::{
     ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, ExpireBody, ExportLine,
-    GetAnswer, HealthAnswer, ImportAnswer, IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer, NamespaceStats,
-    NamespacesAnswer, OperationFigures, Performance, QuotaAnswer, QuotaBody, RecentErrors,
-    SetAnswer, SetBody, StatsAnswer, TtlAnswer, UnhealthyAnswer,
+    GetAnswer, HealthAnswer, ImportAnswer, IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer,
+    NamespaceStats, NamespacesAnswer, OperationFigures, Performance, QuotaAnswer, QuotaBody,
+    RecentErrors, SetAnswer, SetBody, StatsAnswer, TtlAnswer, UnhealthyAnswer,
 };
 
 /// The document, built once per request of `/openapi.json` (it is small):

@@ -116,7 +116,9 @@ impl Upload {
                 }
                 Ok(())
             }
-            Ok(Some(Err(e))) => Err(ApiError::MalformedJson(format!("cannot read the body: {e}"))),
+            Ok(Some(Err(e))) => Err(ApiError::MalformedJson(format!(
+                "cannot read the body: {e}"
+            ))),
         }
     }
 

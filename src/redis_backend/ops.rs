@@ -219,7 +219,9 @@ impl KvBackend for RedisBackend {
             .collect();
         let more = records.len() > limit;
         records.truncate(limit);
-        let next_cursor = more.then(|| records.last().map(|r| r.key.clone())).flatten();
+        let next_cursor = more
+            .then(|| records.last().map(|r| r.key.clone()))
+            .flatten();
         Ok(RecordPage {
             records,
             next_cursor,

@@ -105,6 +105,12 @@ mod tests {
         assert_eq!(rest.next_cursor, None);
         // An export reads without counting lookups.
         assert_eq!(store.namespace_stats(Some("n")).unwrap().cache_hits, 0);
-        assert!(store.export_page(Some("nope"), None, 10).unwrap().records.is_empty());
+        assert!(
+            store
+                .export_page(Some("nope"), None, 10)
+                .unwrap()
+                .records
+                .is_empty()
+        );
     }
 }

@@ -75,7 +75,12 @@ async fn page(
     cursor: Option<&str>,
     patience: Duration,
 ) -> Result<RecordPage, BackendError> {
-    match timeout(patience, backend.export_page(Some(namespace), cursor, MAX_PAGE)).await {
+    match timeout(
+        patience,
+        backend.export_page(Some(namespace), cursor, MAX_PAGE),
+    )
+    .await
+    {
         Ok(page) => page,
         Err(_) => Err(BackendError::TimedOut { after: patience }),
     }

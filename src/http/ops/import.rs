@@ -183,10 +183,12 @@ fn parse_line(line: &[u8]) -> Result<Option<Record>, ApiError> {
     }
     // serde would also read a struct from an array.
     if line.trim_ascii_start().first() != Some(&b'{') {
-        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
-            Ok(_) => ApiError::invalid(format!("{EXPECTED}; got another JSON type")),
-            Err(e) => ApiError::MalformedJson(within_line(&e)),
-        });
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+                Ok(_) => ApiError::invalid(format!("{EXPECTED}; got another JSON type")),
+                Err(e) => ApiError::MalformedJson(within_line(&e)),
+            },
+        );
     }
     let parsed: ExportLine = serde_json::from_slice(line).map_err(|e| {
         if e.is_data() {

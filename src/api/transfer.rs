@@ -25,7 +25,7 @@ pub struct ExportLine<'a> {
     /// epoch (milliseconds in the fraction); null or absent for a key that
     /// never expires. An import skips a line whose time has passed.
     #[serde(default)]
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 99_999_999_999_u64)]
     pub expires_at: Option<f64>,
 }
 

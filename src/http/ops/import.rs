@@ -91,8 +91,14 @@ impl Operation for Import {
         }
     }
 
+    /// The body is optional: an empty one imports nothing. (utoipa would
+    /// make an `Option` body nullable instead, and `null` is no line.)
     fn openapi() -> Option<Documented> {
-        documented::<Self>()
+        let (path, methods, mut operation) = documented::<Self>()?;
+        if let Some(body) = operation.request_body.as_mut() {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+        Some((path, methods, operation))
     }
 }
 
@@ -224,7 +230,13 @@ fn within_line(e: &serde_json::Error) -> String {
 #[utoipa::path(
     post, path = "/namespaces/{ns}/import", tag = "namespaces", impl_for = Import,
     params(("ns" = String, Path, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace name (1 to 64 of A-Z a-z 0-9 _ . -)")),
-    request_body(content = api::ExportLine, content_type = "application/x-ndjson", description = "One key per line, as an export writes them; streamed, of any size (each line at most `--max-body-bytes`). Blank lines are skipped; a line whose `expires_at` has passed is skipped."),
+    request_body(
+        description = "One key per line, as an export writes them (NDJSON); streamed, of any size (each line at most `--max-body-bytes`). Blank lines are skipped; a line whose `expires_at` has passed is skipped. A single JSON object on one line is a body of one line, whatever the content type; an empty body imports nothing.",
+        content(
+            (api::ExportLine = "application/x-ndjson"),
+            (api::ExportLine = "application/json"),
+        ),
+    ),
     responses(
         (status = 200, description = "Every line applied", body = api::ImportAnswer),
         (status = 400, description = "Line N is not JSON: the lines before it were applied, nothing from it on", body = api::ErrorBody),

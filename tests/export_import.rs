@@ -459,3 +459,38 @@ async fn the_cli_moves_a_tenant_between_two_servers_and_backends() {
     assert!(!ok);
     assert!(stderr.contains("line 1:"), "{stderr}");
 }
+
+/// A client that stops sending its body is cut after `--request-timeout`
+/// without news (408), naming the line it waited for; what it sent before
+/// stays imported. The upload as a whole has no deadline.
+#[tokio::test]
+async fn an_import_that_stalls_is_cut_after_the_request_timeout() {
+    use std::io::Read;
+    use std::net::TcpStream;
+
+    let server = Server::start_with(&["--request-timeout", "1"]);
+    let address = server.base_url().trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let first = line("sent", json!(1), None);
+    let head = format!(
+        "POST /namespaces/stall/import HTTP/1.1\r\nHost: {address}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n",
+        first.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("line 2: no more of the request body arrived for 1 s"),
+        "{answer}"
+    );
+    assert!(answer.contains("1 keys imported"), "{answer}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert_eq!(server.value(Some("stall"), "sent").await, Some(json!(1)));
+}

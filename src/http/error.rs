@@ -515,6 +515,15 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// Whether this is a streamed body that stalled (at a line or not).
+    pub fn is_stalled_body(&self) -> bool {
+        match self {
+            ApiError::BodyStalled { .. } => true,
+            ApiError::AtLine { error, .. } => error.is_stalled_body(),
+            _ => false,
+        }
+    }
+
     /// An import's refusal at a line: its error's answer (status and
     /// headers), with the line's message, on a connection that then closes,
     /// since the rest of the body was not read.

@@ -85,7 +85,10 @@ impl Operation for Import {
                 namespace: self.namespace,
             })),
             Err(refusal) => {
-                body.discard_rest(DISCARD_BYTES, DISCARD_PATIENCE).await;
+                // A client that stalled is sending nothing more to wait for.
+                if !refusal.is_stalled_body() {
+                    body.discard_rest(DISCARD_BYTES, DISCARD_PATIENCE).await;
+                }
                 Err(refusal)
             }
         }

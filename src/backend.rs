@@ -282,8 +282,10 @@ pub trait KvBackend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<KeyPage, BackendError>> + Send;
 
     /// A page of at most `limit` live keys after `cursor`, in key order,
-    /// with their values and absolute deadlines, for an export. Reads
-    /// count no hit or miss and mark nothing used.
+    /// with their values and absolute deadlines, for an export; it ends
+    /// early after the record that brings its keys and values to
+    /// [`crate::store::PAGE_BYTES`]. Reads count no hit or miss and mark
+    /// nothing used.
     fn export_page(
         &self,
         namespace: Option<&str>,

@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use crate::backend::{BackendError, BackendStats, Commit, Health, Imported, KvBackend};
 use crate::store::{
-    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, Record, RecordPage,
-    StoreError, StoreStats, deadline_in, etag_of, now_ms, validate_namespace,
+    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, PAGE_BYTES, QuotaReport, Record,
+    RecordPage, StoreError, StoreStats, deadline_in, etag_of, now_ms, validate_namespace,
 };
 
 const NAME: &str = "memory";
@@ -383,23 +383,22 @@ impl KvBackend for MemoryBackend {
             return Ok(RecordPage::default());
         };
         let after = cursor.map_or(Bound::Unbounded, |c| Bound::Excluded(c.to_owned()));
-        let mut records: Vec<Record> = (space.entries.range((after, Bound::Unbounded)))
-            .take(limit + 1)
-            .map(|(key, entry)| Record {
+        let mut entries = space.entries.range((after, Bound::Unbounded)).peekable();
+        let (mut page, mut bytes) = (RecordPage::default(), 0);
+        while let Some((key, entry)) = entries.next() {
+            bytes += key.len() + entry.value.len();
+            page.records.push(Record {
                 key: key.clone(),
                 value: entry.value.clone(),
                 expires_at: entry.expires_at,
-            })
-            .collect();
-        let more = records.len() > limit;
-        records.truncate(limit);
-        let next_cursor = more
-            .then(|| records.last().map(|r| r.key.clone()))
-            .flatten();
-        Ok(RecordPage {
-            records,
-            next_cursor,
-        })
+            });
+            let full = page.records.len() == limit || bytes >= PAGE_BYTES;
+            if full {
+                page.next_cursor = entries.peek().map(|_| key.clone());
+                break;
+            }
+        }
+        Ok(page)
     }
 
     async fn import_records(&self, namespace: Option<&str>, records: &[Record]) -> Imported {

@@ -494,3 +494,26 @@ async fn an_import_that_stalls_is_cut_after_the_request_timeout() {
     assert!(waited < Duration::from_secs(3), "{waited:?}");
     assert_eq!(server.value(Some("stall"), "sent").await, Some(json!(1)));
 }
+
+/// Pages end by size as well as by count (1 MiB of keys and values): a
+/// namespace of large values is exported whole, each key once.
+#[tokio::test]
+async fn large_values_are_exported_whole_across_pages() {
+    let server = Server::start();
+    let big = "v".repeat(300_000);
+    for i in 0..9 {
+        server
+            .set(
+                Some("large"),
+                &format!("big{i}"),
+                json!(format!("{i}{big}")),
+            )
+            .await;
+    }
+    let lines = export(&server, "large").await;
+    assert_eq!(lines.len(), 9);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["key"], format!("big{i}"));
+        assert_eq!(line["value"], format!("{i}{big}"));
+    }
+}

@@ -14,8 +14,8 @@ use super::scripts::{
 use super::{RedisBackend, invocation, layout, reclaim, within};
 use crate::backend::{BackendError, BackendStats, Commit, Health, Imported, KvBackend};
 use crate::store::{
-    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, Record, RecordPage,
-    StoreError, StoreStats, counter_value, validate_namespace,
+    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, PAGE_BYTES, QuotaReport, Record,
+    RecordPage, StoreError, StoreStats, counter_value, validate_namespace,
 };
 
 impl KvBackend for RedisBackend {
@@ -207,7 +207,7 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let (min, max) = lex_range("", cursor);
         let mut call = invocation(&EXPORT_SCRIPT, &keys);
-        call.arg(min).arg(max).arg(limit + 1);
+        call.arg(min).arg(max).arg(limit + 1).arg(PAGE_BYTES);
         let flat: Vec<String> = self.run(&call).await?;
         let mut records: Vec<Record> = (flat.chunks_exact(3))
             .map(|triple| Record {
@@ -217,7 +217,10 @@ impl KvBackend for RedisBackend {
                 expires_at: triple[2].parse::<f64>().ok().map(|ms| ms as u64),
             })
             .collect();
-        let more = records.len() > limit;
+        // One more than the page was asked for, to know whether another
+        // follows; a page ended by its size may be followed by an empty one.
+        let bytes: usize = (records.iter()).map(|r| r.key.len() + r.value.len()).sum();
+        let more = records.len() > limit || bytes >= PAGE_BYTES;
         records.truncate(limit);
         let next_cursor = more
             .then(|| records.last().map(|r| r.key.clone()))

@@ -277,15 +277,16 @@ end
 return 1
 "#;
 
-/// ARGV: min, max (ZRANGEBYLEX bounds), want. Returns up to `want` live
-/// keys in byte order, flat: key, value, deadline in ms or "" for each.
-/// The page is read in one step, so each key comes with the value and
-/// deadline it had together.
+/// ARGV: min, max (ZRANGEBYLEX bounds), want, most bytes. Returns up to
+/// `want` live keys in byte order, flat: key, value, deadline in ms or ""
+/// for each; it stops early after the key that brings the keys and values
+/// to `most bytes`. The page is read in one step, so each key comes with
+/// the value and deadline it had together.
 const EXPORT: &str = r#"
 local now = now_ms()
-local min, max, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local out, found = {}, 0
-while found < want do
+local min, max, want, most = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local out, found, bytes = {}, 0, 0
+while found < want and bytes < most do
   local batch = redis.call('ZRANGEBYLEX', index, min, max, 'LIMIT', 0, want)
   if #batch == 0 then break end
   for _, key in ipairs(batch) do
@@ -295,7 +296,8 @@ while found < want do
       out[#out + 1] = value
       out[#out + 1] = redis.call('ZSCORE', deadlines, key) or ''
       found = found + 1
-      if found == want then break end
+      bytes = bytes + #key + #value
+      if found == want or bytes >= most then break end
     end
   end
   min = '(' .. batch[#batch]

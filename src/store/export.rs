@@ -11,6 +11,10 @@
 use super::namespace::Namespace;
 use super::{Store, StoreError, now_ms};
 
+/// Bytes of keys and values after which a page ends, before its count of
+/// keys is reached: a page of large values stays about this size.
+pub const PAGE_BYTES: usize = 1 << 20;
+
 /// One key as an export writes it and an import restores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -39,8 +43,9 @@ pub struct RecordPage {
 
 impl Store {
     /// Up to `limit` live keys of `namespace` after `after`, in order, with
-    /// their values and deadlines. A key removed between the listing and
-    /// the read is left out: it was not live for the whole export.
+    /// their values and deadlines, ending early past [`PAGE_BYTES`]. A key
+    /// removed between the listing and the read is left out: it was not
+    /// live for the whole export.
     pub fn export_page(
         &self,
         namespace: Option<&str>,
@@ -49,24 +54,33 @@ impl Store {
     ) -> Result<RecordPage, StoreError> {
         let page = self.list_keys(namespace, "", after, limit)?;
         let now = now_ms();
-        let records = self.with_namespace(namespace, |space| {
-            (page.keys.iter())
-                .filter_map(|key| {
-                    let index = Namespace::shard_index(&self.hasher, key);
-                    let shard = space.existing_shard(index)?;
-                    let entry = shard.peek(key).filter(|e| !e.is_expired(now))?;
-                    Some(Record {
-                        key: key.clone(),
-                        value: entry.value().to_owned(),
-                        expires_at: entry.expires_at().map(|at| at.get()),
-                    })
-                })
-                .collect()
-        });
-        Ok(RecordPage {
-            records: records.unwrap_or_default(),
+        let mut out = RecordPage {
+            records: Vec::new(),
             next_cursor: page.next_cursor,
-        })
+        };
+        self.with_namespace(namespace, |space| {
+            let mut bytes = 0;
+            for (i, key) in page.keys.iter().enumerate() {
+                let index = Namespace::shard_index(&self.hasher, key);
+                let Some(shard) = space.existing_shard(index) else {
+                    continue;
+                };
+                let Some(entry) = shard.peek(key).filter(|e| !e.is_expired(now)) else {
+                    continue;
+                };
+                bytes += key.len() + entry.value().len();
+                out.records.push(Record {
+                    key: key.clone(),
+                    value: entry.value().to_owned(),
+                    expires_at: entry.expires_at().map(|at| at.get()),
+                });
+                if bytes >= PAGE_BYTES && i + 1 < page.keys.len() {
+                    out.next_cursor = Some(key.clone());
+                    break;
+                }
+            }
+        });
+        Ok(out)
     }
 }
 

@@ -51,7 +51,7 @@ pub use condition::{Condition, etag_of};
 pub use counter::counter_value;
 pub use evict::{EvictionPolicy, Limit, Limits, MAX_LIMIT, QuotaReport};
 pub use expire::spawn_expiry_cycle;
-pub use export::{Record, RecordPage};
+pub use export::{PAGE_BYTES, Record, RecordPage};
 pub use namespace::{MAX_NAMESPACE_LEN, validate_namespace};
 pub use scan::{KeyPage, MAX_PAGE};
 pub use stats::{NamespaceStats, StoreStats};

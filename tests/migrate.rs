@@ -145,3 +145,61 @@ fn migrate_needs_one_source_and_one_target() {
     let (code, _, stderr) = migrate(&["--from-data-dir", "/nonexistent", "--to", "nonsense"]);
     assert_eq!(code, Some(2), "{stderr}");
 }
+
+/// Into a Redis Cluster and back, when .ci/run gives one
+/// (`PYKV_REDIS_CLUSTER_URL`), under a key prefix of the test's own.
+#[tokio::test]
+async fn migrate_copies_into_a_redis_cluster_and_back() {
+    let Ok(cluster) = std::env::var("PYKV_REDIS_CLUSTER_URL") else {
+        eprintln!("SKIPPED: PYKV_REDIS_CLUSTER_URL is not set");
+        return;
+    };
+    let prefix = format!("migrate-{}", std::process::id());
+    let from = tempfile::tempdir().unwrap();
+    let embedded = ["--backend", "embedded"];
+    let mut source = Server::start_in(from.path(), &embedded);
+    for ns in ["c1", "c2", "c3"] {
+        for i in 0..50 {
+            let body = json!({"key": format!("k{i}"), "value": [ns, i], "ttl": 900});
+            assert_eq!(
+                source
+                    .post_json(&format!("/set?ns={ns}"), &body)
+                    .await
+                    .status,
+                200
+            );
+        }
+    }
+    let before = exports(&source, &["c1", "c2", "c3"]).await;
+    source.terminate();
+    source.wait_exit();
+
+    let to_cluster = [
+        "--from-data-dir",
+        dir_arg(from.path()),
+        "--to",
+        &cluster,
+        "--redis-prefix",
+        &prefix,
+    ];
+    let (code, stdout, stderr) = migrate(&to_cluster);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("migrated 150 keys in 3 namespaces"),
+        "{stdout}"
+    );
+
+    let back = tempfile::tempdir().unwrap();
+    let from_cluster = [
+        "--from",
+        &cluster,
+        "--to-data-dir",
+        dir_arg(back.path()),
+        "--redis-prefix",
+        &prefix,
+    ];
+    let (code, stdout, stderr) = migrate(&from_cluster);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let restored = Server::start_in(back.path(), &embedded);
+    assert_eq!(exports(&restored, &["c1", "c2", "c3"]).await, before);
+}

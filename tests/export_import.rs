@@ -517,3 +517,29 @@ async fn large_values_are_exported_whole_across_pages() {
         assert_eq!(line["value"], format!("{i}{big}"));
     }
 }
+
+/// An import is acknowledged only once it is durable: every key of an
+/// answered import survives `kill -9` (a backend that keeps data).
+#[tokio::test]
+async fn an_acknowledged_import_survives_kill_9() {
+    if !common::backend_supports("persistence") {
+        return;
+    }
+    let mut server = Server::start();
+    let body: String = (0..2500)
+        .map(|i| {
+            line(
+                &format!("k{i:04}"),
+                json!(i),
+                (i % 2 == 0).then_some(now_secs() + 600.0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        import(&server, "durable", body).await.body["imported"],
+        2500
+    );
+    let before = export_text(&server, "durable", None).await;
+    server.restart();
+    assert_eq!(export_text(&server, "durable", None).await, before);
+}

@@ -451,13 +451,15 @@ async fn the_cli_moves_a_tenant_between_two_servers_and_backends() {
         .unwrap();
     assert!((590..=600).contains(&left), "{left}");
 
-    // A refused line exits 2 and names it.
-    let (_, stderr, ok) = pykv(
-        &["import", "--url", target.base_url(), "tenant"],
-        b"{\"key\":1}\n",
-    );
+    // A refused line exits 2 and names it, even with 30 MB still to send
+    // after it: the server reads the rest before answering.
+    let mut bad = b"{\"key\":1}\n".to_vec();
+    let filler = line("more", json!("z".repeat(1000)), None);
+    bad.extend(filler.repeat(30_000).into_bytes());
+    let (_, stderr, ok) = pykv(&["import", "--url", target.base_url(), "tenant"], &bad);
     assert!(!ok);
     assert!(stderr.contains("line 1:"), "{stderr}");
+    assert_eq!(target.value(Some("tenant"), "more").await, None);
 }
 
 /// A client that stops sending its body is cut after `--request-timeout`

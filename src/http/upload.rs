@@ -122,18 +122,17 @@ impl Upload {
         }
     }
 
-    /// Reads and drops what is left of the body, at most `most` bytes and
-    /// until `patience` has passed, before an early refusal is answered: a
-    /// client still sending would otherwise have its connection reset
-    /// before it reads the answer.
-    pub async fn discard_rest(&mut self, most: usize, patience: Duration) {
+    /// Reads and drops what is left of the body before an early refusal is
+    /// answered, for at most `patience` in all and as long as it keeps
+    /// coming: a client still sending would otherwise have its connection
+    /// cut before it reads the answer (reqwest, for one, then reports only
+    /// the broken upload). Nothing of it is kept.
+    pub async fn discard_rest(&mut self, patience: Duration) {
         let deadline = Instant::now() + patience;
-        let mut dropped = 0;
-        while dropped < most {
-            match timeout_at(deadline, self.body.frame()).await {
-                Ok(Some(Ok(frame))) => {
-                    dropped += frame.data_ref().map_or(0, Bytes::len);
-                }
+        loop {
+            let next = timeout(self.idle, self.body.frame());
+            match timeout_at(deadline, next).await {
+                Ok(Ok(Some(Ok(_)))) => {}
                 _ => return,
             }
         }

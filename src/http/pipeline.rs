@@ -238,7 +238,7 @@ where
 /// poll: the embedded engine answers most operations at once, and a body
 /// of a few hundred bytes arrives with its headers, so most requests then
 /// cost no timer at all.
-pub(super) async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
+async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
     let mut future = pin!(future);
     let first = poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
     match first {

@@ -29,6 +29,12 @@
 //!   the next page holds the keys strictly greater than it. Keys present
 //!   for the whole listing appear exactly once; keys written or deleted
 //!   meanwhile may or may not appear.
+//! - **Moving data.** `export_page` pages through a namespace under the
+//!   listing's contract, with each key's value and absolute deadline, and
+//!   counts no lookup. `import_records` stores records in order as `set`
+//!   would (limits and quotas included) with their absolute deadlines,
+//!   skips those already past, and stops at the first it must refuse:
+//!   what precedes it stays stored, one [`Commit`] covering it all.
 //! - **Failures.** A store that cannot be reached answers
 //!   [`BackendError::Unavailable`], one too slow [`BackendError::TimedOut`]:
 //!   the HTTP layer answers both with 503 and `Retry-After`, never 500.
@@ -58,7 +64,8 @@ use crate::feed::{FeedItem, Retention, Watcher};
 use crate::memory::MemoryBackend;
 use crate::redis_backend::{RedisBackend, RedisWatcher};
 use crate::store::{
-    Condition, KeyPage, Limit, NamespaceStats, QuotaReport, StoreError, StoreStats,
+    Condition, KeyPage, Limit, NamespaceStats, QuotaReport, Record, RecordPage, StoreError,
+    StoreStats,
 };
 use crate::wal::SyncSnapshot;
 
@@ -139,6 +146,33 @@ pub struct PersistenceStats {
     /// writer thread (src/wal/writer.rs, "Inline writes").
     pub records_inline: u64,
     pub records_by_writer: u64,
+}
+
+/// What [`KvBackend::import_records`] did with a run of records.
+#[must_use = "the records are only acknowledged once the commit resolves"]
+pub struct Imported {
+    /// Records dealt with from the start of the run: stored, or skipped
+    /// because their deadline had passed.
+    pub applied: usize,
+    /// Of those, how many were stored.
+    pub stored: usize,
+    /// The durability of what was stored.
+    pub commit: Commit,
+    /// Why record number `applied` was refused; `None` when every record
+    /// was applied. Nothing after it was tried.
+    pub refused: Option<BackendError>,
+}
+
+impl Imported {
+    /// The outcome of a run refused before any record was stored.
+    pub fn refused(error: BackendError) -> Self {
+        Imported {
+            applied: 0,
+            stored: 0,
+            commit: Commit::done(),
+            refused: Some(error),
+        }
+    }
 }
 
 /// Whether the backend can take writes now.
@@ -251,6 +285,27 @@ pub trait KvBackend: Send + Sync + 'static {
         cursor: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<KeyPage, BackendError>> + Send;
+
+    /// A page of at most `limit` live keys after `cursor`, in key order,
+    /// with their values and absolute deadlines, for an export; it ends
+    /// early after the record that brings its keys and values to
+    /// [`crate::store::PAGE_BYTES`]. Reads count no hit or miss and mark
+    /// nothing used.
+    fn export_page(
+        &self,
+        namespace: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<RecordPage, BackendError>> + Send;
+
+    /// Stores `records` in order, each as [`KvBackend::set`] would but with
+    /// its absolute deadline, skipping those whose deadline has passed;
+    /// stops at the first record refused (see [`Imported`]).
+    fn import_records(
+        &self,
+        namespace: Option<&str>,
+        records: &[Record],
+    ) -> impl Future<Output = Imported> + Send;
 
     /// Every figure of the whole server: O(namespaces), so the HTTP layer
     /// gathers it off its request workers (`http::views`).
@@ -383,6 +438,19 @@ impl KvBackend for Backend {
         limit: usize,
     ) -> Result<KeyPage, BackendError> {
         dispatch!(self, b => b.list_keys(namespace, prefix, cursor, limit).await)
+    }
+
+    async fn export_page(
+        &self,
+        namespace: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RecordPage, BackendError> {
+        dispatch!(self, b => b.export_page(namespace, cursor, limit).await)
+    }
+
+    async fn import_records(&self, namespace: Option<&str>, records: &[Record]) -> Imported {
+        dispatch!(self, b => b.import_records(namespace, records).await)
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {

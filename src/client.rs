@@ -32,6 +32,7 @@ use reqwest::blocking::RequestBuilder;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use crate::api::ImportAnswer;
 pub use crate::api::{
     ClearAnswer, CompactAnswer, DeleteAnswer, GetAnswer, HealthAnswer, NamespaceKeysAnswer,
     NamespaceStats, NamespacesAnswer, SetAnswer, StatsAnswer,
@@ -51,6 +52,11 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// How long an import may take in all: it sends a tenant, as fast as the
+/// server stores it, and the server itself cuts an upload that stalls
+/// (`--request-timeout` between two pieces).
+pub const IMPORT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// The longest part of a non-JSON error body quoted in an [`Error`].
 const QUOTE_LIMIT: usize = 200;
@@ -367,6 +373,78 @@ impl Client {
         self.send(self.http.post(url), None, "")
     }
 
+    /// Streams the export of `ns` (NDJSON, one key per line) into `out`,
+    /// calling `progress` with the number of keys written so far as they
+    /// arrive; returns how many keys. Each wait for more is bounded by the
+    /// client's timeout, not the whole. An export cut midway is an
+    /// [`Error::Transport`]: what `out` holds then is partial.
+    pub fn export(
+        &self,
+        ns: &str,
+        out: &mut dyn std::io::Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64, Error> {
+        let url = format!("{}/namespaces/{}/export", self.base, ns_segment(ns)?);
+        let mut response = self
+            .authorized(self.http.get(url))
+            .send()
+            .map_err(|e| self.transport_error(&e))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = response.text().map_err(|e| self.transport_error(&e))?;
+            return Err(status_error(status, &body, Some(ns), ""));
+        }
+        let cut = |reason: String| Error::Transport {
+            url: self.base.clone(),
+            reason: format!(
+                "the export was cut before its end ({reason}); what was written is partial"
+            ),
+        };
+        let mut buffer = vec![0; 64 * 1024];
+        let (mut keys, mut last) = (0, b'\n');
+        loop {
+            let n =
+                std::io::Read::read(&mut response, &mut buffer).map_err(|e| cut(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &buffer[..n];
+            out.write_all(chunk)
+                .map_err(|e| Error::Usage(format!("cannot write the export: {e}")))?;
+            keys += memchr::memchr_iter(b'\n', chunk).count() as u64;
+            last = chunk[n - 1];
+            progress(keys);
+        }
+        if last != b'\n' {
+            return Err(cut("it ends inside a line".into()));
+        }
+        Ok(keys)
+    }
+
+    /// Streams `input` (NDJSON as [`Client::export`] writes it) into `ns`,
+    /// within [`IMPORT_TIMEOUT`]. A refused line is an [`Error::Rejected`]
+    /// (or [`Error::Server`]) naming its number; the lines before it were
+    /// imported.
+    pub fn import(
+        &self,
+        ns: &str,
+        input: impl std::io::Read + Send + 'static,
+    ) -> Result<Reply<ImportAnswer>, Error> {
+        let url = format!("{}/namespaces/{}/import", self.base, ns_segment(ns)?);
+        let request = (self.http.post(url))
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            .timeout(IMPORT_TIMEOUT)
+            .body(reqwest::blocking::Body::new(input));
+        self.send(request, Some(ns), "")
+    }
+
+    fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
     /// Sends the request and decodes the answer; `ns` and `key` name the
     /// key in an [`Error::NotFound`].
     fn send<T: DeserializeOwned>(
@@ -375,11 +453,10 @@ impl Client {
         ns: Option<&str>,
         key: &str,
     ) -> Result<Reply<T>, Error> {
-        let request = match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        };
-        let response = request.send().map_err(|e| self.transport_error(&e))?;
+        let response = self
+            .authorized(request)
+            .send()
+            .map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
         let etag = (response.headers().get(reqwest::header::ETAG))
             .and_then(|tag| tag.to_str().ok())

@@ -58,6 +58,15 @@ pub enum Command {
     Health(NsOptionArgs),
     /// Rewrite the server's log down to the live data (in the background).
     Compact(ClientArgs),
+    /// Write a namespace's keys to stdout as NDJSON, with their values and
+    /// absolute TTL deadlines (`pykv export NS > file`).
+    Export(TransferArgs),
+    /// Read keys into a namespace from stdin, as `pykv export` writes them
+    /// (`pykv import NS < file`).
+    Import(TransferArgs),
+    /// Copy every namespace's live data, TTL deadlines included, from an
+    /// embedded data directory into Redis, or back (no server involved).
+    Migrate(MigrateArgs),
     /// Interactive prompt (reads commands from stdin when it is not a terminal).
     Shell(ShellArgs),
     /// Check a configuration file, or print the configuration `serve`
@@ -319,6 +328,70 @@ pub struct KeyArgs {
 
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// `export` and `import`: one namespace of a server.
+#[derive(Debug, Clone, Args)]
+pub struct TransferArgs {
+    /// The namespace.
+    pub ns: String,
+
+    /// No progress bar (it is drawn on stderr, and only when stderr is a
+    /// terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `migrate`: from one backend to another, opened directly.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["from_data_dir", "from"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to_data_dir", "to"])))]
+pub struct MigrateArgs {
+    /// Copy from this embedded data directory (it must not be in use by a
+    /// running server: its lock is taken).
+    #[arg(long, value_name = "DIR")]
+    pub from_data_dir: Option<PathBuf>,
+
+    /// Copy from this Redis: redis://HOST:PORT or
+    /// redis-cluster://HOST:PORT[,HOST:PORT...].
+    #[arg(long, value_name = "URL", value_parser = RedisTarget::parse)]
+    pub from: Option<RedisTarget>,
+
+    /// Copy into this embedded data directory (created if missing; it
+    /// must not be in use by a running server).
+    #[arg(long, value_name = "DIR")]
+    pub to_data_dir: Option<PathBuf>,
+
+    /// Copy into this Redis: redis://HOST:PORT or
+    /// redis-cluster://HOST:PORT[,HOST:PORT...].
+    #[arg(long, value_name = "URL", value_parser = RedisTarget::parse)]
+    pub to: Option<RedisTarget>,
+
+    /// Only these namespaces (repeat the flag; `default` is not a name:
+    /// the default namespace is copied when no --ns is given).
+    #[arg(long = "ns", value_name = "NS")]
+    pub namespaces: Vec<String>,
+
+    /// The Redis key prefix the servers use (`serve --redis-prefix`).
+    #[arg(long, env = "PYKV_REDIS_PREFIX", default_value = "pykv", value_parser = parse_redis_prefix)]
+    pub redis_prefix: String,
+
+    /// Deadline of one call to Redis: `250ms`, `2s`, or milliseconds.
+    #[arg(long, env = "PYKV_BACKEND_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub backend_timeout: Duration,
+
+    /// Longest key accepted, in bytes, as `serve --max-key-bytes`.
+    #[arg(long, env = "PYKV_MAX_KEY_BYTES", default_value_t = 1024,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_KEY_BYTES))]
+    pub max_key_bytes: usize,
+
+    /// No progress bar (drawn on stderr when it is a terminal); the counts
+    /// are still printed.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `stats` and `health`: the whole server, or one namespace.

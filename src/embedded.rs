@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::{
-    BackendError, BackendStats, ChangeStream, Commit, Health, KvBackend, PersistenceStats,
+    BackendError, BackendStats, ChangeStream, Commit, Health, Imported, KvBackend, PersistenceStats,
 };
 use crate::dir_lock::{DirLock, LockError};
 use crate::store::{
-    Condition, KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Store, StoreConfig, StoreStats,
-    Undo, deadline_in,
+    Condition, KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Record, RecordPage, Store,
+    StoreConfig, StoreStats, Undo, deadline_in, now_ms,
 };
 use crate::wal::{
     AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
@@ -248,6 +248,43 @@ impl KvBackend for EmbeddedBackend {
         limit: usize,
     ) -> Result<KeyPage, BackendError> {
         Ok(self.store.list_keys(namespace, prefix, cursor, limit)?)
+    }
+
+    async fn export_page(
+        &self,
+        namespace: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RecordPage, BackendError> {
+        Ok(self.store.export_page(namespace, cursor, limit)?)
+    }
+
+    /// The log is written in order, so the last record's durability covers
+    /// every record before it: one wait for the whole run.
+    async fn import_records(&self, namespace: Option<&str>, records: &[Record]) -> Imported {
+        let now = now_ms();
+        let (mut stored, mut last) = (0, None);
+        let mut refused = None;
+        let mut applied = 0;
+        for record in records {
+            if !record.is_expired(now) {
+                let key = &record.key;
+                match (self.store).set(namespace, key, &record.value, record.expires_at) {
+                    Ok(lsn) => (stored, last) = (stored + 1, Some(lsn)),
+                    Err(error) => {
+                        refused = Some(error.into());
+                        break;
+                    }
+                }
+            }
+            applied += 1;
+        }
+        Imported {
+            applied,
+            stored,
+            commit: last.map_or_else(Commit::done, |lsn| self.commit(lsn)),
+            refused,
+        }
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {

@@ -9,14 +9,17 @@
 //! [`BackendError::Unsupported`] for quotas and compaction.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::backend::{BackendError, BackendStats, ChangeStream, Commit, Health, KvBackend};
+use crate::backend::{
+    BackendError, BackendStats, ChangeStream, Commit, Health, Imported, KvBackend,
+};
 use crate::feed::{Change, ChangeKind, Feeds, LINGER, Retention};
 use crate::store::{
-    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats,
-    deadline_in, etag_of, now_ms, validate_namespace,
+    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, PAGE_BYTES, QuotaReport, Record,
+    RecordPage, StoreError, StoreStats, deadline_in, etag_of, now_ms, validate_namespace,
 };
 
 const NAME: &str = "memory";
@@ -417,6 +420,75 @@ impl KvBackend for MemoryBackend {
         keys.truncate(limit);
         let next_cursor = if more { keys.last().cloned() } else { None };
         Ok(KeyPage { keys, next_cursor })
+    }
+
+    async fn export_page(
+        &self,
+        namespace: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RecordPage, BackendError> {
+        self.check_fault().await?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let namespaces = self.open(namespace)?;
+        let Some(space) = namespaces.get(&namespace.map(str::to_owned)) else {
+            return Ok(RecordPage::default());
+        };
+        let after = cursor.map_or(Bound::Unbounded, |c| Bound::Excluded(c.to_owned()));
+        let mut entries = space.entries.range((after, Bound::Unbounded)).peekable();
+        let (mut page, mut bytes) = (RecordPage::default(), 0);
+        while let Some((key, entry)) = entries.next() {
+            bytes += key.len() + entry.value.len();
+            page.records.push(Record {
+                key: key.clone(),
+                value: entry.value.clone(),
+                expires_at: entry.expires_at,
+            });
+            let full = page.records.len() == limit || bytes >= PAGE_BYTES;
+            if full {
+                page.next_cursor = entries.peek().map(|_| key.clone());
+                break;
+            }
+        }
+        Ok(page)
+    }
+
+    async fn import_records(&self, namespace: Option<&str>, records: &[Record]) -> Imported {
+        if let Err(error) = self.check_fault().await {
+            return Imported::refused(error);
+        }
+        let mut namespaces = match self.open(namespace) {
+            Ok(namespaces) => namespaces,
+            Err(error) => return Imported::refused(error.into()),
+        };
+        let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
+        let now = now_ms();
+        let (mut applied, mut stored) = (0, 0);
+        for record in records {
+            if !record.is_expired(now) {
+                if let Err(error) = self.check_key(&record.key) {
+                    return Imported {
+                        applied,
+                        stored,
+                        commit: Commit::done(),
+                        refused: Some(error.into()),
+                    };
+                }
+                let entry = Entry {
+                    value: record.value.clone(),
+                    expires_at: record.expires_at,
+                };
+                space.entries.insert(record.key.clone(), entry);
+                stored += 1;
+            }
+            applied += 1;
+        }
+        Imported {
+            applied,
+            stored,
+            commit: Commit::done(),
+            refused: None,
+        }
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {

@@ -24,6 +24,7 @@ mod operability;
 mod server;
 #[cfg(test)]
 mod tests;
+mod transfer;
 mod watch;
 
 pub use counters::{ExpireBody, IncrAnswer, IncrBody, TtlAnswer};
@@ -36,6 +37,7 @@ pub use server::{
     CompactAnswer, CompactStatus, HealthAnswer, HealthStatus, NamespaceStats, StatsAnswer,
     UnhealthyAnswer, UnhealthyStatus,
 };
+pub use transfer::{ExportLine, ImportAnswer, MAX_EXPIRES_AT};
 pub use watch::WatchEvent;
 
 use std::borrow::Cow;

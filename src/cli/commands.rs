@@ -141,6 +141,9 @@ pub fn from_command(command: Command) -> Result<(Action, ClientArgs), Error> {
         Command::Health(a) => (Action::Health { ns: a.ns }, a.client),
         Command::Compact(client) => (Action::Compact, client),
         Command::Serve(_)
+        | Command::Export(_)
+        | Command::Import(_)
+        | Command::Migrate(_)
         | Command::Shell(_)
         | Command::Watch(_)
         | Command::Token(_)

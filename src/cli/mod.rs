@@ -6,7 +6,10 @@
 //! - [`exit`]: exit codes, and the one-line message of each error;
 //! - [`shell`]: `pykv shell`, the interactive prompt, with [`input`] (the
 //!   terminal or a pipe) and [`words`] (splitting a line, with quotes);
-//! - [`token`]: `pykv token create|list|revoke`, on the token file.
+//! - [`token`]: `pykv token create|list|revoke`, on the token file;
+//! - [`transfer`]: `pykv export` and `pykv import`, a namespace streamed
+//!   out of or into a server; [`migrate`]: `pykv migrate`, every
+//!   namespace copied between backends opened directly.
 //!
 //! The HTTP side is [`crate::client`]; this module only turns arguments
 //! into requests and answers into text.
@@ -14,9 +17,11 @@
 mod commands;
 mod exit;
 mod input;
+mod migrate;
 mod output;
 mod shell;
 pub mod token;
+mod transfer;
 mod watch;
 mod words;
 
@@ -40,6 +45,11 @@ pub fn run(command: Command) -> ExitCode {
         Command::Watch(args) => {
             connect(&args.client).and_then(|kv| watch::run(&kv, &args, format(&args.client)))
         }
+        Command::Export(args) => connect(&args.client).and_then(|kv| transfer::export(&kv, &args)),
+        Command::Import(args) => {
+            connect(&args.client).and_then(|kv| transfer::import(&kv, &args, format(&args.client)))
+        }
+        Command::Migrate(args) => return migrate::run(&args),
         other => run_once(other),
     };
     match status {

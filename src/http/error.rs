@@ -81,6 +81,22 @@ pub enum ApiError {
     },
     /// A foreign `Host` or `Origin` ([`super::origin`]).
     Site(SiteRefusal),
+    /// A line of a streamed body (an import) over `--max-body-bytes` (413).
+    LineTooLong {
+        limit: usize,
+    },
+    /// A streamed body left idle longer than `--request-timeout` (408).
+    BodyStalled {
+        idle: std::time::Duration,
+    },
+    /// An import refused at one of its lines: that line's error, with its
+    /// number. The lines before it were applied (`imported` keys), nothing
+    /// from it on; the rest of the body is not read.
+    AtLine {
+        line: u64,
+        imported: u64,
+        error: Box<ApiError>,
+    },
     /// A bug: work done for the request panicked (and was logged). Names
     /// what could not be done.
     Internal(&'static str),
@@ -125,6 +141,9 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
+            ApiError::AtLine { error, .. } => error.status(),
+            ApiError::LineTooLong { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyStalled { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(AuthError::Missing | AuthError::Unknown | AuthError::NoToken) => {
                 StatusCode::UNAUTHORIZED
@@ -162,6 +181,20 @@ impl ApiError {
     /// The message of the answer.
     pub(crate) fn detail(&self) -> String {
         match self {
+            ApiError::AtLine {
+                line,
+                imported,
+                error,
+            } => at_line(*line, *imported, &error.detail()),
+            ApiError::LineTooLong { limit } => format!(
+                "the line is over the limit of {limit} bytes (--max-body-bytes); \
+                 a line holds one key"
+            ),
+            ApiError::BodyStalled { idle } => format!(
+                "no more of the request body arrived for {} s; the limit is set by \
+                 --request-timeout",
+                idle.as_secs()
+            ),
             ApiError::MalformedJson(e) => format!("request body is not valid JSON: {e}"),
             ApiError::Invalid(invalid) => invalid.detail.clone(),
             // The seed's exact text: clients may compare it.
@@ -238,6 +271,11 @@ impl ApiError {
     /// instead of repeated.
     pub fn diagnostic(&self) -> String {
         match self {
+            ApiError::AtLine {
+                line,
+                imported,
+                error,
+            } => at_line(*line, *imported, &error.diagnostic()),
             ApiError::MalformedJson(e) => {
                 // Only the position, which the parser wrote: its messages
                 // may quote the body.
@@ -288,6 +326,8 @@ impl ApiError {
             // The rest holds nothing the client sent: sizes, limits, the
             // server's own messages.
             ApiError::KeyNotFound
+            | ApiError::LineTooLong { .. }
+            | ApiError::BodyStalled { .. }
             | ApiError::PayloadTooLarge { .. }
             | ApiError::RequestTimeout { .. }
             | ApiError::Overdue { .. }
@@ -309,6 +349,14 @@ impl ApiError {
             }
         }
     }
+}
+
+/// The message of an import refused at `line`.
+fn at_line(line: u64, imported: u64, detail: &str) -> String {
+    format!(
+        "line {line}: {detail}; the lines before it were applied ({imported} keys imported), \
+         nothing from it on: fix it and import from line {line}"
+    )
 }
 
 /// A value's tag as HTTP writes an entity tag: quoted hex.
@@ -417,6 +465,9 @@ impl ApiError {
     /// The answer: the status, `{"detail": ...}`, and the headers that say
     /// what to do (`WWW-Authenticate`, `Retry-After`, `Connection: close`).
     pub fn into_response(self) -> Response {
+        if let ApiError::AtLine { .. } = self {
+            return self.into_line_response();
+        }
         let body = ErrorBody {
             detail: self.detail().into(),
         };
@@ -443,7 +494,10 @@ impl ApiError {
             }
             // The rest of the body was not read: the connection cannot
             // carry another request, and the client must not try.
-            ApiError::PayloadTooLarge { .. } | ApiError::RequestTimeout { .. } => {
+            ApiError::PayloadTooLarge { .. }
+            | ApiError::RequestTimeout { .. }
+            | ApiError::LineTooLong { .. }
+            | ApiError::BodyStalled { .. } => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             ApiError::Store(StoreError::ConditionFailed { current: Some(tag) }) => {
@@ -456,6 +510,40 @@ impl ApiError {
             }
             _ => {}
         }
+        response
+    }
+}
+
+impl ApiError {
+    /// Whether this is a streamed body that stalled (at a line or not).
+    pub fn is_stalled_body(&self) -> bool {
+        match self {
+            ApiError::BodyStalled { .. } => true,
+            ApiError::AtLine { error, .. } => error.is_stalled_body(),
+            _ => false,
+        }
+    }
+
+    /// An import's refusal at a line: its error's answer (status and
+    /// headers), with the line's message, on a connection that then closes,
+    /// since the rest of the body was not read.
+    fn into_line_response(self) -> Response {
+        let detail = self.detail();
+        let ApiError::AtLine { error, .. } = self else {
+            unreachable!("called for AtLine only")
+        };
+        let mut response = error.into_response();
+        let (mut parts, _) = response.into_parts();
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response = Response::from_parts(
+            parts,
+            reply::json(&ErrorBody {
+                detail: detail.into(),
+            })
+            .into_body(),
+        );
         response
     }
 }

@@ -7,7 +7,8 @@
 //!   execution, answer, OpenAPI description), listed once;
 //! - [`router`]: the table of route templates, built from that list;
 //! - [`request`]: what an operation reads of its request (path parameters,
-//!   query string); [`reply`]: the answers;
+//!   query string); [`upload`]: a body read line by line as it arrives (an
+//!   import); [`reply`]: the answers, whole or streamed (an export);
 //! - [`error`]: the one place where errors become statuses and JSON;
 //! - [`conditions`]: `ETag`, `If-Match` and `If-None-Match` (check-and-set);
 //! - [`origin`]: the `Host` and `Origin` checks, first on every request
@@ -34,6 +35,7 @@ mod pipeline;
 mod reply;
 mod request;
 mod router;
+mod upload;
 pub mod views;
 
 use std::sync::Arc;

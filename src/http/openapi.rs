@@ -8,10 +8,10 @@
 use utoipa::OpenApi;
 
 use crate::api::{
-    ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, ExpireBody, GetAnswer,
-    HealthAnswer, IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer, NamespaceStats,
-    NamespacesAnswer, OperationFigures, Performance, QuotaAnswer, QuotaBody, RecentErrors,
-    SetAnswer, SetBody, StatsAnswer, TtlAnswer, UnhealthyAnswer,
+    ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, ExpireBody, ExportLine,
+    GetAnswer, HealthAnswer, ImportAnswer, IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer,
+    NamespaceStats, NamespacesAnswer, OperationFigures, Performance, QuotaAnswer, QuotaBody,
+    RecentErrors, SetAnswer, SetBody, StatsAnswer, TtlAnswer, UnhealthyAnswer,
 };
 
 /// The document, built once per request of `/openapi.json` (it is small):
@@ -120,6 +120,8 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
         QuotaBody,
         QuotaAnswer,
         ClearAnswer,
+        ExportLine,
+        ImportAnswer,
         StatsAnswer,
         NamespaceStats,
         HealthAnswer,

@@ -9,7 +9,9 @@
 //! 4. **authenticate**: its bearer token, refused (401) unless the
 //!    operation is public;
 //! 5. **read the body**, for operations that have one, within
-//!    `--max-body-bytes` (413) and the deadline (408);
+//!    `--max-body-bytes` (413) and the deadline (408); an operation that
+//!    streams its body (an import) is handed it unread after stage 7
+//!    instead, and reads it line by line ([`super::upload`]);
 //! 6. **parse** it into the operation's typed command (400, 422);
 //! 7. **admit**: the token's scope and the namespace's rate limit (403,
 //!    429);
@@ -42,6 +44,7 @@ use super::ops::{Needs, Operation};
 use super::reply::Response;
 use super::request;
 use super::router::{Found, Router};
+use super::upload::Upload;
 use crate::auth::{AuthError, Grants};
 
 /// The server's service: the pipeline, shared by every connection.
@@ -100,7 +103,7 @@ impl Pipeline {
     /// levels below it once more per request.
     async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Result<Response, Infallible>
     where
-        B: HttpBody<Data = Bytes> + Send,
+        B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let start = Instant::now();
@@ -159,7 +162,7 @@ impl Stages<'_> {
     pub async fn run<O, B>(self, body: B) -> Result<Response, ApiError>
     where
         O: Operation,
-        B: HttpBody<Data = Bytes> + Send,
+        B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let ctx = self.ctx;
@@ -168,6 +171,14 @@ impl Stages<'_> {
             Err(refusal) if O::PUBLIC => Grants::Anonymous(refusal),
             Err(refusal) => return Err(ApiError::Auth(refusal)),
         };
+        if O::STREAMS_BODY {
+            let mut command = O::parse(&self.request, &[])?;
+            admit(ctx, &caller, command.needs())?;
+            command.receive(Upload::new(body, ctx.request_timeout));
+            // No deadline for the whole: the upload bounds each wait for
+            // the body, the operation each write.
+            return command.apply(ctx, &caller).await;
+        }
         let body = match O::BODY {
             true => read_body(body, ctx.max_body_bytes, self.deadline, ctx.request_timeout).await?,
             false => Bytes::new(),

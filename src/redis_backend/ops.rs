@@ -8,14 +8,16 @@ use tokio::task::JoinSet;
 use super::connection::{Connection, Patience};
 use super::layout::NamespaceKeys;
 use super::scripts::{
-    CLEAR_SCRIPT, DELETE_IF_SCRIPT, DELETE_SCRIPT, EXPIRE_SCRIPT, GET_SCRIPT, INCR_SCRIPT,
-    LIST_SCRIPT, SET_IF_SCRIPT, SET_SCRIPT, STATS_SCRIPT, TTL_SCRIPT,
+    CLEAR_SCRIPT, DELETE_IF_SCRIPT, DELETE_SCRIPT, EXPIRE_SCRIPT, EXPORT_SCRIPT, GET_SCRIPT,
+    IMPORT_SCRIPT, INCR_SCRIPT, LIST_SCRIPT, SET_IF_SCRIPT, SET_SCRIPT, STATS_SCRIPT, TTL_SCRIPT,
 };
 use super::{RedisBackend, invocation, layout, reclaim, within};
-use crate::backend::{BackendError, BackendStats, ChangeStream, Commit, Health, KvBackend};
+use crate::backend::{
+    BackendError, BackendStats, ChangeStream, Commit, Health, Imported, KvBackend,
+};
 use crate::store::{
-    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats,
-    counter_value, validate_namespace,
+    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, PAGE_BYTES, QuotaReport, Record,
+    RecordPage, StoreError, StoreStats, counter_value, validate_namespace,
 };
 
 impl KvBackend for RedisBackend {
@@ -197,6 +199,63 @@ impl KvBackend for RedisBackend {
         })
     }
 
+    async fn export_page(
+        &self,
+        namespace: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RecordPage, BackendError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let keys = self.namespace(namespace)?;
+        let (min, max) = lex_range("", cursor);
+        let mut call = invocation(&EXPORT_SCRIPT, &keys);
+        call.arg(min).arg(max).arg(limit + 1).arg(PAGE_BYTES);
+        let flat: Vec<String> = self.run(&call).await?;
+        let mut records: Vec<Record> = (flat.chunks_exact(3))
+            .map(|triple| Record {
+                key: triple[0].clone(),
+                value: triple[1].clone(),
+                // Scores come back as Redis formats doubles.
+                expires_at: triple[2].parse::<f64>().ok().map(|ms| ms as u64),
+            })
+            .collect();
+        // One more than the page was asked for, to know whether another
+        // follows; a page ended by its size may be followed by an empty one.
+        let bytes: usize = (records.iter()).map(|r| r.key.len() + r.value.len()).sum();
+        let more = records.len() > limit || bytes >= PAGE_BYTES;
+        records.truncate(limit);
+        let next_cursor = more
+            .then(|| records.last().map(|r| r.key.clone()))
+            .flatten();
+        Ok(RecordPage {
+            records,
+            next_cursor,
+        })
+    }
+
+    /// One script for the whole run, on the namespace's slot: the records
+    /// up to the first bad key are stored atomically together.
+    async fn import_records(&self, namespace: Option<&str>, records: &[Record]) -> Imported {
+        let keys = match self.namespace(namespace) {
+            Ok(keys) => keys,
+            Err(error) => return Imported::refused(error.into()),
+        };
+        let (valid, bad_key) = match records.iter().position(|r| self.check_key(&r.key).is_err()) {
+            Some(at) => (&records[..at], self.check_key(&records[at].key).err()),
+            None => (records, None),
+        };
+        let stored = match self.import_run(namespace, &keys, valid).await {
+            Ok(stored) => stored,
+            Err(error) => return Imported::refused(error),
+        };
+        Imported {
+            applied: valid.len(),
+            stored,
+            commit: Commit::done(),
+            refused: bad_key.map(BackendError::from),
+        }
+    }
+
     async fn stats(&self) -> Result<BackendStats, BackendError> {
         let names = self.registered_namespaces().await?;
         let mut store = self.figures_of(&names).await?;
@@ -258,6 +317,26 @@ impl KvBackend for RedisBackend {
 }
 
 impl RedisBackend {
+    /// Runs the import script over `records`; how many it stored.
+    async fn import_run(
+        &self,
+        namespace: Option<&str>,
+        keys: &NamespaceKeys,
+        records: &[Record],
+    ) -> Result<usize, BackendError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let mut call = invocation(&IMPORT_SCRIPT, keys);
+        for record in records {
+            let deadline = record.expires_at.map_or(String::new(), |at| at.to_string());
+            call.arg(&record.key).arg(&record.value).arg(deadline);
+        }
+        let (created, stored): (i64, i64) = self.run(&call).await?;
+        self.register(namespace, created).await?;
+        Ok(stored.max(0) as usize)
+    }
+
     /// The named namespaces that hold or held data.
     async fn registered_namespaces(&self) -> Result<Vec<String>, BackendError> {
         let mut connection = self.connection.get();

@@ -345,6 +345,55 @@ reap(now_ms(), tonumber(ARGV[1]))
 return 1
 "#;
 
+/// ARGV: min, max (ZRANGEBYLEX bounds), want, most bytes. Returns up to
+/// `want` live keys in byte order, flat: key, value, deadline in ms or ""
+/// for each; it stops early after the key that brings the keys and values
+/// to `most bytes`. The page is read in one step, so each key comes with
+/// the value and deadline it had together.
+const EXPORT: &str = r#"
+local now = now_ms()
+local min, max, want, most = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local out, found, bytes = {}, 0, 0
+while found < want and bytes < most do
+  local batch = redis.call('ZRANGEBYLEX', index, min, max, 'LIMIT', 0, want)
+  if #batch == 0 then break end
+  for _, key in ipairs(batch) do
+    local value = redis.call('HGET', data, key)
+    if value and not is_due(key, now) then
+      out[#out + 1] = key
+      out[#out + 1] = value
+      out[#out + 1] = redis.call('ZSCORE', deadlines, key) or ''
+      found = found + 1
+      bytes = bytes + #key + #value
+      if found == want or bytes >= most then break end
+    end
+  end
+  min = '(' .. batch[#batch]
+end
+return out
+"#;
+
+/// ARGV: key, value, absolute deadline in ms or "", for each record in
+/// turn. Stores each as SET does, with the TTL that reaches its deadline
+/// on Redis's clock, skipping those already past. Returns {created(),
+/// stored}.
+const IMPORT: &str = r#"
+local now = now_ms()
+reap(now, 16)
+local stored = 0
+for i = 1, #ARGV, 3 do
+  local key, value, deadline = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if deadline == '' or tonumber(deadline) > now then
+    if is_due(key, now) then expire(key) end
+    local ttl = ''
+    if deadline ~= '' then ttl = fmt(tonumber(deadline) - now) end
+    store(key, value, ttl, now)
+    stored = stored + 1
+  end
+end
+return {created(), stored}
+"#;
+
 fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}{body}"))
 }
@@ -365,3 +414,5 @@ pub static TTL_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(TTL));
 pub static EXPIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(EXPIRE));
 pub static WATCH_OPEN_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(WATCH_OPEN));
 pub static REAP_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(REAP));
+pub static EXPORT_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(EXPORT));
+pub static IMPORT_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(IMPORT));

@@ -26,6 +26,7 @@ use super::HandlerContext;
 use super::error::ApiError;
 use super::reply::Response;
 use super::request::Request;
+use super::upload::Upload;
 use crate::auth::{Access, Grants};
 
 mod clear;
@@ -34,8 +35,10 @@ mod console;
 mod delete;
 mod docs;
 mod expire;
+mod export;
 mod get;
 mod health;
+mod import;
 mod incr;
 mod keys;
 mod metrics;
@@ -63,6 +66,13 @@ pub trait Operation: Sized + Send {
     /// Whether it reads a body. Bodies are read after the token is
     /// checked, within `--max-body-bytes` and the request's deadline.
     const BODY: bool = false;
+    /// Whether it takes its body as a stream instead of whole: the body is
+    /// handed over unread by [`Self::receive`], after the token check, the
+    /// parsing of the request's head and the admission, and read while the
+    /// command is applied, in bounded memory whatever its size (an import).
+    /// `--max-body-bytes` then bounds each line, and `--request-timeout`
+    /// each wait rather than the whole request ([`super::upload`]).
+    const STREAMS_BODY: bool = false;
     /// Whether it answers without a valid token (the console, the
     /// documentation, liveness). Every other operation refuses a missing
     /// or unknown token (401) before anything else is read.
@@ -73,6 +83,9 @@ pub trait Operation: Sized + Send {
 
     /// What the caller must be allowed.
     fn needs(&self) -> Needs<'_>;
+
+    /// Takes the unread body, for an operation that [`Self::STREAMS_BODY`].
+    fn receive(&mut self, _body: Upload) {}
 
     /// Carries the command out; `caller` passed [`Self::needs`].
     fn apply(
@@ -136,7 +149,7 @@ macro_rules! operations {
                 body: B,
             ) -> Result<Response, ApiError>
             where
-                B: hyper::body::Body<Data = hyper::body::Bytes> + Send,
+                B: hyper::body::Body<Data = hyper::body::Bytes> + Send + 'static,
                 B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
             {
                 match self {
@@ -163,6 +176,8 @@ operations! {
     Keys => keys::Keys,
     Namespaces => namespaces::Namespaces,
     NamespaceKeys => namespace_keys::NamespaceKeys,
+    Export => export::Export,
+    Import => import::Import,
     Clear => clear::Clear,
     Stats => stats::Stats,
     Health => health::Health,

@@ -74,6 +74,19 @@ pub enum BackendError {
     /// The store did not answer in time.
     #[error("the storage backend did not answer within {} ms", after.as_millis())]
     TimedOut { after: Duration },
+    /// The write was applied, but fewer replicas than asked for confirmed
+    /// it in time (Redis with `--redis-wait-replicas`): it may be lost if
+    /// its master fails before they catch up.
+    #[error(
+        "the write was applied on the Redis master but confirmed by {confirmed} of the \
+         {wanted} replicas required (--redis-wait-replicas) within {} ms",
+        after.as_millis()
+    )]
+    NotReplicated {
+        confirmed: u32,
+        wanted: u32,
+        after: Duration,
+    },
     /// The backend lacks the capability the operation needs.
     #[error("this server's storage backend ({backend}) does not support {capability}")]
     Unsupported {

@@ -389,6 +389,16 @@ pub struct ServeArgs {
     #[arg(long, env = "PYKV_REDIS_PREFIX", default_value = "pykv", value_parser = parse_redis_prefix)]
     pub redis_prefix: String,
 
+    /// Replicas that must confirm each write to Redis before it is
+    /// acknowledged (0 to 16; 0: none, the write is acknowledged once its
+    /// master applied it). `WAIT N` is sent with the write, in one round
+    /// trip; a write that fewer replicas confirm within --backend-timeout
+    /// is answered 503 with Retry-After: applied on the master, not
+    /// confirmed (see README, "Running on Redis Cluster").
+    #[arg(long, env = "PYKV_REDIS_WAIT_REPLICAS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub redis_wait_replicas: u32,
+
     /// Longest key accepted, in bytes (1 to 16 MiB).
     #[arg(long, env = "PYKV_MAX_KEY_BYTES", default_value_t = 1024,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_KEY_BYTES))]

@@ -256,7 +256,14 @@ async fn open_redis(args: &ServeArgs, target: &RedisTarget) -> anyhow::Result<Re
         timeout: args.backend_timeout,
         retries: args.backend_retries,
     };
-    RedisBackend::open(target, &args.redis_prefix, patience, args.max_key_bytes).await
+    RedisBackend::open(
+        target,
+        &args.redis_prefix,
+        patience,
+        args.max_key_bytes,
+        args.redis_wait_replicas,
+    )
+    .await
 }
 
 /// Refuses memory or key limits, for a backend that cannot keep them.

@@ -425,3 +425,63 @@ async fn expect_503_within_deadline(server: &Server) {
         assert!(waited < PATIENCE, "{what} took {waited:?}");
     }
 }
+
+/// `--redis-wait-replicas 1`: writes are confirmed by the slot's replica
+/// before they are acknowledged. Without it (the replica killed) a write
+/// is applied on the master but answered 503 with `Retry-After` within the
+/// deadline, saying so; reads still answer; once the replica is back,
+/// writes are acknowledged again by themselves.
+#[tokio::test]
+async fn waiting_for_a_replica_refuses_unconfirmed_writes_within_the_deadline() {
+    if !RedisServer::available() {
+        return;
+    }
+    let mut cluster = RedisCluster::start();
+    let url = cluster.url();
+    let mut args = redis_args(&url, "wait");
+    args.extend(["--backend-timeout", TIMEOUT, "--redis-wait-replicas", "1"]);
+    let server = Server::start_with(&args);
+    let slot_key = "wait:{ns:w}:data";
+    for i in 0..20 {
+        let set = server.set(Some("w"), &format!("k{i}"), json!(i)).await;
+        assert_eq!(set.status, 200, "{set:?}");
+    }
+
+    cluster.replica_of(slot_key).kill();
+    let started = Instant::now();
+    let set = set_raw(&server, "w", "unconfirmed").await;
+    let waited = started.elapsed();
+    assert_eq!(set.status, 503, "{set:?}");
+    assert!(waited < PATIENCE, "took {waited:?}");
+    assert!(
+        set.detail().contains("applied on the Redis master")
+            && set.detail().contains("0 of the 1 replicas"),
+        "{}",
+        set.detail()
+    );
+    let refused = (server.client.post(server.url("/set?ns=w")))
+        .json(&json!({"key": "again", "value": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    // Applied on the master, as the answer says; reads are not held up.
+    assert_eq!(
+        server.value(Some("w"), "unconfirmed").await,
+        Some(json!("v"))
+    );
+    assert_eq!(server.value(Some("w"), "k3").await, Some(json!(3)));
+
+    cluster.replica_of(slot_key).restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let set = set_raw(&server, "w", "confirmed").await;
+        if set.status == 200 {
+            break;
+        }
+        assert_eq!(set.status, 503, "{set:?}");
+        assert!(Instant::now() < deadline, "writes did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -41,15 +41,20 @@
 //!   other than `noeviction` or `volatile-*`. When Redis is full its OOM
 //!   answer is a 507.
 //!
-//! Not in this slice: `--redis-wait-replicas`, quotas and key/memory limits (answered
-//! [`BackendError::Unsupported`]; Redis's `maxmemory` bounds the store),
-//! compaction (Redis persists by itself), tokens kept in Redis.
+//! - **Replicas, on request.** With `--redis-wait-replicas N` each write's
+//!   script is followed by `WAIT N` in the same round trip
+//!   ([`replicated`]); a write fewer replicas confirm in time is applied
+//!   but answered 503 ([`BackendError::NotReplicated`]), through its
+//!   [`Commit`].
+//!
+//! Not here: compaction (Redis persists by itself).
 
 mod connection;
 mod errors;
 mod layout;
 mod ops;
 mod reclaim;
+mod replicated;
 mod scripts;
 mod shared;
 mod target;
@@ -63,9 +68,10 @@ use redis::{RedisResult, Script, ScriptInvocation};
 pub use connection::Patience;
 pub use target::RedisTarget;
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, Commit};
 use crate::store::{StoreError, validate_namespace};
 use layout::{NamespaceKeys, suffix};
+use replicated::Replicated;
 use shared::SharedConnection;
 
 const NAME: &str = "redis";
@@ -78,6 +84,15 @@ pub struct RedisBackend {
     patience: Patience,
     max_key_bytes: usize,
     started: Instant,
+    /// `--redis-wait-replicas`, when above 0.
+    wait: Option<WaitReplicas>,
+}
+
+/// Writes wait for this many replicas, on a connection of their own
+/// (see [`replicated`] for why).
+struct WaitReplicas {
+    replicas: u32,
+    connection: Arc<SharedConnection>,
 }
 
 impl RedisBackend {
@@ -87,14 +102,27 @@ impl RedisBackend {
         prefix: &str,
         patience: Patience,
         max_key_bytes: usize,
+        wait_replicas: u32,
     ) -> anyhow::Result<RedisBackend> {
         let (connection, client) = connection::open(target, patience).await?;
+        let wait = match wait_replicas {
+            0 => None,
+            replicas => {
+                let (connection, client) = connection::connect(target, patience).await?;
+                let connection = Arc::new(SharedConnection::new(connection, client, patience));
+                Some(WaitReplicas {
+                    replicas,
+                    connection,
+                })
+            }
+        };
         Ok(RedisBackend {
             connection: Arc::new(SharedConnection::new(connection, client, patience)),
             prefix: prefix.to_owned(),
             patience,
             max_key_bytes,
             started: Instant::now(),
+            wait,
         })
     }
 
@@ -128,6 +156,9 @@ impl RedisBackend {
     fn noting_timeouts<T>(&self, result: Result<T, BackendError>) -> Result<T, BackendError> {
         if let Err(BackendError::TimedOut { .. }) = result {
             self.connection.renew();
+            if let Some(wait) = &self.wait {
+                wait.connection.renew();
+            }
         }
         result
     }
@@ -139,6 +170,40 @@ impl RedisBackend {
     ) -> Result<T, BackendError> {
         let mut connection = self.connection.get();
         self.call(invocation.invoke_async(&mut connection)).await
+    }
+
+    /// Runs `invocation`, a script that writes. With
+    /// `--redis-wait-replicas N` it is followed by `WAIT N` in the same
+    /// round trip; the [`Commit`] then fails when fewer replicas
+    /// confirmed the write within [`RedisBackend::wait_budget`]: the write
+    /// stands, but the client is told it is not yet safe.
+    async fn run_write<T: redis::FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<(T, Commit), BackendError> {
+        let Some(wait) = &self.wait else {
+            return Ok((self.run(invocation).await?, Commit::done()));
+        };
+        let budget = self.wait_budget();
+        let mut connection = Replicated::new(wait.connection.get(), wait.replicas, budget);
+        let answer = self.call(invocation.invoke_async(&mut connection)).await?;
+        let confirmed = connection.confirmed();
+        if confirmed >= wait.replicas {
+            return Ok((answer, Commit::done()));
+        }
+        let shortfall = BackendError::NotReplicated {
+            confirmed,
+            wanted: wait.replicas,
+            after: budget,
+        };
+        Ok((answer, Commit::pending(async move { Err(shortfall) })))
+    }
+
+    /// How long `WAIT` may block: three quarters of the call's deadline,
+    /// so that its answer (and the write's) arrives before the deadline
+    /// cuts the call.
+    fn wait_budget(&self) -> std::time::Duration {
+        self.patience.timeout * 3 / 4
     }
 
     /// Adds a named namespace to the registry the server-wide figures

@@ -30,9 +30,9 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&SET_SCRIPT, &keys);
         call.arg(key).arg(value).arg(ttl_ms(ttl_secs));
-        let created: i64 = self.run(&call).await?;
+        let (created, commit): (i64, _) = self.run_write(&call).await?;
         self.register(namespace, created).await?;
-        Ok(Commit::done())
+        Ok(commit)
     }
 
     async fn get_into(
@@ -62,9 +62,9 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&DELETE_SCRIPT, &keys);
         call.arg(key);
-        let (created, deleted): (i64, i64) = self.run(&call).await?;
+        let ((created, deleted), commit): ((i64, i64), _) = self.run_write(&call).await?;
         self.register(namespace, created).await?;
-        Ok((deleted == 1).then(Commit::done))
+        Ok((deleted == 1).then_some(commit))
     }
 
     async fn incr(
@@ -78,10 +78,11 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&INCR_SCRIPT, &keys);
         call.arg(key).arg(by).arg(ttl_ms(ttl_secs));
-        let (created, status, text): (i64, i64, String) = self.run(&call).await?;
+        let ((created, status, text), commit): ((i64, i64, String), _) =
+            self.run_write(&call).await?;
         self.register(namespace, created).await?;
         match status {
-            1 => Ok((text.parse().unwrap_or_default(), Commit::done())),
+            1 => Ok((text.parse().unwrap_or_default(), commit)),
             // HINCRBY refused the value: name what it is, as the engine does.
             -1 => Err(StoreError::Overflow {
                 value: counter_value(&text)?,
@@ -109,10 +110,10 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&SET_IF_SCRIPT, &keys);
         (call.arg(key).arg(value).arg(ttl_ms(ttl_secs))).arg(condition_arg(condition));
-        let (created, ok, tag): (i64, i64, String) = self.run(&call).await?;
+        let ((created, ok, tag), commit): ((i64, i64, String), _) = self.run_write(&call).await?;
         self.register(namespace, created).await?;
         failed_condition(ok, &tag)?;
-        Ok(Commit::done())
+        Ok(commit)
     }
 
     async fn delete_if(
@@ -125,10 +126,11 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&DELETE_IF_SCRIPT, &keys);
         call.arg(key).arg(condition_arg(condition));
-        let (created, ok, tag, deleted): (i64, i64, String, i64) = self.run(&call).await?;
+        let ((created, ok, tag, deleted), commit): ((i64, i64, String, i64), _) =
+            self.run_write(&call).await?;
         self.register(namespace, created).await?;
         failed_condition(ok, &tag)?;
-        Ok((deleted == 1).then(Commit::done))
+        Ok((deleted == 1).then_some(commit))
     }
 
     async fn ttl_ms(
@@ -154,17 +156,17 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&EXPIRE_SCRIPT, &keys);
         call.arg(key).arg(ttl_ms(ttl_secs));
-        let found: i64 = self.run(&call).await?;
-        Ok((found == 1).then(Commit::done))
+        let (found, commit): (i64, _) = self.run_write(&call).await?;
+        Ok((found == 1).then_some(commit))
     }
 
     async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {
         let keys = self.namespace(Some(namespace))?;
         let mut call = invocation(&CLEAR_SCRIPT, &keys);
         call.arg(keys.base());
-        let live: i64 = self.run(&call).await?;
+        let (live, commit): (i64, _) = self.run_write(&call).await?;
         reclaim::spawn(self.connection.get(), keys, self.patience);
-        Ok((live.max(0) as usize, Commit::done()))
+        Ok((live.max(0) as usize, commit))
     }
 
     async fn namespace_stats(

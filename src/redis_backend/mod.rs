@@ -36,6 +36,12 @@
 //!   503 with `Retry-After` ([`errors`]), never a hang or a 500. After a
 //!   timeout a cluster connection is renewed in the background
 //!   ([`shared`]), so the replica that replaced a hung master is found.
+//! - **Quotas in Redis.** `PUT /quota` keeps a namespace's quota in its
+//!   slot, where every node reads it and a restart finds it; the write
+//!   scripts check it and evict (exact LRU, by a sorted set of last
+//!   accesses) in the same atomic step as the write ([`scripts`]), so
+//!   writers on any number of nodes never take a namespace past it.
+//!   Bounds on the whole store are Redis's `maxmemory`.
 //! - **Eviction stays with PyKV.** Redis must not evict PyKV's indexes or
 //!   counters, which have no TTL: the start refuses a `maxmemory-policy`
 //!   other than `noeviction` or `volatile-*`. When Redis is full its OOM
@@ -69,12 +75,26 @@ pub use connection::Patience;
 pub use target::RedisTarget;
 
 use crate::backend::{BackendError, Commit};
-use crate::store::{StoreError, validate_namespace};
+use crate::store::{EvictionPolicy, Limit, Limits, StoreError, validate_namespace};
 use layout::{NamespaceKeys, suffix};
 use replicated::Replicated;
 use shared::SharedConnection;
 
 const NAME: &str = "redis";
+
+/// How a PyKV node uses Redis: from `pykv serve`'s flags.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `--redis-prefix`: the first part of every Redis key.
+    pub prefix: String,
+    pub patience: Patience,
+    pub max_key_bytes: usize,
+    /// `--redis-wait-replicas`.
+    pub wait_replicas: u32,
+    /// The quota file's quotas and `--eviction`; no global limit (Redis's
+    /// `maxmemory` is the store's).
+    pub limits: Limits,
+}
 
 /// A store in Redis, shared by every PyKV node pointed at it.
 pub struct RedisBackend {
@@ -83,6 +103,9 @@ pub struct RedisBackend {
     prefix: String,
     patience: Patience,
     max_key_bytes: usize,
+    /// Quotas of the node's quota file, under those `PUT /quota` keeps in
+    /// Redis, and the eviction policy.
+    limits: Limits,
     started: Instant,
     /// `--redis-wait-replicas`, when above 0.
     wait: Option<WaitReplicas>,
@@ -97,15 +120,10 @@ struct WaitReplicas {
 
 impl RedisBackend {
     /// Connects and checks the store (see [`connection::open`]).
-    pub async fn open(
-        target: &RedisTarget,
-        prefix: &str,
-        patience: Patience,
-        max_key_bytes: usize,
-        wait_replicas: u32,
-    ) -> anyhow::Result<RedisBackend> {
+    pub async fn open(target: &RedisTarget, options: RedisOptions) -> anyhow::Result<RedisBackend> {
+        let patience = options.patience;
         let (connection, client) = connection::open(target, patience).await?;
-        let wait = match wait_replicas {
+        let wait = match options.wait_replicas {
             0 => None,
             replicas => {
                 let (connection, client) = connection::connect(target, patience).await?;
@@ -118,9 +136,10 @@ impl RedisBackend {
         };
         Ok(RedisBackend {
             connection: Arc::new(SharedConnection::new(connection, client, patience)),
-            prefix: prefix.to_owned(),
+            prefix: options.prefix,
             patience,
-            max_key_bytes,
+            max_key_bytes: options.max_key_bytes,
+            limits: options.limits,
             started: Instant::now(),
             wait,
         })
@@ -223,12 +242,34 @@ impl RedisBackend {
             .map(drop)
     }
 
+    /// Appends what a script that may grow a namespace needs to keep its
+    /// quota: the policy, then the quota file's max bytes and max keys
+    /// ("" for none), which a quota kept in Redis overrides.
+    fn quota_args(&self, call: &mut ScriptInvocation<'_>, namespace: Option<&str>) {
+        let policy = match self.limits.policy {
+            EvictionPolicy::Lru => "lru",
+            EvictionPolicy::Noeviction => "noeviction",
+        };
+        let Limit {
+            max_bytes,
+            max_keys,
+        } = self.limits.quota_of(namespace);
+        call.arg(policy)
+            .arg(limit_arg(max_bytes))
+            .arg(limit_arg(max_keys));
+    }
+
     fn unsupported(capability: &'static str) -> BackendError {
         BackendError::Unsupported {
             backend: NAME,
             capability,
         }
     }
+}
+
+/// A bound as the scripts take it: the number, or "" for none.
+fn limit_arg(limit: Option<u64>) -> String {
+    limit.map_or(String::new(), |n| n.to_string())
 }
 
 /// `script` with the namespace's keys in the order the scripts expect.
@@ -239,6 +280,8 @@ fn invocation<'a>(script: &'a Script, keys: &NamespaceKeys) -> ScriptInvocation<
         suffix::INDEX,
         suffix::DEADLINES,
         suffix::STATS,
+        suffix::LRU,
+        suffix::QUOTA,
     ] {
         invocation.key(keys.key(name));
     }

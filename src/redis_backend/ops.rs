@@ -9,9 +9,10 @@ use super::connection::{Connection, Patience};
 use super::layout::NamespaceKeys;
 use super::scripts::{
     CLEAR_SCRIPT, DELETE_IF_SCRIPT, DELETE_SCRIPT, EXPIRE_SCRIPT, GET_SCRIPT, INCR_SCRIPT,
-    LIST_SCRIPT, SET_IF_SCRIPT, SET_SCRIPT, STATS_SCRIPT, TTL_SCRIPT,
+    LIST_SCRIPT, QUOTA_SCRIPT, SET_IF_SCRIPT, SET_QUOTA_SCRIPT, SET_SCRIPT, STATS_SCRIPT,
+    TTL_SCRIPT,
 };
-use super::{RedisBackend, invocation, layout, reclaim, within};
+use super::{RedisBackend, invocation, layout, limit_arg, reclaim, within};
 use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend};
 use crate::store::{
     Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats,
@@ -30,6 +31,7 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&SET_SCRIPT, &keys);
         call.arg(key).arg(value).arg(ttl_ms(ttl_secs));
+        self.quota_args(&mut call, namespace);
         let (created, commit): (i64, _) = self.run_write(&call).await?;
         self.register(namespace, created).await?;
         Ok(commit)
@@ -78,6 +80,7 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&INCR_SCRIPT, &keys);
         call.arg(key).arg(by).arg(ttl_ms(ttl_secs));
+        self.quota_args(&mut call, namespace);
         let ((created, status, text), commit): ((i64, i64, String), _) =
             self.run_write(&call).await?;
         self.register(namespace, created).await?;
@@ -110,6 +113,7 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&SET_IF_SCRIPT, &keys);
         (call.arg(key).arg(value).arg(ttl_ms(ttl_secs))).arg(condition_arg(condition));
+        self.quota_args(&mut call, namespace);
         let ((created, ok, tag), commit): ((i64, i64, String), _) = self.run_write(&call).await?;
         self.register(namespace, created).await?;
         failed_condition(ok, &tag)?;
@@ -221,16 +225,53 @@ impl KvBackend for RedisBackend {
         Ok(self.backend_stats(store))
     }
 
-    async fn quota(&self, _namespace: Option<&str>) -> Result<QuotaReport, BackendError> {
-        Err(Self::unsupported("quotas"))
+    async fn quota(&self, namespace: Option<&str>) -> Result<QuotaReport, BackendError> {
+        let keys = self.namespace(namespace)?;
+        let call = invocation(&QUOTA_SCRIPT, &keys);
+        let (kept, max_bytes, max_keys, used_bytes, used_keys): (i64, i64, i64, i64, i64) =
+            self.run(&call).await?;
+        let bound = |n: i64| u64::try_from(n).ok();
+        let quota = match kept {
+            1 => Limit {
+                max_bytes: bound(max_bytes),
+                max_keys: bound(max_keys),
+            },
+            _ => self.limits.quota_of(namespace),
+        };
+        Ok(QuotaReport {
+            quota,
+            used_bytes: used_bytes.max(0) as u64,
+            used_keys: used_keys.max(0) as u64,
+        })
     }
 
+    /// Keeps the quota in Redis, where every node reads it and a restart
+    /// finds it; under lru, evicts down to it in batches of
+    /// [`EVICTIONS_PER_CALL`] (each one script, so that a namespace shrunk
+    /// by millions of keys never blocks its shard long).
     async fn set_quota(
         &self,
-        _namespace: Option<&str>,
-        _quota: Limit,
+        namespace: Option<&str>,
+        quota: Limit,
     ) -> Result<QuotaReport, BackendError> {
-        Err(Self::unsupported("quotas"))
+        let keys = self.namespace(namespace)?;
+        let mut call = invocation(&SET_QUOTA_SCRIPT, &keys);
+        call.arg(limit_arg(quota.max_bytes))
+            .arg(limit_arg(quota.max_keys))
+            .arg(EVICTIONS_PER_CALL);
+        self.quota_args(&mut call, namespace);
+        loop {
+            let ((used_bytes, used_keys, more), commit): ((i64, i64, i64), _) =
+                self.run_write(&call).await?;
+            commit.durable().await?;
+            if more == 0 {
+                return Ok(QuotaReport {
+                    quota,
+                    used_bytes: used_bytes.max(0) as u64,
+                    used_keys: used_keys.max(0) as u64,
+                });
+            }
+        }
     }
 
     async fn compact(&self) -> Result<bool, BackendError> {
@@ -299,6 +340,9 @@ impl RedisBackend {
     }
 }
 
+/// Keys one `PUT /quota` script may evict (see `set_quota`).
+const EVICTIONS_PER_CALL: usize = 512;
+
 /// Namespaces whose figures `/stats` asks for at once.
 const STATS_IN_FLIGHT: usize = 32;
 
@@ -316,7 +360,7 @@ async fn stats_of(
         cache_misses: figure(1),
         total_keys: figure(2) as usize,
         used_bytes: figure(3),
-        evictions: 0,
+        evictions: figure(5),
         expirations: figure(4),
     })
 }

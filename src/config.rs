@@ -120,6 +120,20 @@ pub struct TokenFileArgs {
     #[arg(long, env = "PYKV_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
 
+    /// The servers' backend, when it is Redis (redis://HOST:PORT or
+    /// redis-cluster://HOST:PORT[,HOST:PORT...]): the tokens are then kept
+    /// in Redis, shared by every node, unless --tokens-file is given.
+    #[arg(long, env = "PYKV_BACKEND", default_value = "embedded", value_parser = parse_backend)]
+    pub backend: BackendKind,
+
+    /// The servers' --redis-prefix.
+    #[arg(long, env = "PYKV_REDIS_PREFIX", default_value = "pykv", value_parser = parse_redis_prefix)]
+    pub redis_prefix: String,
+
+    /// The servers' --backend-timeout: how long to wait for Redis.
+    #[arg(long, env = "PYKV_BACKEND_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub backend_timeout: Duration,
+
     /// Print JSON instead of readable output.
     #[arg(long)]
     pub json: bool,

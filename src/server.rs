@@ -95,9 +95,14 @@ impl Server {
             BackendKind::Memory => Backend::Memory(open_memory(config)?),
             BackendKind::Redis(target) => Backend::Redis(open_redis(config, target).await?),
         });
-        let tokens = match &config.tokens_file {
-            Some(path) => TokenFile::new(path),
-            None => TokenFile::in_data_dir(&config.data_dir),
+        // Over Redis the tokens are shared by every node, in Redis;
+        // an explicit --tokens-file keeps them in that file instead.
+        let tokens = match (&config.tokens_file, &config.backend) {
+            (Some(path), _) => TokenFile::new(path),
+            (None, BackendKind::Redis(target)) => {
+                TokenFile::in_redis(target.clone(), &config.redis_prefix, config.backend_timeout)
+            }
+            (None, _) => TokenFile::in_data_dir(&config.data_dir),
         };
         let auth = Authenticator::open(tokens)?;
         auth.spawn_reload();

@@ -586,3 +586,127 @@ async fn write_many(server: &Server, node: &str, count: usize, policy: &str) -> 
     }
     acknowledged
 }
+
+/// Tokens over Redis: one created with `pykv token create --backend
+/// redis-cluster://...` is honoured by both nodes within a second;
+/// revoked, it is refused by both within a second. Nothing is written to
+/// a token file.
+#[tokio::test]
+async fn a_token_created_or_revoked_by_the_cli_takes_effect_on_every_node_within_a_second() {
+    let Some(cluster) = std::env::var("PYKV_REDIS_CLUSTER_URL").ok() else {
+        eprintln!("SKIPPED: PYKV_REDIS_CLUSTER_URL is not set (.ci/run sets it)");
+        return;
+    };
+    let prefix = format!("tokens-{}", std::process::id());
+    let nodes = [
+        Server::start_with(&redis_args(&cluster, &prefix)),
+        Server::start_with(&redis_args(&cluster, &prefix)),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let token_cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--backend", &cluster, "--redis-prefix", &prefix]);
+        common::pykv_token(dir.path(), &all)
+    };
+
+    // A first token closes both nodes to requests without one.
+    let admin = token_cli(&["create", "--admin"]);
+    assert!(admin.status.success(), "{admin:?}");
+    for node in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while node.get("/get/k?ns=t").await.status != 401 {
+            assert!(Instant::now() < deadline, "{} still open", node.base_url());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    let created = token_cli(&["create", "--ns", "t", "--access", "write"]);
+    assert!(created.status.success(), "{created:?}");
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let since = Instant::now();
+    for node in &nodes {
+        let status = status_with_token_once(node, &token, 200).await;
+        assert_eq!(status, 200, "the new token on {}", node.base_url());
+    }
+    let took = since.elapsed();
+    assert!(took < Duration::from_secs(1), "honoured after {took:?}");
+    eprintln!("a new token was honoured by both nodes after {took:?}");
+    assert!(
+        !dir.path().join("tokens.json").exists(),
+        "the CLI wrote Redis, not a file"
+    );
+
+    let listed = token_cli(&["list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let tokens = listed["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2, "{listed}");
+    let id = (tokens.iter())
+        .find(|t| t["namespaces"] == json!(["t"]))
+        .and_then(|t| t["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let revoked = token_cli(&["revoke", &id]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let since = Instant::now();
+    for node in &nodes {
+        let status = status_with_token_once(node, &token, 401).await;
+        assert_eq!(status, 401, "the revoked token on {}", node.base_url());
+    }
+    let took = since.elapsed();
+    assert!(took < Duration::from_secs(1), "refused after {took:?}");
+    eprintln!("a revoked token was refused by both nodes after {took:?}");
+}
+
+/// The status of a write with `token`, asked every 20 ms until it is
+/// `wanted` (at most 3 s).
+async fn status_with_token_once(server: &Server, token: &str, wanted: u16) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let request = (server.client.post(server.url("/set?ns=t")))
+            .bearer_auth(token)
+            .json(&json!({"key": "k", "value": 1}));
+        let status = request.send().await.unwrap().status().as_u16();
+        if status == wanted || Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Token edits in Redis are optimistic (a version checked by the write):
+/// `pykv token create` run six times at once loses none of them.
+#[test]
+fn concurrent_token_edits_in_redis_lose_nothing() {
+    if !RedisServer::available() {
+        return;
+    }
+    let redis = RedisServer::start(&[]);
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let args = |extra: &[&'static str]| {
+        let mut all: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        all.extend(["--backend".into(), url.clone()]);
+        all.extend(["--redis-prefix".into(), "edits".into()]);
+        all
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..6 {
+            let args = args(&["create", "--admin"]);
+            let dir = dir.path();
+            scope.spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let out = common::pykv_token(dir, &args);
+                assert!(out.status.success(), "{out:?}");
+            });
+        }
+    });
+    let list = args(&["list", "--json"]);
+    let list: Vec<&str> = list.iter().map(String::as_str).collect();
+    let out = common::pykv_token(dir.path(), &list);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        listed["tokens"].as_array().map(Vec::len),
+        Some(6),
+        "{listed}"
+    );
+}

@@ -8,6 +8,7 @@
 //! stays so when the last token is revoked or the file disappears: only
 //! `pykv token open`, an operator's explicit act, opens the server again.
 
+mod redis_tokens;
 pub mod tokens;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -373,6 +373,12 @@ pub fn test_backend() -> Option<String> {
 }
 
 /// `--backend` for the backend under test, unless the test names one.
+///
+/// Over Redis the servers keep their tokens in Redis unless given
+/// `--tokens-file`; the conformance tests edit and read the token file of
+/// the data directory (`pykv token --data-dir`, tokens.json), so they are
+/// given that file. Tokens kept in Redis are tested in
+/// tests/redis_backend.rs.
 fn backend_args(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Vec<String> {
     let named = args.iter().any(|arg| arg.as_ref() == "--backend");
     match test_backend() {
@@ -380,6 +386,10 @@ fn backend_args(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Vec<St
             let mut flags = vec!["--backend".into(), name.clone()];
             if name.starts_with("redis") {
                 flags.extend(["--redis-prefix".into(), redis_prefix(data_dir)]);
+                if !args.iter().any(|arg| arg.as_ref() == "--tokens-file") {
+                    let file = data_dir.join("tokens.json");
+                    flags.extend(["--tokens-file".into(), file.display().to_string()]);
+                }
             }
             flags
         }

@@ -408,7 +408,7 @@ pub struct ServeArgs {
     /// master applied it). `WAIT N` is sent with the write, in one round
     /// trip; a write that fewer replicas confirm within --backend-timeout
     /// is answered 503 with Retry-After: applied on the master, not
-    /// confirmed (see README, "Running on Redis Cluster").
+    /// confirmed (see README, "Running on Redis").
     #[arg(long, env = "PYKV_REDIS_WAIT_REPLICAS", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=16))]
     pub redis_wait_replicas: u32,

@@ -32,7 +32,7 @@
 //! of key -> last access (ms, Redis's clock), written by every write and
 //! by every read that finds its key, so evicting takes the first member
 //! (O(log n)). Its cost: one ZADD per read and write, and a second sorted
-//! set entry per key (README, "Running on Redis Cluster").
+//! set entry per key (README, "Running on Redis").
 
 use std::sync::LazyLock;
 

@@ -278,7 +278,8 @@ pub trait KvBackend: Send + Sync + 'static {
         namespace: Option<&str>,
     ) -> impl Future<Output = Result<QuotaReport, BackendError>> + Send;
 
-    /// Replaces a namespace's quota until the next start.
+    /// Replaces a namespace's quota: until the next start (embedded), or
+    /// kept in the store for every node (Redis).
     fn set_quota(
         &self,
         namespace: Option<&str>,

@@ -82,6 +82,19 @@ pub enum BackendError {
     /// The store did not answer in time.
     #[error("the storage backend did not answer within {} ms", after.as_millis())]
     TimedOut { after: Duration },
+    /// The write was applied, but fewer replicas than asked for confirmed
+    /// it in time (Redis with `--redis-wait-replicas`): it may be lost if
+    /// its master fails before they catch up.
+    #[error(
+        "the write was applied on the Redis master but confirmed by {confirmed} of the \
+         {wanted} replicas required (--redis-wait-replicas) within {} ms",
+        after.as_millis()
+    )]
+    NotReplicated {
+        confirmed: u32,
+        wanted: u32,
+        after: Duration,
+    },
     /// The backend lacks the capability the operation needs.
     #[error("this server's storage backend ({backend}) does not support {capability}")]
     Unsupported {
@@ -325,7 +338,8 @@ pub trait KvBackend: Send + Sync + 'static {
         namespace: Option<&str>,
     ) -> impl Future<Output = Result<QuotaReport, BackendError>> + Send;
 
-    /// Replaces a namespace's quota until the next start.
+    /// Replaces a namespace's quota: until the next start (embedded), or
+    /// kept in the store for every node (Redis).
     fn set_quota(
         &self,
         namespace: Option<&str>,

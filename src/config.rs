@@ -133,6 +133,20 @@ pub struct TokenFileArgs {
     #[arg(long, env = "PYKV_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
 
+    /// The servers' backend, when it is Redis (redis://HOST:PORT or
+    /// redis-cluster://HOST:PORT[,HOST:PORT...]): the tokens are then kept
+    /// in Redis, shared by every node, unless --tokens-file is given.
+    #[arg(long, env = "PYKV_BACKEND", default_value = "embedded", value_parser = parse_backend)]
+    pub backend: BackendKind,
+
+    /// The servers' --redis-prefix.
+    #[arg(long, env = "PYKV_REDIS_PREFIX", default_value = "pykv", value_parser = parse_redis_prefix)]
+    pub redis_prefix: String,
+
+    /// The servers' --backend-timeout: how long to wait for Redis.
+    #[arg(long, env = "PYKV_BACKEND_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub backend_timeout: Duration,
+
     /// Print JSON instead of readable output.
     #[arg(long)]
     pub json: bool,
@@ -487,6 +501,16 @@ pub struct ServeArgs {
     #[arg(long, env = "PYKV_WATCH_RETENTION", default_value_t = crate::feed::DEFAULT_RETAIN_EVENTS,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
     pub watch_retention: usize,
+
+    /// Replicas that must confirm each write to Redis before it is
+    /// acknowledged (0 to 16; 0: none, the write is acknowledged once its
+    /// master applied it). `WAIT N` is sent with the write, in one round
+    /// trip; a write that fewer replicas confirm within --backend-timeout
+    /// is answered 503 with Retry-After: applied on the master, not
+    /// confirmed (see README, "Running on Redis").
+    #[arg(long, env = "PYKV_REDIS_WAIT_REPLICAS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub redis_wait_replicas: u32,
 
     /// Longest key accepted, in bytes (1 to 16 MiB).
     #[arg(long, env = "PYKV_MAX_KEY_BYTES", default_value_t = 1024,

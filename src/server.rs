@@ -28,7 +28,7 @@ use crate::http::origin::SiteCheck;
 use crate::http::{HandlerContext, Observer, ServerViews, service};
 use crate::memory::{Fault, MemoryBackend};
 use crate::rate_limit::RateLimits;
-use crate::redis_backend::{Patience, RedisBackend, RedisTarget};
+use crate::redis_backend::{Patience, RedisBackend, RedisOptions, RedisTarget};
 use crate::reload::{self, Running};
 use crate::store::{Limit, StoreConfig};
 use crate::tls::{Certificates, TlsFiles};
@@ -96,9 +96,14 @@ impl Server {
             BackendKind::Redis(target) => Backend::Redis(open_redis(config, target).await?),
         });
         backend.set_feed_retention(config.watch_retention);
-        let tokens = match &config.tokens_file {
-            Some(path) => TokenFile::new(path),
-            None => TokenFile::in_data_dir(&config.data_dir),
+        // Over Redis the tokens are shared by every node, in Redis;
+        // an explicit --tokens-file keeps them in that file instead.
+        let tokens = match (&config.tokens_file, &config.backend) {
+            (Some(path), _) => TokenFile::new(path),
+            (None, BackendKind::Redis(target)) => {
+                TokenFile::in_redis(target.clone(), &config.redis_prefix, config.backend_timeout)
+            }
+            (None, _) => TokenFile::in_data_dir(&config.data_dir),
         };
         let auth = Authenticator::open(tokens)?;
         auth.spawn_reload();
@@ -249,15 +254,29 @@ fn open_embedded(args: &ServeArgs) -> anyhow::Result<EmbeddedBackend> {
 }
 
 /// Connects to Redis and checks it (reachable, an eviction policy that
-/// spares PyKV's keys). Memory and key limits are Redis's own in this
-/// version (its `maxmemory`), so PyKV's are refused rather than ignored.
+/// spares PyKV's keys). Per-namespace quotas are kept in Redis; a bound
+/// on the whole store is Redis's own (its `maxmemory`), so
+/// `--max-memory` and `--max-keys` are refused rather than ignored.
 async fn open_redis(args: &ServeArgs, target: &RedisTarget) -> anyhow::Result<RedisBackend> {
-    refuse_limits(args, "a Redis backend (set maxmemory in Redis)")?;
-    let patience = Patience {
-        timeout: args.backend_timeout,
-        retries: args.backend_retries,
+    let limits = args.limits.limits().map_err(anyhow::Error::msg)?;
+    if !limits.global.is_unlimited() {
+        anyhow::bail!(
+            "a Redis backend does not support --max-memory or --max-keys, bounds on the \
+             whole store: set maxmemory in Redis for that. Per-namespace quotas (--quotas, \
+             PUT /quota) are kept"
+        );
+    }
+    let options = RedisOptions {
+        prefix: args.redis_prefix.clone(),
+        patience: Patience {
+            timeout: args.backend_timeout,
+            retries: args.backend_retries,
+        },
+        max_key_bytes: args.max_key_bytes,
+        wait_replicas: args.redis_wait_replicas,
+        limits,
     };
-    RedisBackend::open(target, &args.redis_prefix, patience, args.max_key_bytes).await
+    RedisBackend::open(target, options).await
 }
 
 /// Refuses memory or key limits, for a backend that cannot keep them.

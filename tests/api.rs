@@ -530,7 +530,7 @@ async fn every_answer_round_trips_through_its_api_type() {
     round_trip::<api::StatsAnswer>(&s.get("/stats?ns=app1").await);
     round_trip::<api::HealthAnswer>(&s.get("/health").await);
     round_trip::<api::HealthAnswer>(&s.get("/health?ns=app1").await);
-    if common::backend_supports("limits") {
+    if common::backend_supports("quotas") {
         round_trip::<api::QuotaAnswer>(&s.get("/quota?ns=app1").await);
         let put = s.client.put(s.url("/quota")).body(r#"{"max_keys": 10}"#);
         round_trip::<api::QuotaAnswer>(&s.send(put).await);

@@ -323,7 +323,7 @@ async fn a_bad_line_is_refused_with_its_number_and_nothing_after_it_is_applied()
 
 #[tokio::test]
 async fn quotas_apply_to_an_import() {
-    if !common::backend_supports("limits") {
+    if !common::backend_supports("quotas") {
         return;
     }
     let server = Server::start_with(&["--eviction", "noeviction"]);

@@ -93,7 +93,7 @@ async fn lru_keeps_a_hot_working_set() {
 
 #[tokio::test]
 async fn a_tenant_writing_ten_times_its_quota_never_evicts_another_tenants_key() {
-    if !common::backend_supports("limits") {
+    if !common::backend_supports("quotas") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -151,6 +151,65 @@ async fn noeviction_answers_507_and_changes_nothing() {
     assert_eq!(server.set(Some("t"), "d", json!("d")).await.status, 200);
 }
 
+/// A namespace at its quota under `noeviction`: a write that would pass
+/// it is 507, saying what to do, and changes nothing; overwrites that do
+/// not grow it and deletes still work; an entry larger than the quota's
+/// bytes is refused; other namespaces keep their own quota.
+#[tokio::test]
+async fn a_namespace_at_its_quota_refuses_writes_under_noeviction() {
+    if !common::backend_supports("quotas") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let quotas = quota_file(
+        dir.path(),
+        "[namespace.t]\nmax_keys = 3\nmax_bytes = \"4kb\"\n",
+    );
+    let server = Server::start_with(&["--quotas", &quotas, "--eviction", "noeviction"]);
+    for k in ["a", "b", "c"] {
+        assert_eq!(server.set(Some("t"), k, json!(k)).await.status, 200);
+    }
+    let r = server
+        .post_json("/set?ns=t", &json!({"key": "d", "value": "d"}))
+        .await;
+    assert_eq!(r.status, 507, "{r:?}");
+    assert!(
+        r.detail()
+            .contains("namespace \"t\" is at its limit of 4096 bytes and 3 keys"),
+        "{}",
+        r.detail()
+    );
+    assert!(r.detail().contains("--eviction lru"), "{}", r.detail());
+    let r = server
+        .post_json("/incr?ns=t", &json!({"key": "n", "by": 1}))
+        .await;
+    assert_eq!(r.status, 507, "{r:?}");
+    assert_eq!(server.get("/get/d?ns=t").await.status, 404);
+    assert_eq!(server.get("/get/n?ns=t").await.status, 404);
+    let quota = server.get("/quota?ns=t").await;
+    assert_eq!(quota.body["used_keys"], 3, "{quota:?}");
+    assert_eq!(quota.body["max_keys"], 3, "{quota:?}");
+
+    assert_eq!(server.set(Some("t"), "a", json!("A")).await.status, 200);
+    assert_eq!(server.delete("/delete/b?ns=t").await.status, 200);
+    assert_eq!(server.set(Some("t"), "d", json!("d")).await.status, 200);
+    let big = server
+        .post_json("/set?ns=t", &json!({"key": "a", "value": "x".repeat(5000)}))
+        .await;
+    assert_eq!(big.status, 507, "{big:?}");
+    assert!(
+        big.detail().contains("more than the 4096 bytes"),
+        "{}",
+        big.detail()
+    );
+    assert_eq!(server.value(Some("t"), "a").await, Some(json!("A")));
+    for i in 0..10 {
+        let other = server.set(Some("u"), &format!("k{i}"), json!(i)).await;
+        assert_eq!(other.status, 200, "{other:?}");
+    }
+    assert_eq!(server.stats().await["evictions"], 0);
+}
+
 #[tokio::test]
 async fn an_eviction_survives_a_restart() {
     if !common::backend_supports("limits") || !common::backend_supports("persistence") {
@@ -195,7 +254,7 @@ async fn a_bad_quota_file_stops_the_start_with_a_clear_error() {
 
 #[tokio::test]
 async fn an_admin_sets_a_quota_while_the_server_runs() {
-    if !common::backend_supports("limits") {
+    if !common::backend_supports("quotas") {
         return;
     }
     let server = Server::start();

@@ -678,7 +678,7 @@ async fn real_answers_match_their_documented_schemas() {
             server.delete("/delete/k?ns=app1").await.body,
         ),
     ];
-    if common::backend_supports("limits") {
+    if common::backend_supports("quotas") {
         cases.push(("get", "/quota", server.get("/quota?ns=app1").await.body));
         let put = server.client.put(server.url("/quota?ns=app1"));
         let put = server.send(put.body(r#"{"max_keys": 10}"#)).await.body;

@@ -327,17 +327,32 @@ enum Failover {
 
 #[tokio::test]
 async fn a_killed_master_costs_503s_only_until_its_replica_takes_over() {
-    failover_under_writes(Failover::Kill).await;
+    failover_under_writes(Failover::Kill, 0).await;
 }
 
 #[tokio::test]
 async fn a_hung_master_costs_503s_only_until_its_replica_takes_over() {
-    failover_under_writes(Failover::Stop).await;
+    failover_under_writes(Failover::Stop, 0).await;
 }
 
 #[tokio::test]
 async fn a_graceful_failover_loses_no_acknowledged_write() {
-    failover_under_writes(Failover::Graceful).await;
+    failover_under_writes(Failover::Graceful, 0).await;
+}
+
+#[tokio::test]
+async fn waiting_for_a_replica_a_killed_master_loses_no_acknowledged_write() {
+    failover_under_writes(Failover::Kill, 1).await;
+}
+
+#[tokio::test]
+async fn waiting_for_a_replica_a_hung_master_loses_no_acknowledged_write() {
+    failover_under_writes(Failover::Stop, 1).await;
+}
+
+#[tokio::test]
+async fn waiting_for_a_replica_a_graceful_failover_loses_no_acknowledged_write() {
+    failover_under_writes(Failover::Graceful, 1).await;
 }
 
 /// The master that holds a namespace goes away while two PyKV nodes write
@@ -347,25 +362,40 @@ async fn a_graceful_failover_loses_no_acknowledged_write() {
 /// (for a graceful failover, none may be lost; after a crash Redis, which
 /// replicates asynchronously, may lose the last ones: they are counted).
 /// The window of refused writes and the loss are printed.
-async fn failover_under_writes(failover: Failover) {
+///
+/// With `--redis-wait-replicas 1` (`wait_replicas`), a write is
+/// acknowledged only once the slot's replica has it, so no acknowledged
+/// write may be lost, whatever the failure. The promoted replica has no
+/// replica of its own, so writes are refused until the old master comes
+/// back as its replica: the test brings it back (restarted after kill -9,
+/// resumed after STOP) once the failover is done, and the window counts
+/// that time too.
+async fn failover_under_writes(failover: Failover, wait_replicas: u32) {
     if !RedisServer::available() {
         return;
     }
     let mut cluster = RedisCluster::start();
     let url = cluster.url();
     let mut args = redis_args(&url, "failover");
-    args.extend(["--backend-timeout", TIMEOUT]);
+    let wait = wait_replicas.to_string();
+    args.extend(["--backend-timeout", TIMEOUT, "--redis-wait-replicas", &wait]);
     let nodes = [Server::start_with(&args), Server::start_with(&args)];
-    nodes[0].set(Some("fo"), "before", json!(0)).await;
+    let first = nodes[0].set(Some("fo"), "before", json!(0)).await;
+    assert_eq!(first.status, 200, "{first:?}");
 
     let slot_key = "failover:{ns:fo}:data";
     let old_master = cluster.master_port_of(slot_key);
+    let witness = (cluster.nodes.iter())
+        .map(|node| node.port)
+        .find(|port| *port != old_master)
+        .expect("six nodes");
     match failover {
         Failover::Kill => cluster.master_of(slot_key).kill(),
         Failover::Stop => cluster.master_of(slot_key).pause(true),
         Failover::Graceful => cluster.fail_over_to_replica_of(slot_key),
     }
     let began = Instant::now();
+    let mut revived = failover == Failover::Graceful || wait_replicas == 0;
     let mut refused: Option<(Duration, Duration)> = None;
     let mut acknowledged = Vec::new();
     for i in 0.. {
@@ -380,6 +410,16 @@ async fn failover_under_writes(failover: Failover) {
         };
         if done {
             break;
+        }
+        if !revived && cluster.master_port_seen_by(witness, slot_key) != old_master {
+            let old = (cluster.nodes.iter_mut())
+                .find(|node| node.port == old_master)
+                .expect("the old master is one of the nodes");
+            match failover {
+                Failover::Kill => old.restart(),
+                _ => old.pause(false),
+            }
+            revived = true;
         }
         let node = &nodes[i % 2];
         let started = Instant::now();
@@ -408,14 +448,18 @@ async fn failover_under_writes(failover: Failover) {
             lost += 1;
         }
     }
+    let window = refused.map_or(Duration::ZERO, |(first, last)| last - first);
     eprintln!(
-        "{failover:?}: writes refused from {:?} to {:?} after the fault; {} acknowledged, {lost} lost",
+        "FAILOVER {failover:?}, --redis-wait-replicas {wait_replicas}: writes refused from \
+         {:?} to {:?} after the fault (a window of {window:?}); {} acknowledged, {lost} lost",
         refused.map(|(first, _)| first),
         refused.map(|(_, last)| last),
         acknowledged.len()
     );
+    if failover == Failover::Graceful || wait_replicas > 0 {
+        assert_eq!(lost, 0, "acknowledged writes lost");
+    }
     if failover == Failover::Graceful {
-        assert_eq!(lost, 0, "a graceful failover lost acknowledged writes");
         let new_master = cluster.master_port_of(slot_key);
         assert_ne!(new_master, old_master, "the replica did not take over");
     }
@@ -456,4 +500,289 @@ async fn expect_503_within_deadline(server: &Server) {
         assert!(response.headers().contains_key("retry-after"), "{what}");
         assert!(waited < PATIENCE, "{what} took {waited:?}");
     }
+}
+
+/// `--redis-wait-replicas 1`: writes are confirmed by the slot's replica
+/// before they are acknowledged. Without it (the replica killed) a write
+/// is applied on the master but answered 503 with `Retry-After` within the
+/// deadline, saying so; reads still answer; once the replica is back,
+/// writes are acknowledged again by themselves.
+#[tokio::test]
+async fn waiting_for_a_replica_refuses_unconfirmed_writes_within_the_deadline() {
+    if !RedisServer::available() {
+        return;
+    }
+    let mut cluster = RedisCluster::start();
+    let url = cluster.url();
+    let mut args = redis_args(&url, "wait");
+    args.extend(["--backend-timeout", TIMEOUT, "--redis-wait-replicas", "1"]);
+    let server = Server::start_with(&args);
+    let slot_key = "wait:{ns:w}:data";
+    for i in 0..20 {
+        let set = server.set(Some("w"), &format!("k{i}"), json!(i)).await;
+        assert_eq!(set.status, 200, "{set:?}");
+    }
+
+    cluster.replica_of(slot_key).kill();
+    let started = Instant::now();
+    let set = set_raw(&server, "w", "unconfirmed").await;
+    let waited = started.elapsed();
+    assert_eq!(set.status, 503, "{set:?}");
+    assert!(waited < PATIENCE, "took {waited:?}");
+    assert!(
+        set.detail().contains("applied on the Redis master")
+            && set.detail().contains("0 of the 1 replicas"),
+        "{}",
+        set.detail()
+    );
+    let refused = (server.client.post(server.url("/set?ns=w")))
+        .json(&json!({"key": "again", "value": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    // Applied on the master, as the answer says; reads are not held up.
+    assert_eq!(
+        server.value(Some("w"), "unconfirmed").await,
+        Some(json!("v"))
+    );
+    assert_eq!(server.value(Some("w"), "k3").await, Some(json!(3)));
+
+    cluster.replica_of(slot_key).restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let set = set_raw(&server, "w", "confirmed").await;
+        if set.status == 200 {
+            break;
+        }
+        assert_eq!(set.status, 503, "{set:?}");
+        assert!(Instant::now() < deadline, "writes did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// LRU under a quota is exact on Redis (a sorted set of last accesses):
+/// a read makes a key recent, so the key neither read nor written for
+/// longest is the one evicted.
+#[tokio::test]
+async fn a_quota_evicts_the_least_recently_read_or_written_key() {
+    if !RedisServer::available() {
+        return;
+    }
+    let redis = RedisServer::start(&[]);
+    let server = Server::start_with(&redis_args(&redis.url(), "lru"));
+    let put = server.client.put(server.url("/quota?ns=q"));
+    let put = server.send(put.json(&json!({"max_keys": 3}))).await;
+    assert_eq!(put.status, 200, "{put:?}");
+    for k in ["a", "b", "c"] {
+        server.set(Some("q"), k, json!(k)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(server.value(Some("q"), "a").await, Some(json!("a")));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    server.set(Some("q"), "d", json!("d")).await;
+    assert_eq!(server.value(Some("q"), "b").await, None, "b was the oldest");
+    for k in ["a", "c", "d"] {
+        assert_eq!(server.value(Some("q"), k).await, Some(json!(k)), "{k}");
+    }
+    let stats = server.stats().await;
+    assert_eq!(stats["namespaces"]["q"]["evictions"], 1, "{stats}");
+}
+
+/// A quota set through one node holds for both, under concurrent writers
+/// on both: never exceeded at any moment (a third task keeps counting),
+/// exactly the quota's keys kept; with `noeviction`, exactly that many
+/// writes acknowledged. The quota is kept in Redis: a restarted node finds
+/// it.
+#[tokio::test]
+async fn a_quota_holds_under_concurrent_writers_on_two_nodes() {
+    let Some(cluster) = std::env::var("PYKV_REDIS_CLUSTER_URL").ok() else {
+        eprintln!("SKIPPED: PYKV_REDIS_CLUSTER_URL is not set (.ci/run sets it)");
+        return;
+    };
+    for policy in ["lru", "noeviction"] {
+        let prefix = format!("quota-{policy}-{}", std::process::id());
+        let mut args = redis_args(&cluster, &prefix);
+        args.extend(["--eviction", policy]);
+        let mut a = Server::start_with(&args);
+        let b = Server::start_with(&args);
+        let put = a.client.put(a.url("/quota?ns=q"));
+        let put = a.send(put.json(&json!({"max_keys": 50}))).await;
+        assert_eq!(put.status, 200, "{put:?}");
+
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let watch = async {
+            let mut most = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let count = b.get("/namespaces/q/keys").await.body["total_keys"]
+                    .as_u64()
+                    .unwrap_or(0);
+                most = most.max(count);
+            }
+            most
+        };
+        let writers = async {
+            let (on_a, on_b) = tokio::join!(
+                write_many(&a, "a", 150, policy),
+                write_many(&b, "b", 150, policy)
+            );
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            on_a + on_b
+        };
+        let (most, acknowledged) = tokio::join!(watch, writers);
+        assert!(most <= 50, "{policy}: {most} keys seen");
+        let quota = a.get("/quota?ns=q").await;
+        assert_eq!(quota.body["used_keys"], 50, "{policy}: {quota:?}");
+        let stats = b.stats().await;
+        match policy {
+            "lru" => assert_eq!(stats["namespaces"]["q"]["evictions"], 250, "{stats}"),
+            _ => assert_eq!(acknowledged, 50, "noeviction: acknowledged writes"),
+        }
+
+        a.terminate();
+        assert!(a.wait_exit().success());
+        a.restart();
+        let quota = a.get("/quota?ns=q").await;
+        assert_eq!(quota.body["max_keys"], 50, "after a restart: {quota:?}");
+    }
+}
+
+/// `count` writes of distinct keys to namespace q through `server`; under
+/// `noeviction` a refused one is 507. Returns how many were acknowledged.
+async fn write_many(server: &Server, node: &str, count: usize, policy: &str) -> usize {
+    let mut acknowledged = 0;
+    for i in 0..count {
+        let set = set_raw(server, "q", &format!("{node}{i}")).await;
+        match set.status {
+            200 => acknowledged += 1,
+            507 if policy == "noeviction" => {}
+            _ => panic!("{policy}: {set:?}"),
+        }
+    }
+    acknowledged
+}
+
+/// Tokens over Redis: one created with `pykv token create --backend
+/// redis-cluster://...` is honoured by both nodes within a second;
+/// revoked, it is refused by both within a second. Nothing is written to
+/// a token file.
+#[tokio::test]
+async fn a_token_created_or_revoked_by_the_cli_takes_effect_on_every_node_within_a_second() {
+    let Some(cluster) = std::env::var("PYKV_REDIS_CLUSTER_URL").ok() else {
+        eprintln!("SKIPPED: PYKV_REDIS_CLUSTER_URL is not set (.ci/run sets it)");
+        return;
+    };
+    let prefix = format!("tokens-{}", std::process::id());
+    let nodes = [
+        Server::start_with(&redis_args(&cluster, &prefix)),
+        Server::start_with(&redis_args(&cluster, &prefix)),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let token_cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--backend", &cluster, "--redis-prefix", &prefix]);
+        common::pykv_token(dir.path(), &all)
+    };
+
+    // A first token closes both nodes to requests without one.
+    let admin = token_cli(&["create", "--admin"]);
+    assert!(admin.status.success(), "{admin:?}");
+    for node in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while node.get("/get/k?ns=t").await.status != 401 {
+            assert!(Instant::now() < deadline, "{} still open", node.base_url());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    let created = token_cli(&["create", "--ns", "t", "--access", "write"]);
+    assert!(created.status.success(), "{created:?}");
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let since = Instant::now();
+    for node in &nodes {
+        let status = status_with_token_once(node, &token, 200).await;
+        assert_eq!(status, 200, "the new token on {}", node.base_url());
+    }
+    let took = since.elapsed();
+    assert!(took < Duration::from_secs(1), "honoured after {took:?}");
+    eprintln!("a new token was honoured by both nodes after {took:?}");
+    assert!(
+        !dir.path().join("tokens.json").exists(),
+        "the CLI wrote Redis, not a file"
+    );
+
+    let listed = token_cli(&["list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let tokens = listed["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2, "{listed}");
+    let id = (tokens.iter())
+        .find(|t| t["namespaces"] == json!(["t"]))
+        .and_then(|t| t["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let revoked = token_cli(&["revoke", &id]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let since = Instant::now();
+    for node in &nodes {
+        let status = status_with_token_once(node, &token, 401).await;
+        assert_eq!(status, 401, "the revoked token on {}", node.base_url());
+    }
+    let took = since.elapsed();
+    assert!(took < Duration::from_secs(1), "refused after {took:?}");
+    eprintln!("a revoked token was refused by both nodes after {took:?}");
+}
+
+/// The status of a write with `token`, asked every 20 ms until it is
+/// `wanted` (at most 3 s).
+async fn status_with_token_once(server: &Server, token: &str, wanted: u16) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let request = (server.client.post(server.url("/set?ns=t")))
+            .bearer_auth(token)
+            .json(&json!({"key": "k", "value": 1}));
+        let status = request.send().await.unwrap().status().as_u16();
+        if status == wanted || Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Token edits in Redis are optimistic (a version checked by the write):
+/// `pykv token create` run six times at once loses none of them.
+#[test]
+fn concurrent_token_edits_in_redis_lose_nothing() {
+    if !RedisServer::available() {
+        return;
+    }
+    let redis = RedisServer::start(&[]);
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let args = |extra: &[&'static str]| {
+        let mut all: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        all.extend(["--backend".into(), url.clone()]);
+        all.extend(["--redis-prefix".into(), "edits".into()]);
+        all
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..6 {
+            let args = args(&["create", "--admin"]);
+            let dir = dir.path();
+            scope.spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let out = common::pykv_token(dir, &args);
+                assert!(out.status.success(), "{out:?}");
+            });
+        }
+    });
+    let list = args(&["list", "--json"]);
+    let list: Vec<&str> = list.iter().map(String::as_str).collect();
+    let out = common::pykv_token(dir.path(), &list);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        listed["tokens"].as_array().map(Vec::len),
+        Some(6),
+        "{listed}"
+    );
 }

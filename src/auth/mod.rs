@@ -8,6 +8,7 @@
 //! stays so when the last token is revoked or the file disappears: only
 //! `pykv token open`, an operator's explicit act, opens the server again.
 
+mod redis_tokens;
 pub mod tokens;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -250,9 +251,21 @@ impl Authenticator {
         std::thread::Builder::new()
             .name("pykv-tokens".into())
             .spawn(move || {
+                // A failure is logged once, not at every attempt: tokens
+                // kept in Redis fail four times a second while it is away.
+                let mut failing: Option<String> = None;
                 while let Some(auth) = auth.upgrade() {
-                    if let Err(e) = auth.reload() {
-                        tracing::warn!(error = %e, "cannot reload the token file; keeping the tokens loaded before");
+                    match auth.reload() {
+                        Err(e) if failing.as_deref() != Some(&e.to_string()) => {
+                            tracing::warn!(error = %e, "cannot reload the token file; keeping the tokens loaded before");
+                            failing = Some(e.to_string());
+                        }
+                        Err(_) => {}
+                        Ok(()) => {
+                            if failing.take().is_some() {
+                                tracing::info!("the tokens can be read again");
+                            }
+                        }
                     }
                     drop(auth);
                     std::thread::sleep(RELOAD_EVERY);

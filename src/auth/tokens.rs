@@ -22,8 +22,13 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use super::redis_tokens::RedisTokens;
+use crate::redis_backend::RedisTarget;
 
 /// Whether requests need a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,14 +125,29 @@ pub enum TokenFileError {
     TokensRemain(usize),
 }
 
-/// The token file.
+/// The token file, or the same document kept in Redis
+/// ([`RedisTokens`]) for nodes over a Redis backend.
 pub struct TokenFile {
+    /// The file; for tokens in Redis, where they are, for messages.
     path: PathBuf,
+    redis: Option<RedisTokens>,
 }
 
 impl TokenFile {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        TokenFile { path: path.into() }
+        TokenFile {
+            path: path.into(),
+            redis: None,
+        }
+    }
+
+    /// The tokens of the deployment under `prefix` in a Redis backend.
+    pub fn in_redis(target: RedisTarget, prefix: &str, timeout: Duration) -> Self {
+        let redis = RedisTokens::new(target, prefix, timeout);
+        TokenFile {
+            path: PathBuf::from(redis.describe()),
+            redis: Some(redis),
+        }
     }
 
     /// The default place: `tokens.json` in the data directory.
@@ -141,6 +161,9 @@ impl TokenFile {
 
     /// The file's bytes; `None` when it does not exist.
     pub fn read(&self) -> Result<Option<Vec<u8>>, TokenFileError> {
+        if let Some(redis) = &self.redis {
+            return redis.read().map_err(|e| self.read_error(e));
+        }
         match std::fs::read(&self.path) {
             Ok(text) => Ok(Some(text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -180,7 +203,7 @@ impl TokenFile {
             let record = TokenRecord {
                 id: sha256[..12].to_owned(),
                 sha256,
-                namespaces,
+                namespaces: namespaces.clone(),
                 access,
                 created: crate::store::now_ms() / 1000,
             };
@@ -222,8 +245,11 @@ impl TokenFile {
     /// edit lock; nothing is written when `change` fails.
     fn edit<T>(
         &self,
-        change: impl FnOnce(&mut TokenSet) -> Result<T, TokenFileError>,
+        mut change: impl FnMut(&mut TokenSet) -> Result<T, TokenFileError>,
     ) -> Result<T, TokenFileError> {
+        if let Some(redis) = &self.redis {
+            return self.edit_in_redis(redis, change);
+        }
         let write_error = |cause| TokenFileError::Write {
             path: self.path.clone(),
             cause,
@@ -236,6 +262,46 @@ impl TokenFile {
         let result = change(&mut set)?;
         self.save(&set).map_err(write_error)?;
         Ok(result)
+    }
+
+    /// [`TokenFile::edit`] for tokens in Redis: read, change, and write
+    /// back unless another edit came first, then again (see
+    /// [`RedisTokens`]).
+    fn edit_in_redis<T>(
+        &self,
+        redis: &RedisTokens,
+        mut change: impl FnMut(&mut TokenSet) -> Result<T, TokenFileError>,
+    ) -> Result<T, TokenFileError> {
+        for _ in 0..EDIT_ATTEMPTS {
+            let (version, text) = redis.fetch().map_err(|e| self.read_error(e))?;
+            let mut set = match text {
+                Some(text) => self.parse(&text)?,
+                None => TokenSet::default(),
+            };
+            let result = change(&mut set)?;
+            let text = serde_json::to_string_pretty(&set).expect("token records serialize");
+            if redis
+                .replace(version, &text)
+                .map_err(|e| self.write_error(e))?
+            {
+                return Ok(result);
+            }
+        }
+        Err(self.write_error("other edits kept coming first; try again"))
+    }
+
+    fn read_error(&self, cause: impl std::fmt::Display) -> TokenFileError {
+        TokenFileError::Read {
+            path: self.path.clone(),
+            cause: std::io::Error::other(cause.to_string()),
+        }
+    }
+
+    fn write_error(&self, cause: impl std::fmt::Display) -> TokenFileError {
+        TokenFileError::Write {
+            path: self.path.clone(),
+            cause: std::io::Error::other(cause.to_string()),
+        }
     }
 
     /// The directory holding the file (`.` for a bare file name).
@@ -294,6 +360,10 @@ impl TokenFile {
         }
     }
 }
+
+/// Edits of tokens in Redis tried before giving up, each after another
+/// edit came first.
+const EDIT_ATTEMPTS: usize = 50;
 
 /// A new random token: `pykv_` and 64 hex digits (256 bits).
 fn new_token() -> String {

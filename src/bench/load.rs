@@ -69,7 +69,8 @@ pub fn plan(args: &BenchArgs) -> Result<Plan, String> {
     let (authority, host, prefix) = parse_url(&args.url)?;
     Ok(Plan {
         authority,
-        requests: Requests::new(host, prefix, args.namespaces, args.value_size, args.ttl),
+        requests: Requests::new(host, prefix, args.namespaces, args.value_size, args.ttl)
+            .speaking(args.api),
         mix: args.mix()?,
         keyspace: args.keyspace,
         stop: args.stop()?,

@@ -43,6 +43,13 @@ const EXIT_ERRORS: u8 = 1;
 /// Exit status for arguments that cannot work (a bad URL, ...).
 const EXIT_USAGE: u8 = 2;
 
+/// The HTTP API `pykv bench` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Api {
+    Pykv,
+    Webdis,
+}
+
 /// Load a server with GETs and SETs; print throughput and latency
 /// percentiles (`--ceiling`: run the do-nothing server to compare with).
 #[derive(Debug, Clone, Args)]
@@ -94,6 +101,12 @@ pub struct BenchArgs {
     /// SET every key of the key space first (not measured), so GETs hit.
     #[arg(long)]
     pub preload: bool,
+
+    /// The API to speak: pykv, or webdis (`GET /GET/KEY`, `GET
+    /// /SET/KEY/VALUE`, Redis over HTTP), to compare with it on equal
+    /// terms; with webdis a namespace is a key prefix (`bench0:key:...`).
+    #[arg(long, value_enum, default_value = "pykv")]
+    pub api: Api,
 
     /// Target requests per second, paced open-loop: requests fall due on
     /// a fixed schedule and are timed from when they were due. Without

@@ -10,6 +10,8 @@ use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 
+use super::Api;
+
 /// One kind of request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -94,6 +96,9 @@ pub struct Requests {
     namespaces: u32,
     /// The end of every SET body after the key: `","value":"vvv",...}`.
     set_tail: String,
+    api: Api,
+    /// webdis: the end of every SET path after the key: `/vvv[/EX/ttl]`.
+    webdis_set_tail: String,
 }
 
 impl Requests {
@@ -105,17 +110,48 @@ impl Requests {
         ttl: Option<u64>,
     ) -> Self {
         let value = "v".repeat(value_size);
+        let ttl_secs = ttl;
         let ttl = ttl.map(|t| format!(",\"ttl\":{t}")).unwrap_or_default();
+        let webdis_ttl = ttl_secs.map(|t| format!("/EX/{t}")).unwrap_or_default();
         Requests {
             host,
             prefix,
             namespaces,
             set_tail: format!("\",\"value\":\"{value}\"{ttl}}}"),
+            api: Api::Pykv,
+            webdis_set_tail: format!("/{value}{webdis_ttl}"),
         }
+    }
+
+    /// The same requests in `api`'s shape.
+    pub fn speaking(mut self, api: Api) -> Self {
+        self.api = api;
+        self
+    }
+
+    /// webdis's request for `op` on key number `index`: Redis's GET and
+    /// SET as paths, the namespace a key prefix.
+    fn build_webdis(&self, op: Op, index: u64) -> Request<Full<Bytes>> {
+        let key = match namespace_name(index, self.namespaces) {
+            Some(ns) => format!("{ns}:{}", key_name(index)),
+            None => key_name(index),
+        };
+        let path = match op {
+            Op::Get => format!("{}/GET/{key}", self.prefix),
+            Op::Set => format!("{}/SET/{key}{}", self.prefix, self.webdis_set_tail),
+        };
+        (Request::builder().header(HOST, &self.host))
+            .method(Method::GET)
+            .uri(path)
+            .body(Full::new(Bytes::new()))
+            .expect("the URL was checked and keys are URL-safe")
     }
 
     /// The request for `op` on key number `index`.
     pub fn build(&self, op: Op, index: u64) -> Request<Full<Bytes>> {
+        if self.api == Api::Webdis {
+            return self.build_webdis(op, index);
+        }
         let query = self.ns_query(index);
         let key = key_name(index);
         let builder = Request::builder().header(HOST, &self.host);
@@ -167,6 +203,17 @@ mod tests {
         assert!(Mix::parse("get=0").is_err());
         assert!(Mix::parse("del=1").is_err());
         assert!(Mix::parse("get").is_err());
+    }
+
+    #[test]
+    fn webdis_requests_are_redis_commands_as_paths() {
+        let requests = Requests::new("h".into(), String::new(), 1, 3, Some(9));
+        let webdis = requests.speaking(Api::Webdis);
+        assert_eq!(webdis.build(Op::Get, 7).uri(), "/GET/bench0:key:00000007");
+        assert_eq!(
+            webdis.build(Op::Set, 7).uri(),
+            "/SET/bench0:key:00000007/vvv/EX/9"
+        );
     }
 
     #[test]

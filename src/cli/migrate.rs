@@ -20,8 +20,8 @@ use super::transfer::bar;
 use crate::backend::{Backend, KvBackend};
 use crate::config::MigrateArgs;
 use crate::embedded::{EmbeddedBackend, EmbeddedOptions};
-use crate::redis_backend::{Patience, RedisBackend, RedisTarget};
-use crate::store::{MAX_PAGE, StoreConfig, validate_namespace};
+use crate::redis_backend::{Patience, RedisBackend, RedisOptions, RedisTarget};
+use crate::store::{Limits, MAX_PAGE, StoreConfig, validate_namespace};
 use crate::wal::{AutoCompaction, FsyncPolicy, WalOptions};
 
 /// Runs `pykv migrate`: 0 once everything is copied, 3 on a failure (what
@@ -161,9 +161,17 @@ async fn open(
                 timeout: args.backend_timeout,
                 retries: 2,
             };
-            let redis =
-                RedisBackend::open(target, &args.redis_prefix, patience, args.max_key_bytes)
-                    .await?;
+            // No quota file and no waiting for replicas: a migration
+            // copies everything once (quotas `PUT /quota` kept in the
+            // target still apply to what is written there).
+            let options = RedisOptions {
+                prefix: args.redis_prefix.clone(),
+                patience,
+                max_key_bytes: args.max_key_bytes,
+                wait_replicas: 0,
+                limits: Limits::default(),
+            };
+            let redis = RedisBackend::open(target, options).await?;
             Ok(Backend::Redis(redis))
         }
         (None, None) => bail!("name a data directory or a Redis URL"),

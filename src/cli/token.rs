@@ -9,7 +9,7 @@ use super::exit::{NOT_FOUND, USAGE};
 use super::output::table;
 use crate::auth::tokens::TokenFileError;
 use crate::auth::{Access, AuthMode, TokenFile, TokenRecord};
-use crate::config::{TokenAction, TokenArgs, TokenFileArgs};
+use crate::config::{BackendKind, TokenAction, TokenArgs, TokenFileArgs};
 use crate::store::validate_namespace;
 
 pub fn run(args: TokenArgs) -> ExitCode {
@@ -37,10 +37,14 @@ pub fn run(args: TokenArgs) -> ExitCode {
 
 type Outcome = Result<(), (u8, String)>;
 
+/// Where the servers keep their tokens: as `pykv serve` chooses it.
 fn token_file(args: &TokenFileArgs) -> TokenFile {
-    match &args.tokens_file {
-        Some(path) => TokenFile::new(path),
-        None => TokenFile::in_data_dir(&args.data_dir),
+    match (&args.tokens_file, &args.backend) {
+        (Some(path), _) => TokenFile::new(path),
+        (None, BackendKind::Redis(target)) => {
+            TokenFile::in_redis(target.clone(), &args.redis_prefix, args.backend_timeout)
+        }
+        (None, _) => TokenFile::in_data_dir(&args.data_dir),
     }
 }
 

@@ -59,6 +59,12 @@ pub enum ApiError {
     BackendTimedOut {
         after: std::time::Duration,
     },
+    /// A write applied but not confirmed by enough replicas (503).
+    NotReplicated {
+        confirmed: u32,
+        wanted: u32,
+        after: std::time::Duration,
+    },
     /// The storage backend lacks what the request needs (501).
     Unsupported {
         backend: &'static str,
@@ -160,6 +166,7 @@ impl ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::BackendUnavailable { .. }
             | ApiError::BackendTimedOut { .. }
+            | ApiError::NotReplicated { .. }
             | ApiError::Overdue { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             ApiError::Store(e) => match e {
@@ -222,6 +229,18 @@ impl ApiError {
             ApiError::BackendUnavailable { detail } => format!(
                 "the storage backend is unavailable ({detail}); \
                  retry in {BACKEND_RETRY_AFTER_SECS} s"
+            ),
+            ApiError::NotReplicated {
+                confirmed,
+                wanted,
+                after,
+            } => format!(
+                "the write was applied on the Redis master, but only {confirmed} of the \
+                 {wanted} replicas required (--redis-wait-replicas) confirmed it within {} ms: \
+                 it is readable now and may be lost if that master fails before its replicas \
+                 catch up. Retry in {BACKEND_RETRY_AFTER_SECS} s (a set or delete may be \
+                 repeated safely; an increment would count twice: read the key first)",
+                after.as_millis()
             ),
             ApiError::BackendTimedOut { after } => format!(
                 "the storage backend did not answer within {} ms, so the request may or may \
@@ -334,6 +353,7 @@ impl ApiError {
             | ApiError::Internal(_)
             | ApiError::BackendUnavailable { .. }
             | ApiError::BackendTimedOut { .. }
+            | ApiError::NotReplicated { .. }
             | ApiError::Unsupported { .. }
             | ApiError::Auth(AuthError::Missing | AuthError::Unknown | AuthError::NoToken)
             | ApiError::Store(
@@ -441,6 +461,15 @@ impl From<BackendError> for ApiError {
             BackendError::Store(e) => ApiError::Store(e),
             BackendError::Unavailable { detail } => ApiError::BackendUnavailable { detail },
             BackendError::TimedOut { after } => ApiError::BackendTimedOut { after },
+            BackendError::NotReplicated {
+                confirmed,
+                wanted,
+                after,
+            } => ApiError::NotReplicated {
+                confirmed,
+                wanted,
+                after,
+            },
             BackendError::Unsupported {
                 backend,
                 capability,
@@ -488,6 +517,7 @@ impl ApiError {
             }
             ApiError::BackendUnavailable { .. }
             | ApiError::BackendTimedOut { .. }
+            | ApiError::NotReplicated { .. }
             | ApiError::Overdue { .. } => {
                 let retry_after = HeaderValue::from(BACKEND_RETRY_AFTER_SECS);
                 headers.insert(header::RETRY_AFTER, retry_after);

@@ -64,6 +64,19 @@ impl ConnectionLike for Connection {
 /// Connects, checks that the store is fit for PyKV, and logs what it
 /// found; an error says what is wrong and what to do.
 pub async fn open(target: &RedisTarget, patience: Patience) -> anyhow::Result<Opened> {
+    let (mut connection, client) = connect(target, patience).await?;
+    let patient = patience.timeout * (patience.retries + 2);
+    tokio::time::timeout(patient, check(&mut connection, target))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {patient:?}"))
+        .and_then(|checked| checked)
+        .with_context(|| format!("cannot use the Redis backend {target}"))?;
+    Ok((connection, client))
+}
+
+/// Connects, without checking: for [`open`], and for another connection
+/// to a store already checked.
+pub async fn connect(target: &RedisTarget, patience: Patience) -> anyhow::Result<Opened> {
     let connecting = async {
         match target {
             RedisTarget::Single { url } => open_single(url, patience).await,
@@ -72,17 +85,11 @@ pub async fn open(target: &RedisTarget, patience: Patience) -> anyhow::Result<Op
     };
     // Connecting may take a few attempts: allow each its deadline.
     let patient = patience.timeout * (patience.retries + 2);
-    let (mut connection, client) = tokio::time::timeout(patient, connecting)
+    tokio::time::timeout(patient, connecting)
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {patient:?}"))
         .and_then(|opened| opened)
-        .with_context(|| format!("cannot reach the Redis backend {target}"))?;
-    tokio::time::timeout(patient, check(&mut connection, target))
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer within {patient:?}"))
-        .and_then(|checked| checked)
-        .with_context(|| format!("cannot use the Redis backend {target}"))?;
-    Ok((connection, client))
+        .with_context(|| format!("cannot reach the Redis backend {target}"))
 }
 
 /// A connection, and for a cluster the client that can make another.

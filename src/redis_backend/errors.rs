@@ -17,6 +17,9 @@ pub fn from_redis(error: &RedisError, timeout: Duration) -> BackendError {
     if error.is_timeout() {
         return BackendError::TimedOut { after: timeout };
     }
+    if let Some(refusal) = quota_refusal(error) {
+        return refusal.into();
+    }
     if error.code() == Some("OOM") {
         return StoreError::LimitReached {
             scope: "the Redis store".into(),
@@ -31,6 +34,36 @@ pub fn from_redis(error: &RedisError, timeout: Duration) -> BackendError {
     }
     BackendError::Unavailable {
         detail: format!("Redis: {}", error.kind_name()),
+    }
+}
+
+/// A script's refusal of a write past a quota (scripts.rs, `admit`):
+/// `PYKV_LIMIT scope|limit|` or `PYKV_TOO_LARGE scope|size|max|`; Redis
+/// appends where in the script it was raised, after the last `|`.
+fn quota_refusal(error: &RedisError) -> Option<StoreError> {
+    quota_refusal_of(error.code()?, error.detail()?)
+}
+
+/// A refusal a script returned rather than raised (the import's, which
+/// keeps what it stored before it): `CODE detail`, as in [`quota_refusal`].
+pub fn returned_refusal(text: &str) -> Option<StoreError> {
+    let (code, detail) = text.split_once(' ')?;
+    quota_refusal_of(code, detail)
+}
+
+fn quota_refusal_of(code: &str, detail: &str) -> Option<StoreError> {
+    let fields: Vec<&str> = detail.split('|').collect();
+    match (code, fields.as_slice()) {
+        ("PYKV_LIMIT", [scope, limit, ..]) => Some(StoreError::LimitReached {
+            scope: (*scope).to_owned(),
+            limit: (*limit).to_owned(),
+        }),
+        ("PYKV_TOO_LARGE", [scope, size, max, ..]) => Some(StoreError::TooLarge {
+            scope: (*scope).to_owned(),
+            size: size.parse().ok()?,
+            max: max.parse().ok()?,
+        }),
+        _ => None,
     }
 }
 

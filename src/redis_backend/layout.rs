@@ -24,13 +24,19 @@ pub mod suffix {
     /// ZSET: key -> its deadline, milliseconds since the epoch (Redis's
     /// clock), for keys with a TTL only.
     pub const DEADLINES: &str = "deadlines";
-    /// HASH: hits, misses, expirations, bytes.
+    /// HASH: hits, misses, expirations, evictions, bytes.
     pub const STATS: &str = "stats";
     /// STRING `EPOCH:RETAIN`, with a TTL the watchers renew: present
     /// while the namespace's change feed is watched.
     pub const WATCHED: &str = "watched";
     /// STREAM: the change feed's last events.
     pub const FEED: &str = "feed";
+    /// ZSET: key -> its last read or write, milliseconds since the epoch
+    /// (Redis's clock): the LRU order a quota evicts in.
+    pub const LRU: &str = "lru";
+    /// HASH: the quota `PUT /quota` set (`set`, `max_bytes`, `max_keys`,
+    /// "" for none). Kept across clears, as the engine keeps it.
+    pub const QUOTA: &str = "quota";
     // The clear script names two more from the base: `clears`, a counter
     // numbering the sets it puts aside as `cleared:N:data` (`index`,
     // `deadlines`), and `reclaim`, the LIST of those still to delete.

@@ -36,6 +36,12 @@
 //!   503 with `Retry-After` ([`errors`]), never a hang or a 500. After a
 //!   timeout a cluster connection is renewed in the background
 //!   ([`shared`]), so the replica that replaced a hung master is found.
+//! - **Quotas in Redis.** `PUT /quota` keeps a namespace's quota in its
+//!   slot, where every node reads it and a restart finds it; the write
+//!   scripts check it and evict (exact LRU, by a sorted set of last
+//!   accesses) in the same atomic step as the write ([`scripts`]), so
+//!   writers on any number of nodes never take a namespace past it.
+//!   Bounds on the whole store are Redis's `maxmemory`.
 //! - **Eviction stays with PyKV.** Redis must not evict PyKV's indexes or
 //!   counters, which have no TTL: the start refuses a `maxmemory-policy`
 //!   other than `noeviction` or `volatile-*`. When Redis is full its OOM
@@ -44,15 +50,20 @@
 //! - **A change feed per namespace.** Each script appends its change to
 //!   the namespace's stream while the namespace is watched ([`watch`]).
 //!
-//! Not in this slice: `--redis-wait-replicas`, quotas and key/memory limits (answered
-//! [`BackendError::Unsupported`]; Redis's `maxmemory` bounds the store),
-//! compaction (Redis persists by itself), tokens kept in Redis.
+//! - **Replicas, on request.** With `--redis-wait-replicas N` each write's
+//!   script is followed by `WAIT N` in the same round trip
+//!   ([`replicated`]); a write fewer replicas confirm in time is applied
+//!   but answered 503 ([`BackendError::NotReplicated`]), through its
+//!   [`Commit`].
+//!
+//! Not here: compaction (Redis persists by itself).
 
 mod connection;
 mod errors;
 mod layout;
 mod ops;
 mod reclaim;
+mod replicated;
 mod scripts;
 mod shared;
 mod target;
@@ -69,12 +80,27 @@ pub use connection::Patience;
 pub use target::RedisTarget;
 pub use watch::{MAX_WATCHERS, RedisWatcher};
 
-use crate::backend::BackendError;
-use crate::store::{StoreError, validate_namespace};
+use crate::backend::{BackendError, Commit};
+use crate::store::{EvictionPolicy, Limit, Limits, StoreError, validate_namespace};
 use layout::{NamespaceKeys, suffix};
+use replicated::Replicated;
 use shared::SharedConnection;
 
 const NAME: &str = "redis";
+
+/// How a PyKV node uses Redis: from `pykv serve`'s flags.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `--redis-prefix`: the first part of every Redis key.
+    pub prefix: String,
+    pub patience: Patience,
+    pub max_key_bytes: usize,
+    /// `--redis-wait-replicas`.
+    pub wait_replicas: u32,
+    /// The quota file's quotas and `--eviction`; no global limit (Redis's
+    /// `maxmemory` is the store's).
+    pub limits: Limits,
+}
 
 /// A store in Redis, shared by every PyKV node pointed at it.
 pub struct RedisBackend {
@@ -83,6 +109,9 @@ pub struct RedisBackend {
     prefix: String,
     patience: Patience,
     max_key_bytes: usize,
+    /// Quotas of the node's quota file, under those `PUT /quota` keeps in
+    /// Redis, and the eviction policy.
+    limits: Limits,
     started: Instant,
     /// Where to open a watcher's own connection.
     target: RedisTarget,
@@ -90,26 +119,44 @@ pub struct RedisBackend {
     watchers: Arc<tokio::sync::Semaphore>,
     /// Events a namespace's feed keeps, about (`--watch-retention`).
     feed_retention: AtomicUsize,
+    /// `--redis-wait-replicas`, when above 0.
+    wait: Option<WaitReplicas>,
+}
+
+/// Writes wait for this many replicas, on a connection of their own
+/// (see [`replicated`] for why).
+struct WaitReplicas {
+    replicas: u32,
+    connection: Arc<SharedConnection>,
 }
 
 impl RedisBackend {
     /// Connects and checks the store (see [`connection::open`]).
-    pub async fn open(
-        target: &RedisTarget,
-        prefix: &str,
-        patience: Patience,
-        max_key_bytes: usize,
-    ) -> anyhow::Result<RedisBackend> {
+    pub async fn open(target: &RedisTarget, options: RedisOptions) -> anyhow::Result<RedisBackend> {
+        let patience = options.patience;
         let (connection, client) = connection::open(target, patience).await?;
+        let wait = match options.wait_replicas {
+            0 => None,
+            replicas => {
+                let (connection, client) = connection::connect(target, patience).await?;
+                let connection = Arc::new(SharedConnection::new(connection, client, patience));
+                Some(WaitReplicas {
+                    replicas,
+                    connection,
+                })
+            }
+        };
         Ok(RedisBackend {
             connection: Arc::new(SharedConnection::new(connection, client, patience)),
-            prefix: prefix.to_owned(),
+            prefix: options.prefix,
             patience,
-            max_key_bytes,
+            max_key_bytes: options.max_key_bytes,
+            limits: options.limits,
             started: Instant::now(),
             target: target.clone(),
             watchers: Arc::new(tokio::sync::Semaphore::new(MAX_WATCHERS)),
             feed_retention: AtomicUsize::new(crate::feed::DEFAULT_RETAIN_EVENTS),
+            wait,
         })
     }
 
@@ -149,6 +196,9 @@ impl RedisBackend {
     fn noting_timeouts<T>(&self, result: Result<T, BackendError>) -> Result<T, BackendError> {
         if let Err(BackendError::TimedOut { .. }) = result {
             self.connection.renew();
+            if let Some(wait) = &self.wait {
+                wait.connection.renew();
+            }
         }
         result
     }
@@ -160,6 +210,40 @@ impl RedisBackend {
     ) -> Result<T, BackendError> {
         let mut connection = self.connection.get();
         self.call(invocation.invoke_async(&mut connection)).await
+    }
+
+    /// Runs `invocation`, a script that writes. With
+    /// `--redis-wait-replicas N` it is followed by `WAIT N` in the same
+    /// round trip; the [`Commit`] then fails when fewer replicas
+    /// confirmed the write within [`RedisBackend::wait_budget`]: the write
+    /// stands, but the client is told it is not yet safe.
+    async fn run_write<T: redis::FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<(T, Commit), BackendError> {
+        let Some(wait) = &self.wait else {
+            return Ok((self.run(invocation).await?, Commit::done()));
+        };
+        let budget = self.wait_budget();
+        let mut connection = Replicated::new(wait.connection.get(), wait.replicas, budget);
+        let answer = self.call(invocation.invoke_async(&mut connection)).await?;
+        let confirmed = connection.confirmed();
+        if confirmed >= wait.replicas {
+            return Ok((answer, Commit::done()));
+        }
+        let shortfall = BackendError::NotReplicated {
+            confirmed,
+            wanted: wait.replicas,
+            after: budget,
+        };
+        Ok((answer, Commit::pending(async move { Err(shortfall) })))
+    }
+
+    /// How long `WAIT` may block: three quarters of the call's deadline,
+    /// so that its answer (and the write's) arrives before the deadline
+    /// cuts the call.
+    fn wait_budget(&self) -> std::time::Duration {
+        self.patience.timeout * 3 / 4
     }
 
     /// Adds a named namespace to the registry the server-wide figures
@@ -179,12 +263,34 @@ impl RedisBackend {
             .map(drop)
     }
 
+    /// Appends what a script that may grow a namespace needs to keep its
+    /// quota: the policy, then the quota file's max bytes and max keys
+    /// ("" for none), which a quota kept in Redis overrides.
+    fn quota_args(&self, call: &mut ScriptInvocation<'_>, namespace: Option<&str>) {
+        let policy = match self.limits.policy {
+            EvictionPolicy::Lru => "lru",
+            EvictionPolicy::Noeviction => "noeviction",
+        };
+        let Limit {
+            max_bytes,
+            max_keys,
+        } = self.limits.quota_of(namespace);
+        call.arg(policy)
+            .arg(limit_arg(max_bytes))
+            .arg(limit_arg(max_keys));
+    }
+
     fn unsupported(capability: &'static str) -> BackendError {
         BackendError::Unsupported {
             backend: NAME,
             capability,
         }
     }
+}
+
+/// A bound as the scripts take it: the number, or "" for none.
+fn limit_arg(limit: Option<u64>) -> String {
+    limit.map_or(String::new(), |n| n.to_string())
 }
 
 /// `script` with the namespace's keys in the order the scripts expect.
@@ -197,6 +303,8 @@ fn invocation<'a>(script: &'a Script, keys: &NamespaceKeys) -> ScriptInvocation<
         suffix::STATS,
         suffix::WATCHED,
         suffix::FEED,
+        suffix::LRU,
+        suffix::QUOTA,
     ] {
         invocation.key(keys.key(name));
     }

@@ -9,9 +9,10 @@ use super::connection::{Connection, Patience};
 use super::layout::NamespaceKeys;
 use super::scripts::{
     CLEAR_SCRIPT, DELETE_IF_SCRIPT, DELETE_SCRIPT, EXPIRE_SCRIPT, EXPORT_SCRIPT, GET_SCRIPT,
-    IMPORT_SCRIPT, INCR_SCRIPT, LIST_SCRIPT, SET_IF_SCRIPT, SET_SCRIPT, STATS_SCRIPT, TTL_SCRIPT,
+    IMPORT_SCRIPT, INCR_SCRIPT, LIST_SCRIPT, QUOTA_SCRIPT, SET_IF_SCRIPT, SET_QUOTA_SCRIPT,
+    SET_SCRIPT, STATS_SCRIPT, TTL_SCRIPT,
 };
-use super::{RedisBackend, invocation, layout, reclaim, within};
+use super::{RedisBackend, errors, invocation, layout, limit_arg, reclaim, within};
 use crate::backend::{
     BackendError, BackendStats, ChangeStream, Commit, Health, Imported, KvBackend,
 };
@@ -32,9 +33,10 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&SET_SCRIPT, &keys);
         call.arg(key).arg(value).arg(ttl_ms(ttl_secs));
-        let created: i64 = self.run(&call).await?;
+        self.quota_args(&mut call, namespace);
+        let (created, commit): (i64, _) = self.run_write(&call).await?;
         self.register(namespace, created).await?;
-        Ok(Commit::done())
+        Ok(commit)
     }
 
     async fn get_into(
@@ -64,9 +66,9 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&DELETE_SCRIPT, &keys);
         call.arg(key);
-        let (created, deleted): (i64, i64) = self.run(&call).await?;
+        let ((created, deleted), commit): ((i64, i64), _) = self.run_write(&call).await?;
         self.register(namespace, created).await?;
-        Ok((deleted == 1).then(Commit::done))
+        Ok((deleted == 1).then_some(commit))
     }
 
     async fn incr(
@@ -80,10 +82,12 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&INCR_SCRIPT, &keys);
         call.arg(key).arg(by).arg(ttl_ms(ttl_secs));
-        let (created, status, text): (i64, i64, String) = self.run(&call).await?;
+        self.quota_args(&mut call, namespace);
+        let ((created, status, text), commit): ((i64, i64, String), _) =
+            self.run_write(&call).await?;
         self.register(namespace, created).await?;
         match status {
-            1 => Ok((text.parse().unwrap_or_default(), Commit::done())),
+            1 => Ok((text.parse().unwrap_or_default(), commit)),
             // HINCRBY refused the value: name what it is, as the engine does.
             -1 => Err(StoreError::Overflow {
                 value: counter_value(&text)?,
@@ -111,10 +115,11 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&SET_IF_SCRIPT, &keys);
         (call.arg(key).arg(value).arg(ttl_ms(ttl_secs))).arg(condition_arg(condition));
-        let (created, ok, tag): (i64, i64, String) = self.run(&call).await?;
+        self.quota_args(&mut call, namespace);
+        let ((created, ok, tag), commit): ((i64, i64, String), _) = self.run_write(&call).await?;
         self.register(namespace, created).await?;
         failed_condition(ok, &tag)?;
-        Ok(Commit::done())
+        Ok(commit)
     }
 
     async fn delete_if(
@@ -127,10 +132,11 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&DELETE_IF_SCRIPT, &keys);
         call.arg(key).arg(condition_arg(condition));
-        let (created, ok, tag, deleted): (i64, i64, String, i64) = self.run(&call).await?;
+        let ((created, ok, tag, deleted), commit): ((i64, i64, String, i64), _) =
+            self.run_write(&call).await?;
         self.register(namespace, created).await?;
         failed_condition(ok, &tag)?;
-        Ok((deleted == 1).then(Commit::done))
+        Ok((deleted == 1).then_some(commit))
     }
 
     async fn ttl_ms(
@@ -156,17 +162,17 @@ impl KvBackend for RedisBackend {
         let keys = self.namespace(namespace)?;
         let mut call = invocation(&EXPIRE_SCRIPT, &keys);
         call.arg(key).arg(ttl_ms(ttl_secs));
-        let found: i64 = self.run(&call).await?;
-        Ok((found == 1).then(Commit::done))
+        let (found, commit): (i64, _) = self.run_write(&call).await?;
+        Ok((found == 1).then_some(commit))
     }
 
     async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {
         let keys = self.namespace(Some(namespace))?;
         let mut call = invocation(&CLEAR_SCRIPT, &keys);
         call.arg(keys.base());
-        let live: i64 = self.run(&call).await?;
+        let (live, commit): (i64, _) = self.run_write(&call).await?;
         reclaim::spawn(self.connection.get(), keys, self.patience);
-        Ok((live.max(0) as usize, Commit::done()))
+        Ok((live.max(0) as usize, commit))
     }
 
     async fn namespace_stats(
@@ -234,7 +240,8 @@ impl KvBackend for RedisBackend {
     }
 
     /// One script for the whole run, on the namespace's slot: the records
-    /// up to the first bad key are stored atomically together.
+    /// up to the first bad key, or the first the quota refuses, are stored
+    /// atomically together.
     async fn import_records(&self, namespace: Option<&str>, records: &[Record]) -> Imported {
         let keys = match self.namespace(namespace) {
             Ok(keys) => keys,
@@ -244,15 +251,19 @@ impl KvBackend for RedisBackend {
             Some(at) => (&records[..at], self.check_key(&records[at].key).err()),
             None => (records, None),
         };
-        let stored = match self.import_run(namespace, &keys, valid).await {
-            Ok(stored) => stored,
+        let run = match self.import_run(namespace, &keys, valid).await {
+            Ok(run) => run,
             Err(error) => return Imported::refused(error),
         };
+        let refused = match run.refusal {
+            Some(refusal) => Some(BackendError::from(refusal)),
+            None => bad_key.map(BackendError::from),
+        };
         Imported {
-            applied: valid.len(),
-            stored,
-            commit: Commit::done(),
-            refused: bad_key.map(BackendError::from),
+            applied: run.done,
+            stored: run.stored,
+            commit: run.commit,
+            refused,
         }
     }
 
@@ -278,16 +289,53 @@ impl KvBackend for RedisBackend {
         Ok(self.backend_stats(store))
     }
 
-    async fn quota(&self, _namespace: Option<&str>) -> Result<QuotaReport, BackendError> {
-        Err(Self::unsupported("quotas"))
+    async fn quota(&self, namespace: Option<&str>) -> Result<QuotaReport, BackendError> {
+        let keys = self.namespace(namespace)?;
+        let call = invocation(&QUOTA_SCRIPT, &keys);
+        let (kept, max_bytes, max_keys, used_bytes, used_keys): (i64, i64, i64, i64, i64) =
+            self.run(&call).await?;
+        let bound = |n: i64| u64::try_from(n).ok();
+        let quota = match kept {
+            1 => Limit {
+                max_bytes: bound(max_bytes),
+                max_keys: bound(max_keys),
+            },
+            _ => self.limits.quota_of(namespace),
+        };
+        Ok(QuotaReport {
+            quota,
+            used_bytes: used_bytes.max(0) as u64,
+            used_keys: used_keys.max(0) as u64,
+        })
     }
 
+    /// Keeps the quota in Redis, where every node reads it and a restart
+    /// finds it; under lru, evicts down to it in batches of
+    /// [`EVICTIONS_PER_CALL`] (each one script, so that a namespace shrunk
+    /// by millions of keys never blocks its shard long).
     async fn set_quota(
         &self,
-        _namespace: Option<&str>,
-        _quota: Limit,
+        namespace: Option<&str>,
+        quota: Limit,
     ) -> Result<QuotaReport, BackendError> {
-        Err(Self::unsupported("quotas"))
+        let keys = self.namespace(namespace)?;
+        let mut call = invocation(&SET_QUOTA_SCRIPT, &keys);
+        call.arg(limit_arg(quota.max_bytes))
+            .arg(limit_arg(quota.max_keys))
+            .arg(EVICTIONS_PER_CALL);
+        self.quota_args(&mut call, namespace);
+        loop {
+            let ((used_bytes, used_keys, more), commit): ((i64, i64, i64), _) =
+                self.run_write(&call).await?;
+            commit.durable().await?;
+            if more == 0 {
+                return Ok(QuotaReport {
+                    quota,
+                    used_bytes: used_bytes.max(0) as u64,
+                    used_keys: used_keys.max(0) as u64,
+                });
+            }
+        }
     }
 
     async fn compact(&self) -> Result<bool, BackendError> {
@@ -323,18 +371,40 @@ impl RedisBackend {
         namespace: Option<&str>,
         keys: &NamespaceKeys,
         records: &[Record],
-    ) -> Result<usize, BackendError> {
+    ) -> Result<ImportRun, BackendError> {
         if records.is_empty() {
-            return Ok(0);
+            let commit = Commit::done();
+            return Ok(ImportRun {
+                done: 0,
+                stored: 0,
+                commit,
+                refusal: None,
+            });
         }
         let mut call = invocation(&IMPORT_SCRIPT, keys);
         for record in records {
             let deadline = record.expires_at.map_or(String::new(), |at| at.to_string());
             call.arg(&record.key).arg(&record.value).arg(deadline);
         }
-        let (created, stored): (i64, i64) = self.run(&call).await?;
+        self.quota_args(&mut call, namespace);
+        let ((created, done, stored, refusal), commit): ((i64, i64, i64, String), _) =
+            self.run_write(&call).await?;
         self.register(namespace, created).await?;
-        Ok(stored.max(0) as usize)
+        let refusal =
+            match refusal.as_str() {
+                "" => None,
+                text => Some(errors::returned_refusal(text).ok_or_else(|| {
+                    BackendError::Unavailable {
+                        detail: format!("Redis: the import script answered {text:?}"),
+                    }
+                })?),
+            };
+        Ok(ImportRun {
+            done: done.max(0) as usize,
+            stored: stored.max(0) as usize,
+            commit,
+            refusal,
+        })
     }
 
     /// The named namespaces that hold or held data.
@@ -386,6 +456,9 @@ impl RedisBackend {
     }
 }
 
+/// Keys one `PUT /quota` script may evict (see `set_quota`).
+const EVICTIONS_PER_CALL: usize = 512;
+
 /// Namespaces whose figures `/stats` asks for at once.
 const STATS_IN_FLIGHT: usize = 32;
 
@@ -403,7 +476,7 @@ async fn stats_of(
         cache_misses: figure(1),
         total_keys: figure(2) as usize,
         used_bytes: figure(3),
-        evictions: 0,
+        evictions: figure(5),
         expirations: figure(4),
     })
 }
@@ -463,4 +536,13 @@ mod tests {
         );
         assert_eq!(lex_range("b", Some("a")).0, b"[b".to_vec());
     }
+}
+
+/// What one import script did: records dealt with (stored or past their
+/// deadline), records stored, and the quota's refusal of the next one.
+struct ImportRun {
+    done: usize,
+    stored: usize,
+    commit: Commit,
+    refusal: Option<StoreError>,
 }

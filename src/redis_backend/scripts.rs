@@ -13,7 +13,8 @@
 //!
 //! Every script is given the namespace's keys in this order:
 //! KEYS[1] data, KEYS[2] index, KEYS[3] deadlines, KEYS[4] stats,
-//! KEYS[5] watched (the change feed's marker), KEYS[6] feed (its stream).
+//! KEYS[5] watched (the change feed's marker), KEYS[6] feed (its stream),
+//! KEYS[7] lru, KEYS[8] quota.
 //!
 //! # The change feed
 //!
@@ -26,6 +27,25 @@
 //! missing key. Ids are `EPOCH-*`, which Redis numbers `EPOCH-1`,
 //! `EPOCH-2`, ... (the marker's `open` entry is `EPOCH-0`): a gap in the
 //! numbers is a trimmed event, which is how a watcher knows it fell behind.
+//!
+//! # Quotas
+//!
+//! A write that may grow a namespace calls `admit` before it writes
+//! anything and `evict_over_quota` after: both run inside the write's
+//! script, on the namespace's slot, so no interleaving of writers (from
+//! any number of PyKV nodes) can take a namespace past its quota. The
+//! quota is the one `PUT /quota` keeps in the namespace's `quota` hash,
+//! else the node's quota file's, which such a script takes as its last
+//! three ARGV: policy (`lru` or `noeviction`), max bytes, max keys (""
+//! for none); see `quota_args` in ops.rs. A refusal is an error reply,
+//! `PYKV_LIMIT scope|limit|` or `PYKV_TOO_LARGE scope|size|max|`, which
+//! errors.rs turns into the engine's errors (507).
+//!
+//! LRU is exact here, not sampled as in the engine: `lru` is a sorted set
+//! of key -> last access (ms, Redis's clock), written by every write and
+//! by every read that finds its key, so evicting takes the first member
+//! (O(log n)). Its cost: one ZADD per read and write, and a second sorted
+//! set entry per key (README, "Running on Redis").
 
 use std::sync::LazyLock;
 
@@ -34,7 +54,7 @@ use redis::Script;
 /// Helpers every script starts with.
 const PRELUDE: &str = r#"
 local data, index, deadlines, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local watched, feed = KEYS[5], KEYS[6]
+local watched, feed, lru, quota = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local feed_state = nil
 -- Appends an event (field, value, ...) to the change feed if the
 -- namespace is watched; trims it to about RETAIN events.
@@ -70,6 +90,7 @@ local function remove(key)
   redis.call('HDEL', data, key)
   redis.call('ZREM', index, key)
   redis.call('ZREM', deadlines, key)
+  redis.call('ZREM', lru, key)
   redis.call('HINCRBY', stats, 'bytes', -(#key + #value))
   return true
 end
@@ -92,6 +113,7 @@ local function store(key, value, ttl, now)
   if old then redis.call('HINCRBY', stats, 'bytes', -(#key + #old)) end
   redis.call('HSET', data, key, value)
   redis.call('ZADD', index, 0, key)
+  redis.call('ZADD', lru, now, key)
   if ttl == '' then
     redis.call('ZREM', deadlines, key)
   else
@@ -103,15 +125,77 @@ end
 local function due_count(now)
   return redis.call('ZCOUNT', deadlines, '-inf', fmt(now))
 end
+-- The quota in force: policy, max bytes, max keys (nil: none).
+local function quota_in_force()
+  local n = #ARGV
+  local kept = redis.call('HMGET', quota, 'set', 'max_bytes', 'max_keys')
+  if kept[1] then return ARGV[n - 2], tonumber(kept[2]), tonumber(kept[3]) end
+  return ARGV[n - 2], tonumber(ARGV[n - 1]), tonumber(ARGV[n])
+end
+local function used_bytes() return tonumber(redis.call('HGET', stats, 'bytes') or 0) end
+local function scope()
+  local name = string.match(data, '{ns:([^}]*)}')
+  if name then return 'namespace "' .. name .. '"' end
+  return 'the default namespace'
+end
+local function describe(max_bytes, max_keys)
+  if max_bytes and max_keys then return fmt(max_bytes) .. ' bytes and ' .. fmt(max_keys) .. ' keys' end
+  if max_bytes then return fmt(max_bytes) .. ' bytes' end
+  return fmt(max_keys) .. ' keys'
+end
+-- Refuses, before anything is written, a write of `value` under `key`
+-- that the quota forbids: an entry larger than the namespace may hold
+-- (any policy); under noeviction, any write that would take the
+-- namespace past its quota (the engine's rule, check_limits).
+local function admit(key, value)
+  local policy, max_bytes, max_keys = quota_in_force()
+  if not max_bytes and not max_keys then return end
+  local size = #key + #value
+  if max_bytes and size > max_bytes then
+    error({err = 'PYKV_TOO_LARGE ' .. scope() .. '|' .. size .. '|' .. fmt(max_bytes) .. '|'})
+  end
+  if policy ~= 'noeviction' then return end
+  local old = redis.call('HGET', data, key)
+  local bytes = size - (old and (#key + #old) or 0)
+  local keys = old and 0 or 1
+  if (max_bytes and used_bytes() + bytes > max_bytes)
+      or (max_keys and redis.call('ZCARD', index) + keys > max_keys) then
+    error({err = 'PYKV_LIMIT ' .. scope() .. '|' .. describe(max_bytes, max_keys) .. '|'})
+  end
+end
+-- Under lru, evicts the least recently used keys other than `keep`
+-- until the namespace is within its quota, at most `most` of them (nil:
+-- as many as it takes). Returns how many it evicted.
+local function evict_over_quota(keep, most)
+  local policy, max_bytes, max_keys = quota_in_force()
+  if policy ~= 'lru' then return 0 end
+  local evicted = 0
+  while (max_keys and redis.call('ZCARD', index) > max_keys)
+      or (max_bytes and used_bytes() > max_bytes) do
+    if most and evicted >= most then break end
+    local oldest = redis.call('ZRANGE', lru, 0, 1)
+    local victim = oldest[1]
+    if victim == keep then victim = oldest[2] end
+    if not victim then break end
+    remove(victim)
+    redis.call('HINCRBY', stats, 'evictions', 1)
+    publish('op', 'evict', 'key', victim)
+    evicted = evicted + 1
+  end
+  return evicted
+end
 "#;
 
-/// ARGV: key, value, TTL in ms or "". Returns created().
+/// ARGV: key, value, TTL in ms or "", then the quota arguments. Returns
+/// created().
 const SET: &str = r#"
 local now = now_ms()
 reap(now, 16)
 local key, value, ttl = ARGV[1], ARGV[2], ARGV[3]
 if is_due(key, now) then expire(key) end
+admit(key, value)
 store(key, value, ttl, now)
+evict_over_quota(key)
 return created()
 "#;
 
@@ -126,6 +210,7 @@ if value and is_due(key, now) then
 end
 if value then
   redis.call('HINCRBY', stats, 'hits', 1)
+  redis.call('ZADD', lru, now, key)
   return {created(), 1, value}
 end
 redis.call('HINCRBY', stats, 'misses', 1)
@@ -146,14 +231,14 @@ if deleted == 1 then publish('op', 'delete', 'key', key) end
 return {created(), deleted}
 "#;
 
-/// Returns {hits, misses, live keys, bytes, expirations}: O(log n), the
-/// keys past their deadline counted as expired, not as keys.
+/// Returns {hits, misses, live keys, bytes, expirations, evictions}:
+/// O(log n), the keys past their deadline counted as expired, not as keys.
 const STATS: &str = r#"
 local now = now_ms()
 local due = due_count(now)
-local s = redis.call('HMGET', stats, 'hits', 'misses', 'bytes', 'expirations')
+local s = redis.call('HMGET', stats, 'hits', 'misses', 'bytes', 'expirations', 'evictions')
 local function n(x) return tonumber(x or 0) or 0 end
-return {n(s[1]), n(s[2]), redis.call('ZCARD', index) - due, math.max(n(s[3]), 0), n(s[4]) + due}
+return {n(s[1]), n(s[2]), redis.call('ZCARD', index) - due, math.max(n(s[3]), 0), n(s[4]) + due, n(s[5])}
 "#;
 
 /// ARGV: min, max (ZRANGEBYLEX bounds), want. Returns up to `want` live
@@ -184,9 +269,9 @@ local base = ARGV[1]
 local live = redis.call('ZCARD', index) - due_count(now_ms())
 redis.call('DEL', stats)
 if live > 0 then publish('op', 'clear') end
-if redis.call('EXISTS', data, index, deadlines) == 0 then return live end
+if redis.call('EXISTS', data, index, deadlines, lru) == 0 then return live end
 local old = base .. 'cleared:' .. redis.call('INCR', base .. 'clears') .. ':'
-for _, name in ipairs({'data', 'index', 'deadlines'}) do
+for _, name in ipairs({'data', 'index', 'deadlines', 'lru'}) do
   if redis.call('EXISTS', base .. name) == 1 then
     redis.call('RENAME', base .. name, old .. name)
   end
@@ -205,9 +290,10 @@ local keys = redis.call('ZRANGE', old .. 'index', 0, batch - 1)
 if #keys > 0 then
   redis.call('HDEL', old .. 'data', unpack(keys))
   redis.call('ZREM', old .. 'deadlines', unpack(keys))
+  redis.call('ZREM', old .. 'lru', unpack(keys))
   redis.call('ZREM', old .. 'index', unpack(keys))
 else
-  redis.call('DEL', old .. 'data', old .. 'deadlines', old .. 'index')
+  redis.call('DEL', old .. 'data', old .. 'deadlines', old .. 'index', old .. 'lru')
   redis.call('LPOP', base .. 'reclaim')
 end
 return 1
@@ -235,15 +321,17 @@ local function holds(condition, tag)
 end
 "#;
 
-/// ARGV: key, value, TTL in ms or "", condition. Returns {created(), ok,
-/// current tag}.
+/// ARGV: key, value, TTL in ms or "", condition, then the quota
+/// arguments. Returns {created(), ok, current tag}.
 const SET_IF: &str = r#"
 local now = now_ms()
 reap(now, 16)
 local key, value, ttl, condition = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local tag = current_tag(key, now)
 if not holds(condition, tag) then return {created(), 0, tag} end
+admit(key, value)
 store(key, value, ttl, now)
+evict_over_quota(key)
 return {created(), 1, tag}
 "#;
 
@@ -259,7 +347,7 @@ if deleted == 1 then publish('op', 'delete', 'key', key) end
 return {created(), 1, tag, deleted}
 "#;
 
-/// ARGV: key, by, TTL in ms or "". HINCRBY on the value does the 64-bit
+/// ARGV: key, by, TTL in ms or "", then the quota arguments. HINCRBY on the value does the 64-bit
 /// arithmetic and its checks. Returns {created(), status, detail}: status
 /// 1 and the sum; 0 and the current value (not an integer); -1 and the
 /// current value (overflow).
@@ -276,14 +364,21 @@ if not ok then
   return {created(), 0, old}
 end
 local value = tostring(sum)
+-- The quota is checked against the old value, put back meanwhile (a
+-- refusal then leaves it as it was).
+if old then redis.call('HSET', data, key, old) else redis.call('HDEL', data, key) end
+admit(key, value)
+redis.call('HSET', data, key, value)
 if old then
   redis.call('HINCRBY', stats, 'bytes', #value - #old)
 else
   redis.call('ZADD', index, 0, key)
   redis.call('HINCRBY', stats, 'bytes', #key + #value)
 end
+redis.call('ZADD', lru, now, key)
 if ttl ~= '' then redis.call('ZADD', deadlines, fmt(now + tonumber(ttl)), key) end
 publish_set(key, value)
+evict_over_quota(key)
 return {created(), 1, value}
 "#;
 
@@ -374,24 +469,50 @@ return out
 "#;
 
 /// ARGV: key, value, absolute deadline in ms or "", for each record in
-/// turn. Stores each as SET does, with the TTL that reaches its deadline
-/// on Redis's clock, skipping those already past. Returns {created(),
-/// stored}.
+/// turn, then the quota arguments. Stores each as SET does (quota
+/// included), with the TTL that reaches its deadline on Redis's clock,
+/// skipping those already past. A record the quota refuses ends the run
+/// before anything of it is written: what came before it stays. Returns
+/// {created(), records dealt with, records stored, the refusal or ""}.
 const IMPORT: &str = r#"
 local now = now_ms()
 reap(now, 16)
-local stored = 0
-for i = 1, #ARGV, 3 do
+local done, stored = 0, 0
+for i = 1, #ARGV - 3, 3 do
   local key, value, deadline = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if deadline == '' or tonumber(deadline) > now then
     if is_due(key, now) then expire(key) end
+    local admitted, refusal = pcall(admit, key, value)
+    if not admitted then return {created(), done, stored, refusal.err} end
     local ttl = ''
     if deadline ~= '' then ttl = fmt(tonumber(deadline) - now) end
     store(key, value, ttl, now)
+    evict_over_quota(key)
     stored = stored + 1
   end
+  done = done + 1
 end
-return {created(), stored}
+return {created(), done, stored, ''}
+"#;
+
+/// Returns {kept, max bytes, max keys, used bytes, used keys}: kept is 1
+/// when `PUT /quota` set the namespace's quota (-1: no limit), else the
+/// node's quota file rules.
+const QUOTA: &str = r#"
+local kept = redis.call('HMGET', quota, 'set', 'max_bytes', 'max_keys')
+local function n(x) return tonumber(x) or -1 end
+return {kept[1] and 1 or 0, n(kept[2]), n(kept[3]), math.max(used_bytes(), 0), redis.call('ZCARD', index)}
+"#;
+
+/// ARGV: max bytes, max keys ("" for none), then the quota arguments,
+/// and `most`, the evictions allowed in this call. Keeps the namespace's
+/// quota, then evicts (under lru) at most `most` keys. Returns {used
+/// bytes, used keys, 1 when more evictions are needed}.
+const SET_QUOTA: &str = r#"
+redis.call('HSET', quota, 'set', 1, 'max_bytes', ARGV[1], 'max_keys', ARGV[2])
+local most = tonumber(ARGV[3])
+local more = evict_over_quota(nil, most) == most and 1 or 0
+return {math.max(used_bytes(), 0), redis.call('ZCARD', index), more}
 "#;
 
 fn script(body: &str) -> Script {
@@ -411,6 +532,8 @@ pub static DELETE_IF_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| script(&format!("{CONDITION}{DELETE_IF}")));
 pub static INCR_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(INCR));
 pub static TTL_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(TTL));
+pub static QUOTA_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(QUOTA));
+pub static SET_QUOTA_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(SET_QUOTA));
 pub static EXPIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(EXPIRE));
 pub static WATCH_OPEN_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(WATCH_OPEN));
 pub static REAP_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(REAP));

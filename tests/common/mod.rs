@@ -376,6 +376,12 @@ pub fn test_backend() -> Option<String> {
 }
 
 /// `--backend` for the backend under test, unless the test names one.
+///
+/// Over Redis the servers keep their tokens in Redis unless given
+/// `--tokens-file`; the conformance tests edit and read the token file of
+/// the data directory (`pykv token --data-dir`, tokens.json), so they are
+/// given that file. Tokens kept in Redis are tested in
+/// tests/redis_backend.rs.
 fn backend_args(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Vec<String> {
     let named = args.iter().any(|arg| arg.as_ref() == "--backend");
     match test_backend() {
@@ -383,6 +389,10 @@ fn backend_args(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Vec<St
             let mut flags = vec!["--backend".into(), name.clone()];
             if name.starts_with("redis") {
                 flags.extend(["--redis-prefix".into(), redis_prefix(data_dir)]);
+                if !args.iter().any(|arg| arg.as_ref() == "--tokens-file") {
+                    let file = data_dir.join("tokens.json");
+                    flags.extend(["--tokens-file".into(), file.display().to_string()]);
+                }
             }
             flags
         }
@@ -406,18 +416,25 @@ fn redis_prefix(data_dir: &Path) -> String {
 /// Whether the backend under test has `capability`; when not, says that
 /// the calling test is SKIPPED, and the test returns. Capabilities:
 /// `persistence` (data outlives a restart, the log's figures), `limits`
-/// (memory and key limits, quotas, eviction), `compaction`.
+/// (limits on the whole store, `--max-memory` and `--max-keys`, and the
+/// accounting of the store's own structures), `quotas` (per-namespace
+/// quotas from `--quotas` and `PUT /quota`, kept by LRU eviction or 507),
+/// `compaction`.
 ///
-/// Every backend but the embedded one is assumed to have none of them:
-/// a backend that gains one is added here.
+/// The embedded backend has them all, the Redis backend quotas only, the
+/// memory backend none: a backend that gains one is added here.
 #[allow(dead_code)]
 pub fn backend_supports(capability: &str) -> bool {
     assert!(
-        matches!(capability, "persistence" | "limits" | "compaction"),
+        matches!(
+            capability,
+            "persistence" | "limits" | "quotas" | "compaction"
+        ),
         "unknown capability {capability:?}"
     );
     let backend = test_backend().unwrap_or_else(|| "embedded".into());
-    let supported = backend == "embedded";
+    let supported =
+        backend == "embedded" || (capability == "quotas" && backend.starts_with("redis"));
     if !supported {
         let test = std::thread::current().name().unwrap_or("?").to_owned();
         eprintln!("SKIPPED {test}: backend {backend} lacks {capability}");

@@ -12,7 +12,8 @@ use tempfile::TempDir;
 pub struct RedisServer {
     child: Child,
     pub port: u16,
-    _dir: TempDir,
+    dir: TempDir,
+    flags: Vec<String>,
 }
 
 impl RedisServer {
@@ -38,23 +39,24 @@ impl RedisServer {
     /// Starts a Redis on `port` (again, after a kill) with `flags` added.
     pub fn start_on(port: u16, flags: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().expect("temp dir for redis");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .args(flags)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let child = spawn(port, dir.path(), &flags);
         let server = RedisServer {
             child,
             port,
-            _dir: dir,
+            dir,
+            flags,
         };
         server.wait_for_pong();
         server
+    }
+
+    /// After [`RedisServer::kill`]: the same server again, on its port,
+    /// in its directory (a cluster node finds its `nodes.conf` there and
+    /// rejoins its cluster).
+    pub fn restart(&mut self) {
+        self.child = spawn(self.port, self.dir.path(), &self.flags);
+        self.wait_for_pong();
     }
 
     pub fn url(&self) -> String {
@@ -94,6 +96,19 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+fn spawn(port: u16, dir: &std::path::Path, flags: &[String]) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server")
 }
 
 /// A loopback port nothing listens on (as of now).
@@ -166,10 +181,25 @@ impl RedisCluster {
             .unwrap();
     }
 
+    /// The node that is the replica of the master of `key`'s slot now.
+    pub fn replica_of(&mut self, key: &str) -> &mut RedisServer {
+        let port = self.replica_port_of(self.master_port_of(key));
+        (self.nodes.iter_mut())
+            .find(|node| node.port == port)
+            .expect("the replica is one of the nodes")
+    }
+
     /// The port of the master of `key`'s slot.
     pub fn master_port_of(&self, key: &str) -> u16 {
-        let client = redis::Client::open(self.nodes[0].url()).unwrap();
+        self.master_port_seen_by(self.nodes[0].port, key)
+    }
+
+    /// The port of the master of `key`'s slot as the node on `port` sees
+    /// it (ask one that is not hung).
+    pub fn master_port_seen_by(&self, port: u16, key: &str) -> u16 {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
         let mut connection = client.get_connection().unwrap();
+        let _ = connection.set_read_timeout(Some(Duration::from_secs(2)));
         let slot: i64 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")
             .arg(key)

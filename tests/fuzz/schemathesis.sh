@@ -17,15 +17,22 @@
 # line is `N passed, M failed` (test cases, both runs together).
 #
 # Environment: ST_MAX_EXAMPLES (default 300 per operation), ST_SEED (default
-# 20261125), ST_WORKERS (default 2), MIN_REQUESTS (default 1000). Works
+# 20261125), ST_WORKERS (default 1), MIN_REQUESTS (default 1000). Works
 # offline: Schemathesis reads the document from the server under test.
+#
+# One worker by default: CPython 3.11 keeps the AST constructor's recursion
+# depth in state shared by every thread (fixed in 3.12), so two workers
+# that describe a Hypothesis filter at the same moment (`ast.parse`) crash
+# the tool with "AST constructor recursion depth mismatch", now and then,
+# on any operation. With one worker that cannot happen, and a crash of the
+# tool counts as a failure like any other.
 set -euo pipefail
 
 PYKV=${1:?usage: $0 PATH/TO/pykv}
 PYKV=$(cd "$(dirname "$PYKV")" && pwd)/$(basename "$PYKV")
 MAX_EXAMPLES=${ST_MAX_EXAMPLES:-300}
 SEED=${ST_SEED:-20261125}
-WORKERS=${ST_WORKERS:-2}
+WORKERS=${ST_WORKERS:-1}
 MIN_REQUESTS=${MIN_REQUESTS:-1000}
 CONFIG=$(cd "$(dirname "$0")" && pwd)/schemathesis.toml
 
@@ -133,17 +140,7 @@ run() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 t = r["test_cases"]
-# A crash inside the tool is not the server's failure, but only one is
-# forgiven, by name: CPython 3.11's "AST constructor recursion depth
-# mismatch", which Hypothesis meets describing a filter (it comes and goes
-# with the workers' stack depth; the operation passes when run alone).
-errors = r.get("errors") or []
-tool = [e for e in errors if "AST constructor recursion depth mismatch" in json.dumps(e)]
-if tool:
-    print(f"warning: {len(tool)} Schemathesis run(s) crashed on CPython's AST bug; not counted",
-          file=sys.stderr)
-errored = t["errored"] - len(tool) if t["errored"] >= len(tool) else t["errored"]
-print(t["generated"], t["with_failures"] + errored + len(errors) - len(tool))
+print(t["generated"], t["with_failures"] + t["errored"] + sum(e.get("count", 1) for e in r.get("errors") or []))
 PY
 )
     local statuses requests server_errors

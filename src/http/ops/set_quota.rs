@@ -1,7 +1,9 @@
 //! `PUT /quota?ns=`: changes a namespace's quota; admin tokens only.
 //!
-//! A quota set here lasts until the next start, where the quota file
-//! (`--quotas`) rules again: put permanent quotas in the file.
+//! With the embedded engine a quota set here lasts until the next start,
+//! where the quota file (`--quotas`) rules again: put permanent quotas in
+//! the file. A Redis backend keeps it in Redis, for every node and across
+//! restarts.
 
 use hyper::Method;
 use serde::Deserialize;
@@ -55,7 +57,7 @@ impl Operation for SetQuota {
     params(("ns" = Option<String>, Query, pattern = r"^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "Namespace; absent: the default namespace")),
     request_body = QuotaBody,
     responses(
-        (status = 200, description = "The new quota (until the next start) and the usage after any eviction", body = QuotaAnswer),
+        (status = 200, description = "The new quota (embedded: until the next start; Redis: kept in Redis) and the usage after any eviction", body = QuotaAnswer),
         (status = 501, description = "The storage backend has no quotas (`--backend memory`)", body = crate::api::ErrorBody),
         (status = 400, description = "The body is not JSON", body = crate::api::ErrorBody),
         (status = 413, description = "The body is over `--max-body-bytes`", body = crate::api::ErrorBody),

@@ -523,6 +523,15 @@ fn failed_condition(ok: i64, tag: &str) -> Result<(), StoreError> {
     Err(StoreError::ConditionFailed { current })
 }
 
+/// What one import script did: records dealt with (stored or past their
+/// deadline), records stored, and the quota's refusal of the next one.
+struct ImportRun {
+    done: usize,
+    stored: usize,
+    commit: Commit,
+    refusal: Option<StoreError>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::lex_range;
@@ -536,13 +545,4 @@ mod tests {
         );
         assert_eq!(lex_range("b", Some("a")).0, b"[b".to_vec());
     }
-}
-
-/// What one import script did: records dealt with (stored or past their
-/// deadline), records stored, and the quota's refusal of the next one.
-struct ImportRun {
-    done: usize,
-    stored: usize,
-    commit: Commit,
-    refusal: Option<StoreError>,
 }

@@ -123,7 +123,7 @@ impl ApiError {
         })
     }
 
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(AuthError::Missing | AuthError::Unknown | AuthError::NoToken) => {
@@ -143,19 +143,7 @@ impl ApiError {
             | ApiError::BackendTimedOut { .. }
             | ApiError::Overdue { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Store(e) => match e {
-                StoreError::InvalidNamespace { .. }
-                | StoreError::EmptyKey
-                | StoreError::KeyTooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                StoreError::LimitReached { .. } | StoreError::TooLarge { .. } => {
-                    StatusCode::INSUFFICIENT_STORAGE
-                }
-                StoreError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                StoreError::NotAnInteger { .. } | StoreError::Overflow { .. } => {
-                    StatusCode::CONFLICT
-                }
-                StoreError::ConditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            },
+            ApiError::Store(e) => store_status(e),
         }
     }
 
@@ -307,7 +295,29 @@ impl ApiError {
             ApiError::Store(StoreError::Overflow { .. }) => {
                 "the counter would pass the range of a 64-bit signed integer".into()
             }
+            // The key stays out.
+            ApiError::Store(StoreError::Aborted { index, cause, .. }) => format!(
+                "op {index} of a transaction failed, so nothing in it was applied: {}",
+                ApiError::Store((**cause).clone()).diagnostic()
+            ),
         }
+    }
+}
+
+/// The status of an error of the store.
+fn store_status(e: &StoreError) -> StatusCode {
+    match e {
+        StoreError::InvalidNamespace { .. } | StoreError::EmptyKey | StoreError::KeyTooLong { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        StoreError::LimitReached { .. } | StoreError::TooLarge { .. } => {
+            StatusCode::INSUFFICIENT_STORAGE
+        }
+        StoreError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::NotAnInteger { .. } | StoreError::Overflow { .. } => StatusCode::CONFLICT,
+        StoreError::ConditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+        // A transaction answers as its failed op would have alone.
+        StoreError::Aborted { cause, .. } => store_status(cause),
     }
 }
 
@@ -448,6 +458,11 @@ impl ApiError {
             }
             ApiError::Store(StoreError::ConditionFailed { current: Some(tag) }) => {
                 headers.insert(header::ETAG, etag_header(tag));
+            }
+            ApiError::Store(StoreError::Aborted { cause, .. }) => {
+                if let StoreError::ConditionFailed { current: Some(tag) } = *cause {
+                    headers.insert(header::ETAG, etag_header(tag));
+                }
             }
             ApiError::MethodNotAllowed { allowed, .. } => {
                 if let Ok(allowed) = HeaderValue::from_str(&allowed) {

@@ -19,8 +19,12 @@
 //! - [`stats`]: the counters reported by `/stats`;
 //! - [`counter`]: atomic increments of integer values;
 //! - [`condition`]: conditional writes (`If-Match`, `If-None-Match`);
-//! - [`ttl`]: a key's TTL read and changed on its own.
+//! - [`ttl`]: a key's TTL read and changed on its own;
+//! - [`batch`]: the ops of a batch and the plan of a transaction;
+//! - [`transaction`]: a transaction applied under its shards' locks and
+//!   journaled as one record.
 
+pub mod batch;
 mod clock;
 mod condition;
 mod counter;
@@ -35,6 +39,7 @@ mod sampling;
 mod scan;
 mod shard;
 mod stats;
+mod transaction;
 mod ttl;
 mod undo;
 
@@ -46,6 +51,7 @@ use hashbrown::{DefaultHashBuilder, HashMap};
 
 use clock::access_of;
 pub use clock::{deadline_in, now_ms};
+pub use batch::{BatchOp, MAX_BATCH_OPS, OpKind, Outcome};
 pub use condition::{Condition, etag_of};
 pub use counter::counter_value;
 pub use evict::{EvictionPolicy, Limit, Limits, MAX_LIMIT, QuotaReport};
@@ -92,6 +98,40 @@ pub enum StoreError {
     /// current tag, `None` when it does not exist.
     #[error("{}", condition_failed(*current))]
     ConditionFailed { current: Option<u64> },
+    /// A transaction that applied nothing because op `index` (of `key`)
+    /// could not be applied, for `cause`.
+    #[error("op {index} (key {key:?}) {}; nothing in the transaction was applied", aborted_because(cause))]
+    Aborted {
+        index: usize,
+        key: String,
+        cause: Box<StoreError>,
+    },
+}
+
+impl StoreError {
+    /// A transaction aborted at op `index`, on `key`.
+    pub fn aborted(index: usize, key: &str, cause: StoreError) -> Self {
+        StoreError::Aborted {
+            index,
+            key: key.to_owned(),
+            cause: Box::new(cause),
+        }
+    }
+}
+
+/// Why a transaction's op could not be applied, in words that fit after
+/// "op N (key K)".
+fn aborted_because(cause: &StoreError) -> String {
+    match cause {
+        StoreError::ConditionFailed { current: Some(tag) } => format!(
+            "failed its condition: the key's current ETag is \"{tag:016x}\" (if_match names \
+             another, or if_absent was given); read it again and retry"
+        ),
+        StoreError::ConditionFailed { current: None } => {
+            "failed its condition: the key does not exist (if_match needs it to)".into()
+        }
+        other => format!("failed: {other}"),
+    }
 }
 
 fn condition_failed(current: Option<u64>) -> &'static str {
@@ -129,6 +169,13 @@ pub enum Mutation<'a> {
     },
     ClearNamespace {
         namespace: &'a str,
+    },
+    /// The writes of one transaction (`Set`s and `Delete`s of one
+    /// namespace), journaled as one record so that a replay applies all of
+    /// them or none.
+    Transaction {
+        namespace: Option<&'a str>,
+        writes: &'a [Mutation<'a>],
     },
 }
 
@@ -342,6 +389,15 @@ impl Store {
             }
             Mutation::ClearNamespace { namespace } => {
                 Ok(self.clear(namespace, journal)?.1.unwrap_or(0))
+            }
+            // Only replay applies a journaled transaction, alone: its
+            // writes one after the other are the transaction.
+            Mutation::Transaction { writes, .. } => {
+                debug_assert!(!journal, "transactions are journaled by Store::transact");
+                for write in writes {
+                    self.apply(write, false)?;
+                }
+                Ok(0)
             }
         }
     }

@@ -277,6 +277,108 @@ end
 return 1
 "#;
 
+/// A batch (`POST /batch`), one script for the whole of it: one round trip
+/// on the namespace's slot, and nothing of another client between its
+/// ops. ARGV: "1" for a transaction, "0" for ops each on their own; then
+/// five per op: kind (get, set, delete, incr), key, the value (set) or the
+/// increment (incr), the TTL in ms or "" (set), the condition or "".
+///
+/// Each op is worked out against the keys as the ops before it left them
+/// (`overlay`, in a transaction) before anything is written; ops on their
+/// own are written at once. A transaction writes only once every op has
+/// been worked out, so an op that fails leaves nothing written.
+/// Increments are summed by HINCRBY on a scratch hash in the namespace's
+/// slot, deleted at once: exact in 64 bits (Lua's numbers are doubles)
+/// and checked, without touching the key.
+///
+/// Returns strings: created(), then 0 and a code and a text per op
+/// (value + JSON text, missing, stored, deleted, counted + sum), or, for a
+/// transaction that failed, the 1-based index of the op that failed and
+/// its code and text (condition + current tag, not_integer + current
+/// value, overflow + current value). Ops on their own may fail with
+/// those codes too, each alone.
+const BATCH: &str = r#"
+local now = now_ms()
+reap(now, 16)
+local atomic = ARGV[1] == '1'
+local scratch = string.sub(data, 1, #data - 4) .. 'scratch'
+local overlay = {}
+local function read(key)
+  local value = overlay[key]
+  if value ~= nil then return value end
+  if is_due(key, now) then expire(key) end
+  return redis.call('HGET', data, key)
+end
+local function add(value, by)
+  redis.call('HSET', scratch, 'n', value or '0')
+  local ok, err = pcall(redis.call, 'HINCRBY', scratch, 'n', by)
+  local sum = redis.call('HGET', scratch, 'n')
+  redis.call('DEL', scratch)
+  if ok then return 'counted', sum end
+  if string.find(tostring(err.err or err), 'overflow') then return 'overflow', value end
+  return 'not_integer', value
+end
+-- An op's code and text, and the key's new value (nil: unchanged,
+-- false: removed).
+local function work_out(kind, key, arg, condition)
+  local value = read(key)
+  if condition ~= '' then
+    local tag = value and string.sub(redis.sha1hex(value), 1, 16) or ''
+    if not holds(condition, tag) then return 'condition', tag end
+  end
+  if kind == 'get' then
+    if value then return 'value', value end
+    return 'missing', ''
+  elseif kind == 'set' then
+    return 'stored', '', arg
+  elseif kind == 'delete' then
+    if value then return 'deleted', '', false end
+    return 'missing', ''
+  end
+  local code, text = add(value, arg)
+  if code == 'counted' then return code, text, text end
+  return code, text
+end
+-- Writes an op's new value; an increment keeps the key's deadline.
+local function write(kind, key, new, ttl)
+  if kind == 'get' then
+    redis.call('HINCRBY', stats, new and 'hits' or 'misses', 1)
+  elseif new == false then
+    remove(key)
+  elseif kind == 'set' then
+    store(key, new, ttl, now)
+  elseif new ~= nil then
+    local old = redis.call('HGET', data, key)
+    if old then
+      redis.call('HINCRBY', stats, 'bytes', #new - #old)
+    else
+      redis.call('ZADD', index, 0, key)
+      redis.call('HINCRBY', stats, 'bytes', #key + #new)
+    end
+    redis.call('HSET', data, key, new)
+  end
+end
+local out, writes = {'', '0'}, {}
+for i = 0, (#ARGV - 1) / 5 - 1 do
+  local kind, key, arg, ttl, condition = ARGV[2 + 5 * i], ARGV[3 + 5 * i], ARGV[4 + 5 * i], ARGV[5 + 5 * i], ARGV[6 + 5 * i]
+  local code, text, new = work_out(kind, key, arg, condition)
+  local failed = code == 'condition' or code == 'not_integer' or code == 'overflow'
+  if atomic and failed then return {tostring(created()), tostring(i + 1), code, text or ''} end
+  if kind == 'get' then new = (code == 'value') end
+  if atomic then
+    if kind ~= 'get' and new ~= nil then overlay[key] = new end
+    writes[#writes + 1] = {kind, key, new, ttl}
+  elseif not failed then
+    write(kind, key, new, ttl)
+  end
+  out[#out + 1] = code
+  out[#out + 1] = text or ''
+end
+for _, w in ipairs(writes) do write(w[1], w[2], w[3], w[4]) end
+out[1] = tostring(created())
+return out
+"#;
+
 fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}{body}"))
 }
@@ -292,6 +394,8 @@ pub static SET_IF_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| script(&format!("{CONDITION}{SET_IF}")));
 pub static DELETE_IF_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| script(&format!("{CONDITION}{DELETE_IF}")));
+pub static BATCH_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| script(&format!("{CONDITION}{BATCH}")));
 pub static INCR_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(INCR));
 pub static TTL_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(TTL));
 pub static EXPIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(EXPIRE));

@@ -187,6 +187,30 @@ fn apply_one(kind: &OpKind, current: Current) -> Result<(Outcome, Option<FinalSt
     })
 }
 
+/// The gets among `ops` that found their key, and those that did not, for
+/// the hit and miss counters.
+pub fn lookups(ops: &[BatchOp], outcomes: &[Outcome]) -> (u64, u64) {
+    let (mut hits, mut misses) = (0, 0);
+    for (op, outcome) in ops.iter().zip(outcomes) {
+        match (&op.kind, outcome) {
+            (OpKind::Get, Outcome::Value(_)) => hits += 1,
+            (OpKind::Get, _) => misses += 1,
+            _ => {}
+        }
+    }
+    (hits, misses)
+}
+
+/// The error of one op run alone as a transaction of one (how a batch
+/// that is not atomic runs an op with a condition): the op's own error,
+/// without the transaction around it.
+pub fn alone(error: StoreError) -> StoreError {
+    match error {
+        StoreError::Aborted { cause, .. } => *cause,
+        other => other,
+    }
+}
+
 /// A deadline as the engine's entries keep it (0 is none).
 pub(super) fn nonzero(expires_at: Option<u64>) -> Option<NonZeroU64> {
     expires_at.and_then(NonZeroU64::new)

@@ -19,7 +19,9 @@
 //!    released; if it later fails to make it durable, the undo puts them
 //!    all back (src/wal/writer.rs).
 
-use super::batch::{BatchOp, FinalState, Outcome, nonzero, plan};
+use std::sync::atomic::Ordering;
+
+use super::batch::{BatchOp, FinalState, Outcome, lookups, nonzero, plan};
 use super::namespace::{Namespace, ShardGuard};
 use super::shard::Entry;
 use super::undo::{Undo, UndoAction, restore_keys};
@@ -59,11 +61,12 @@ impl Store {
         let access = access_of(now);
         let plan = plan(ops, |key| self.check_key(key), |key| {
             let shard = shard_of(&mut shards, Namespace::shard_index(&self.hasher, key));
-            let found = (shard.get(key, now, access))
-                .map(|e| (e.value().to_owned(), e.expires_at().map(|at| at.get())));
-            space.record_lookup(found.is_some());
-            found
+            (shard.get(key, now, access))
+                .map(|e| (e.value().to_owned(), e.expires_at().map(|at| at.get())))
         })?;
+        let (hits, misses) = lookups(ops, &plan.outcomes);
+        space.hits.fetch_add(hits, Ordering::Relaxed);
+        space.misses.fetch_add(misses, Ordering::Relaxed);
         if plan.writes.is_empty() {
             return Ok((plan.outcomes, None));
         }

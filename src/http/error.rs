@@ -114,6 +114,21 @@ impl ApiError {
         })
     }
 
+    /// The same error with its 422 message placed: `context` (which holds
+    /// nothing the client chose, such as `ops[3].`) before it. Other
+    /// errors are returned unchanged.
+    pub fn within(self, context: &str) -> Self {
+        match self {
+            ApiError::Invalid(InvalidInput { detail, diagnostic }) => {
+                ApiError::Invalid(InvalidInput {
+                    detail: format!("{context}{detail}"),
+                    diagnostic: format!("{context}{diagnostic}"),
+                })
+            }
+            other => other,
+        }
+    }
+
     /// A 422 with its message for the answer and, apart, for the
     /// diagnostics.
     pub fn invalid_with_diagnostic(detail: String, diagnostic: impl Into<String>) -> Self {

@@ -8,7 +8,7 @@
 use utoipa::OpenApi;
 
 use crate::api::{
-    ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, ExpireBody, GetAnswer,
+    BatchAnswer, BatchBody, BatchOpBody, BatchResult, ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, ExpireBody, GetAnswer,
     HealthAnswer, IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer, NamespaceStats,
     NamespacesAnswer, OperationFigures, Performance, QuotaAnswer, QuotaBody, RecentErrors,
     SetAnswer, SetBody, StatsAnswer, TtlAnswer, UnhealthyAnswer,
@@ -112,6 +112,10 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
         IncrAnswer,
         TtlAnswer,
         ExpireBody,
+        BatchBody,
+        BatchOpBody,
+        BatchAnswer,
+        BatchResult,
         GetAnswer,
         DeleteAnswer,
         NamespacesAnswer,

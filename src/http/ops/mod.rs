@@ -28,6 +28,7 @@ use super::reply::Response;
 use super::request::Request;
 use crate::auth::{Access, Grants};
 
+mod batch;
 mod clear;
 mod compact;
 mod console;
@@ -156,6 +157,7 @@ operations! {
     Get => get::Get,
     Delete => delete::Delete,
     Incr => incr::Incr,
+    Batch => batch::Batch,
     Ttl => ttl::Ttl,
     Expire => expire::Expire,
     Keys => keys::Keys,

@@ -129,7 +129,10 @@ impl EmbeddedBackend {
             OpKind::Get => {
                 let mut value = Vec::new();
                 match store.get_into(namespace, key, &mut value)? {
-                    true => (Outcome::Value(String::from_utf8(value).expect("values are UTF-8")), None),
+                    true => (
+                        Outcome::Value(String::from_utf8(value).expect("values are UTF-8")),
+                        None,
+                    ),
                     false => (Outcome::Missing, None),
                 }
             }

@@ -15,8 +15,8 @@ use std::time::Instant;
 use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend};
 use crate::store::batch::{FinalState, alone, lookups, plan};
 use crate::store::{
-    BatchOp, Outcome, Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats,
-    deadline_in, etag_of, now_ms, validate_namespace,
+    BatchOp, Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, Outcome, QuotaReport, StoreError,
+    StoreStats, deadline_in, etag_of, now_ms, validate_namespace,
 };
 
 const NAME: &str = "memory";

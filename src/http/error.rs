@@ -322,9 +322,9 @@ impl ApiError {
 /// The status of an error of the store.
 fn store_status(e: &StoreError) -> StatusCode {
     match e {
-        StoreError::InvalidNamespace { .. } | StoreError::EmptyKey | StoreError::KeyTooLong { .. } => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        StoreError::InvalidNamespace { .. }
+        | StoreError::EmptyKey
+        | StoreError::KeyTooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         StoreError::LimitReached { .. } | StoreError::TooLarge { .. } => {
             StatusCode::INSUFFICIENT_STORAGE
         }

@@ -8,10 +8,11 @@
 use utoipa::OpenApi;
 
 use crate::api::{
-    BatchAnswer, BatchBody, BatchOpBody, BatchResult, ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, ExpireBody, GetAnswer,
-    HealthAnswer, IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer, NamespaceStats,
-    NamespacesAnswer, OperationFigures, Performance, QuotaAnswer, QuotaBody, RecentErrors,
-    SetAnswer, SetBody, StatsAnswer, TtlAnswer, UnhealthyAnswer,
+    BatchAnswer, BatchBody, BatchOpBody, BatchResult, ClearAnswer, CompactAnswer, DeleteAnswer,
+    ErrorBody, ErrorRecord, ExpireBody, GetAnswer, HealthAnswer, IncrAnswer, IncrBody, KeysAnswer,
+    NamespaceKeysAnswer, NamespaceStats, NamespacesAnswer, OperationFigures, Performance,
+    QuotaAnswer, QuotaBody, RecentErrors, SetAnswer, SetBody, StatsAnswer, TtlAnswer,
+    UnhealthyAnswer,
 };
 
 /// The document, built once per request of `/openapi.json` (it is small):

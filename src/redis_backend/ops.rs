@@ -8,14 +8,14 @@ use tokio::task::JoinSet;
 use super::connection::{Connection, Patience};
 use super::layout::NamespaceKeys;
 use super::scripts::{
-    BATCH_SCRIPT, CLEAR_SCRIPT, DELETE_IF_SCRIPT, DELETE_SCRIPT, EXPIRE_SCRIPT, GET_SCRIPT, INCR_SCRIPT,
-    LIST_SCRIPT, SET_IF_SCRIPT, SET_SCRIPT, STATS_SCRIPT, TTL_SCRIPT,
+    BATCH_SCRIPT, CLEAR_SCRIPT, DELETE_IF_SCRIPT, DELETE_SCRIPT, EXPIRE_SCRIPT, GET_SCRIPT,
+    INCR_SCRIPT, LIST_SCRIPT, SET_IF_SCRIPT, SET_SCRIPT, STATS_SCRIPT, TTL_SCRIPT,
 };
 use super::{RedisBackend, invocation, layout, reclaim, within};
 use crate::backend::{BackendError, BackendStats, Commit, Health, KvBackend};
 use crate::store::{
-    BatchOp, OpKind, Outcome, Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, QuotaReport, StoreError, StoreStats,
-    counter_value, validate_namespace,
+    BatchOp, Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, OpKind, Outcome, QuotaReport,
+    StoreError, StoreStats, counter_value, validate_namespace,
 };
 
 impl KvBackend for RedisBackend {
@@ -199,9 +199,11 @@ impl KvBackend for RedisBackend {
         if let Some(index) = failed {
             let op = ops[index];
             let (code, text) = answers.into_iter().next().unwrap_or_default();
-            let error = outcome_of(op, &code, text).err().unwrap_or(StoreError::NotAnInteger {
-                found: "an answer Redis should not give",
-            });
+            let error = outcome_of(op, &code, text)
+                .err()
+                .unwrap_or(StoreError::NotAnInteger {
+                    found: "an answer Redis should not give",
+                });
             return Err(StoreError::aborted(index, &op.key, error).into());
         }
         (ops.iter().zip(answers))
@@ -324,13 +326,20 @@ impl RedisBackend {
             call.arg(op.condition.map(condition_arg).unwrap_or_default());
         }
         let answer: Vec<Vec<u8>> = self.run(&call).await?;
-        let text = |i: usize| String::from_utf8_lossy(answer.get(i).map_or(&[][..], Vec::as_slice)).into_owned();
+        let text = |i: usize| {
+            String::from_utf8_lossy(answer.get(i).map_or(&[][..], Vec::as_slice)).into_owned()
+        };
         let created = text(0).parse().unwrap_or(0);
         self.register(namespace, created).await?;
         let failed = text(1).parse::<usize>().unwrap_or(0).checked_sub(1);
         let pairs = (answer.into_iter().skip(2).collect::<Vec<_>>())
             .chunks_exact(2)
-            .map(|pair| (String::from_utf8_lossy(&pair[0]).into_owned(), pair[1].clone()))
+            .map(|pair| {
+                (
+                    String::from_utf8_lossy(&pair[0]).into_owned(),
+                    pair[1].clone(),
+                )
+            })
             .collect();
         Ok((failed, pairs))
     }
@@ -445,9 +454,11 @@ fn outcome_of(op: &BatchOp, code: &str, text: Vec<u8>) -> Result<Outcome, StoreE
             })
         }
         // HINCRBY refused the value: name what it is, as the engine does.
-        _ => Err(counter_value(&text()).err().unwrap_or(StoreError::NotAnInteger {
-            found: "a number that is not a 64-bit integer",
-        })),
+        _ => Err(counter_value(&text())
+            .err()
+            .unwrap_or(StoreError::NotAnInteger {
+                found: "a number that is not a 64-bit integer",
+            })),
     }
 }
 

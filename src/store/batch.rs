@@ -293,6 +293,9 @@ mod tests {
         );
         let ops = [set("a", "\"x\""), op("a", OpKind::Incr { by: 1 })];
         let error = plan(&ops, |_| Ok(()), |_| None).unwrap_err();
-        assert!(matches!(error, StoreError::Aborted { index: 1, .. }), "{error:?}");
+        assert!(
+            matches!(error, StoreError::Aborted { index: 1, .. }),
+            "{error:?}"
+        );
     }
 }

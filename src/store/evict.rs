@@ -216,7 +216,11 @@ impl Store {
 
     /// Refuses an entry of `entry_size` bytes that could never fit in
     /// `space` or the store, under any policy.
-    pub(super) fn check_fits(&self, space: &Namespace, entry_size: usize) -> Result<(), StoreError> {
+    pub(super) fn check_fits(
+        &self,
+        space: &Namespace,
+        entry_size: usize,
+    ) -> Result<(), StoreError> {
         let size = entry_size as u64;
         let quota = space.quota.get();
         for (limit, scope) in [

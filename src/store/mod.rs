@@ -49,9 +49,9 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 
+pub use batch::{BatchOp, MAX_BATCH_OPS, OpKind, Outcome};
 use clock::access_of;
 pub use clock::{deadline_in, now_ms};
-pub use batch::{BatchOp, MAX_BATCH_OPS, OpKind, Outcome};
 pub use condition::{Condition, etag_of};
 pub use counter::counter_value;
 pub use evict::{EvictionPolicy, Limit, Limits, MAX_LIMIT, QuotaReport};
@@ -100,7 +100,10 @@ pub enum StoreError {
     ConditionFailed { current: Option<u64> },
     /// A transaction that applied nothing because op `index` (of `key`)
     /// could not be applied, for `cause`.
-    #[error("op {index} (key {key:?}) {}; nothing in the transaction was applied", aborted_because(cause))]
+    #[error(
+        "op {index} (key {key:?}) {}; nothing in the transaction was applied",
+        aborted_because(cause)
+    )]
     Aborted {
         index: usize,
         key: String,

@@ -25,7 +25,7 @@ use super::batch::{BatchOp, FinalState, Outcome, lookups, nonzero, plan};
 use super::namespace::{Namespace, ShardGuard};
 use super::shard::Entry;
 use super::undo::{Undo, UndoAction, restore_keys};
-use super::{Lsn, Mutation, NoJournal, Journal, Store, StoreError, access_of, now_ms};
+use super::{Journal, Lsn, Mutation, NoJournal, Store, StoreError, access_of, now_ms};
 
 impl Store {
     /// Runs `ops` in `namespace` as one transaction: the outcome of every
@@ -59,11 +59,15 @@ impl Store {
             indexes.into_iter().map(|i| (i, space.shard(i))).collect();
         let now = now_ms();
         let access = access_of(now);
-        let plan = plan(ops, |key| self.check_key(key), |key| {
-            let shard = shard_of(&mut shards, Namespace::shard_index(&self.hasher, key));
-            (shard.get(key, now, access))
-                .map(|e| (e.value().to_owned(), e.expires_at().map(|at| at.get())))
-        })?;
+        let plan = plan(
+            ops,
+            |key| self.check_key(key),
+            |key| {
+                let shard = shard_of(&mut shards, Namespace::shard_index(&self.hasher, key));
+                (shard.get(key, now, access))
+                    .map(|e| (e.value().to_owned(), e.expires_at().map(|at| at.get())))
+            },
+        )?;
         let (hits, misses) = lookups(ops, &plan.outcomes);
         space.hits.fetch_add(hits, Ordering::Relaxed);
         space.misses.fetch_add(misses, Ordering::Relaxed);

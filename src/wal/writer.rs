@@ -234,8 +234,8 @@ impl Wal {
             let failures = lock(&shared.failures);
             (lsns.into_iter())
                 .map(|lsn| {
-                    let failed = (failures.iter())
-                        .find(|(first, last, _)| (*first..=*last).contains(&lsn));
+                    let failed =
+                        (failures.iter()).find(|(first, last, _)| (*first..=*last).contains(&lsn));
                     match failed {
                         Some((_, _, reason)) => Err(StoreError::LogUnavailable(reason.to_string())),
                         None => Ok(()),

@@ -82,10 +82,12 @@ impl Operation for Batch {
             validate_namespace(ns)?;
         }
         if body.trim_ascii_start().first() != Some(&b'{') {
-            return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                Ok(_) => ApiError::invalid(EXPECTED),
-                Err(e) => ApiError::MalformedJson(e.to_string()),
-            });
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    Ok(_) => ApiError::invalid(EXPECTED),
+                    Err(e) => ApiError::MalformedJson(e.to_string()),
+                },
+            );
         }
         let raw: RawBatch = serde_json::from_slice(body).map_err(|e| {
             if e.is_data() {
@@ -264,7 +266,10 @@ fn condition_of_tag(tag: &str) -> Option<Condition> {
     if tag == "*" {
         return Some(Condition::Present);
     }
-    let hex = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(tag);
+    let hex = tag
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(tag);
     if hex.len() != 16 {
         return None;
     }

@@ -502,3 +502,73 @@ async fn of_racing_conditional_transactions_exactly_one_wins() {
     assert_eq!(server.value(Some("race"), "owner").await, Some(winner));
     assert_eq!(server.value(Some("race"), "commits").await, Some(json!(1)));
 }
+
+/// `pykv batch`: ops as words or as JSON on stdin, one line per op, the
+/// exit code of the worst failure; more than a batch holds is sent as
+/// several batches.
+#[test]
+fn the_cli_runs_batches() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let server = Server::start();
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pykv"))
+            .arg("batch")
+            .args(args)
+            .args(["--url", server.base_url()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, out) = run(
+        &[
+            "--ns",
+            "cli",
+            "set:user:1=alice",
+            "incr:hits=3",
+            "get:user:1",
+            "del:user:1",
+        ],
+        "",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out,
+        "set user:1: OK\nincr hits: 3\nget user:1: alice\ndelete user:1: deleted\n"
+    );
+    let (code, out) = run(&["--ns", "cli", "get:nope"], "");
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(1), "get nope: error 404: Key not found\n")
+    );
+    let lines: String = (0..1500)
+        .map(|i| format!("{{\"op\":\"set\",\"key\":\"k{i}\",\"value\":{i}}}\n"))
+        .collect();
+    let (code, out) = run(&["--ns", "bulk"], &lines);
+    assert_eq!((code, out.lines().count()), (Some(0), 1500));
+    let (code, out) = run(
+        &["--ns", "bulk", "--atomic", "--json", "get:k1499", "incr:k0"],
+        "",
+    );
+    assert_eq!(code, Some(0));
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["results"][0]["value"], 1499);
+    assert_eq!(answer["results"][1]["value"], 1);
+    let (code, _) = run(&["--ns", "bulk", "--atomic", "set:k0=text", "incr:k0"], "");
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        run(&["--ns", "bulk", "get:k0"], "").1,
+        "get k0: 1\n",
+        "the failed transaction applied nothing"
+    );
+}

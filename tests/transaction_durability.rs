@@ -46,7 +46,10 @@ async fn applied_seq(server: &Server, id: usize) -> u64 {
     ops.push(json!({"op": "get", "key": format!("w{id}:count")}));
     ops.push(json!({"op": "get", "key": format!("w{id}:flag")}));
     let r = server
-        .post_json(&format!("/batch?ns={NS}"), &json!({"atomic": true, "ops": ops}))
+        .post_json(
+            &format!("/batch?ns={NS}"),
+            &json!({"atomic": true, "ops": ops}),
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     let results = r.body["results"].as_array().unwrap();
@@ -143,7 +146,10 @@ async fn run_then_kill(
             while acks.load(Ordering::SeqCst) < n && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            assert!(acks.load(Ordering::SeqCst) >= n, "only {acks:?} of {n} in 30 s");
+            assert!(
+                acks.load(Ordering::SeqCst) >= n,
+                "only {acks:?} of {n} in 30 s"
+            );
         }
     };
     if compact {

@@ -270,7 +270,26 @@ impl KvBackend for EmbeddedBackend {
         namespace.map_or(Ok(()), validate_namespace)?;
         let mut outcomes = Vec::with_capacity(ops.len());
         let mut written: Vec<(usize, Lsn)> = Vec::new();
-        for (index, op) in ops.iter().enumerate() {
+        let mut index = 0;
+        while index < ops.len() {
+            // A run of plain gets is looked up in one go.
+            let gets = (ops[index..].iter())
+                .take_while(|op| op.kind == OpKind::Get && op.condition.is_none())
+                .count();
+            if gets > 0 {
+                let keys: Vec<&str> = (ops[index..index + gets].iter())
+                    .map(|op| op.key.as_str())
+                    .collect();
+                self.store.get_each(namespace, &keys, |_, value| {
+                    outcomes.push(Ok(match value {
+                        Some(value) => Outcome::Value(value.to_owned()),
+                        None => Outcome::Missing,
+                    }));
+                })?;
+                index += gets;
+                continue;
+            }
+            let op = &ops[index];
             match self.run_one(namespace, op) {
                 Ok((outcome, lsn)) => {
                     written.extend(lsn.map(|lsn| (index, lsn)));
@@ -278,6 +297,7 @@ impl KvBackend for EmbeddedBackend {
                 }
                 Err(error) => outcomes.push(Err(alone(error).into())),
             }
+            index += 1;
         }
         if !written.is_empty() {
             let lsns = written.iter().map(|(_, lsn)| *lsn).collect();

@@ -7,6 +7,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+fn write_json(out: &mut Vec<u8>, value: &impl Serialize) {
+    serde_json::to_writer(out, value).expect("strings always serialize");
+}
+
 /// The body of `POST /batch`.
 // The client sends this; the server reads it by hand (`http/ops/batch.rs`),
 // to name the op and the field at fault.
@@ -35,8 +39,12 @@ pub enum BatchOpBody<'a> {
     Get {
         #[schema(min_length = 1)]
         key: Cow<'a, str>,
+        /// Apply only if the key's ETag is this one (quoted or not); `*`:
+        /// only if the key exists.
+        #[schema(pattern = r#"^(\*|[0-9A-Fa-f]{16}|"[0-9A-Fa-f]{16}")$"#)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_match: Option<Cow<'a, str>>,
+        /// true: apply only if the key does not exist.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_absent: Option<bool>,
     },
@@ -50,16 +58,24 @@ pub enum BatchOpBody<'a> {
         #[schema(minimum = 1, maximum = 3_153_600_000_u64)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
+        /// Apply only if the key's ETag is this one (quoted or not); `*`:
+        /// only if the key exists.
+        #[schema(pattern = r#"^(\*|[0-9A-Fa-f]{16}|"[0-9A-Fa-f]{16}")$"#)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_match: Option<Cow<'a, str>>,
+        /// true: apply only if the key does not exist.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_absent: Option<bool>,
     },
     Delete {
         #[schema(min_length = 1)]
         key: Cow<'a, str>,
+        /// Apply only if the key's ETag is this one (quoted or not); `*`:
+        /// only if the key exists.
+        #[schema(pattern = r#"^(\*|[0-9A-Fa-f]{16}|"[0-9A-Fa-f]{16}")$"#)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_match: Option<Cow<'a, str>>,
+        /// true: apply only if the key does not exist.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_absent: Option<bool>,
     },
@@ -70,8 +86,12 @@ pub enum BatchOpBody<'a> {
         /// A 64-bit signed integer; 1 when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<i64>,
+        /// Apply only if the key's ETag is this one (quoted or not); `*`:
+        /// only if the key exists.
+        #[schema(pattern = r#"^(\*|[0-9A-Fa-f]{16}|"[0-9A-Fa-f]{16}")$"#)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_match: Option<Cow<'a, str>>,
+        /// true: apply only if the key does not exist.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_absent: Option<bool>,
     },
@@ -110,10 +130,133 @@ pub struct BatchResult {
     pub detail: Option<String>,
 }
 
+impl BatchAnswer {
+    /// What precedes the results in the bytes serializing a `BatchAnswer`
+    /// gives. The server writes its answer by hand, [`BatchResult::write`]
+    /// after this and [`BatchAnswer::write_tail`] last, so that each
+    /// stored value is copied into the body as the JSON text it is, never
+    /// parsed again (serde could not without parsing it into a `Value` or
+    /// a validated `RawValue`); the bytes are serde's, tested below.
+    pub fn write_head(out: &mut Vec<u8>, namespace: Option<&str>) {
+        out.extend_from_slice(b"{\"namespace\":");
+        write_json(out, &namespace);
+        out.extend_from_slice(b",\"results\":[");
+    }
+
+    pub fn write_tail(out: &mut Vec<u8>) {
+        out.extend_from_slice(b"]}");
+    }
+}
+
+/// One result as [`BatchResult::write`] takes it, borrowed.
+pub struct ResultParts<'a> {
+    pub op: &'a str,
+    pub key: &'a str,
+    pub status: u16,
+    /// JSON text.
+    pub value: Option<&'a str>,
+    /// The tag, written as `GET /get/{key}`'s `ETag` is.
+    pub etag: Option<u64>,
+    pub detail: Option<&'a str>,
+}
+
 impl BatchResult {
+    /// Appends the bytes of the result `parts` stands for (after a comma
+    /// unless it is the `first`).
+    pub fn write(out: &mut Vec<u8>, first: bool, parts: &ResultParts<'_>) {
+        if !first {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"op\":");
+        write_json(out, &parts.op);
+        out.extend_from_slice(b",\"key\":");
+        write_json(out, &parts.key);
+        out.extend_from_slice(b",\"status\":");
+        out.extend_from_slice(itoa::Buffer::new().format(parts.status).as_bytes());
+        if let Some(value) = parts.value {
+            out.extend_from_slice(b",\"value\":");
+            out.extend_from_slice(value.as_bytes());
+        }
+        if let Some(tag) = parts.etag {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b",\"etag\":\"\\\"");
+            for shift in (0..16).rev() {
+                out.push(HEX[((tag >> (shift * 4)) & 0xf) as usize]);
+            }
+            out.extend_from_slice(b"\\\"\"");
+        }
+        if let Some(detail) = parts.detail {
+            out.extend_from_slice(b",\"detail\":");
+            write_json(out, &detail);
+        }
+        out.push(b'}');
+    }
+
     /// The value as JSON, for a client that wants to look into it.
     pub fn json_value(&self) -> Option<Value> {
         let raw = self.value.as_ref()?;
         serde_json::from_str(raw.get()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written bytes are serde's.
+    #[test]
+    fn written_answers_are_serdes_bytes() {
+        let results = [
+            ResultParts {
+                op: "get",
+                key: "k \"q\"\n\u{e9}",
+                status: 200,
+                value: Some(r#"{"a":[1,"x"]}"#),
+                etag: Some(0x0123_4567_89ab_cdef),
+                detail: None,
+            },
+            ResultParts {
+                op: "delete",
+                key: "gone",
+                status: 404,
+                value: None,
+                etag: None,
+                detail: Some("Key not found"),
+            },
+            ResultParts {
+                op: "set",
+                key: "s",
+                status: 200,
+                value: None,
+                etag: Some(7),
+                detail: None,
+            },
+        ];
+        for namespace in [None, Some("app1")] {
+            let mut written = Vec::new();
+            BatchAnswer::write_head(&mut written, namespace);
+            for (i, parts) in results.iter().enumerate() {
+                BatchResult::write(&mut written, i == 0, parts);
+            }
+            BatchAnswer::write_tail(&mut written);
+            let answer = BatchAnswer {
+                namespace: namespace.map(str::to_owned),
+                results: (results.iter())
+                    .map(|p| BatchResult {
+                        op: p.op.into(),
+                        key: p.key.into(),
+                        status: p.status,
+                        value: p.value.map(|v| RawValue::from_string(v.into()).unwrap()),
+                        etag: p.etag.map(|tag| format!("\"{tag:016x}\"")),
+                        detail: p.detail.map(Into::into),
+                    })
+                    .collect(),
+            };
+            let serde = serde_json::to_vec(&answer).unwrap();
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                String::from_utf8(serde).unwrap()
+            );
+        }
     }
 }

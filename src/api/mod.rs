@@ -26,7 +26,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use batch::{BatchAnswer, BatchBody, BatchOpBody, BatchResult};
+pub use batch::{BatchAnswer, BatchBody, BatchOpBody, BatchResult, ResultParts};
 pub use counters::{ExpireBody, IncrAnswer, IncrBody, TtlAnswer};
 pub use keys::{DeleteAnswer, DeleteStatus, GetAnswer, KeysAnswer, SetAnswer, SetBody, SetStatus};
 pub use namespaces::{

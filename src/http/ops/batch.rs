@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 use super::set::{is_null, parse_key, parse_namespace, parse_ttl, parse_value};
 use super::{Documented, Needs, Operation, documented};
-use crate::api::{self, BatchAnswer, BatchResult};
+use crate::api::{self, BatchAnswer, BatchResult, ResultParts};
 use crate::auth::{Access, Grants};
 use crate::backend::{BackendError, KvBackend};
 use crate::http::HandlerContext;
@@ -143,13 +143,14 @@ impl Operation for Batch {
         } else {
             ctx.backend.batch(namespace, &self.ops).await?
         };
-        let results = (self.ops.into_iter().zip(outcomes))
-            .map(|(op, outcome)| result_of(op, outcome))
-            .collect();
-        Ok(reply::json(&BatchAnswer {
-            namespace: self.namespace,
-            results,
-        }))
+        // Written by hand: stored values go into the body as they are.
+        let mut body = Vec::with_capacity(64 + 96 * self.ops.len());
+        BatchAnswer::write_head(&mut body, namespace);
+        for (i, (op, outcome)) in self.ops.iter().zip(outcomes).enumerate() {
+            write_result(&mut body, i == 0, op, outcome);
+        }
+        BatchAnswer::write_tail(&mut body);
+        Ok(reply::json_bytes(body))
     }
 
     fn openapi() -> Option<Documented> {
@@ -226,7 +227,7 @@ fn parse_by(raw: Option<&RawValue>) -> Result<i64, ApiError> {
 
 /// `if_match`: an ETag as `GET /get/{key}` answers it (`"<16 hex>"`, the
 /// quotes optional) or `*` (the key exists); `if_absent: true`: the key
-/// does not exist.
+/// does not exist. Both at once never hold.
 fn parse_condition(
     if_match: Option<&RawValue>,
     if_absent: Option<&RawValue>,
@@ -244,9 +245,9 @@ fn parse_condition(
     match (if_match, absent) {
         (None, false) => Ok(None),
         (None, true) => Ok(Some(Condition::Absent)),
-        (Some(_), true) => Err(ApiError::invalid(
-            "fields `if_match` and `if_absent`: send one or the other, not both",
-        )),
+        // Both must hold, and no key is both absent and tagged: as an
+        // `If-Match` that no key can meet, it never holds (412).
+        (Some(_), true) => Ok(Some(Condition::Never)),
         (Some(raw), false) => {
             let tag: Option<String> = serde_json::from_str(raw.get()).ok();
             match tag.as_deref().and_then(condition_of_tag) {
@@ -276,44 +277,51 @@ fn condition_of_tag(tag: &str) -> Option<Condition> {
     u64::from_str_radix(hex, 16).ok().map(Condition::Matches)
 }
 
-/// The wire form of one op's outcome.
-fn result_of(op: BatchOp, outcome: Result<Outcome, BackendError>) -> BatchResult {
-    let mut result = BatchResult {
-        op: op.kind.name().to_owned(),
-        key: op.key,
+/// Appends the wire form of one op's outcome ([`BatchResult::write`]).
+fn write_result(
+    out: &mut Vec<u8>,
+    first: bool,
+    op: &BatchOp,
+    outcome: Result<Outcome, BackendError>,
+) {
+    let mut parts = ResultParts {
+        op: op.kind.name(),
+        key: &op.key,
         status: 200,
         value: None,
         etag: None,
         detail: None,
     };
-    let tagged = |text: &str| Some(format!("\"{:016x}\"", etag_of(text)));
-    match outcome {
+    let (sum, detail);
+    match &outcome {
         Ok(Outcome::Value(text)) => {
-            result.etag = tagged(&text);
-            result.value = RawValue::from_string(text).ok();
+            parts.value = Some(text);
+            parts.etag = Some(etag_of(text));
         }
-        Ok(Outcome::Counted(sum)) => {
-            let text = sum.to_string();
-            result.etag = tagged(&text);
-            result.value = RawValue::from_string(text).ok();
+        Ok(Outcome::Counted(counted)) => {
+            sum = counted.to_string();
+            parts.value = Some(&sum);
+            parts.etag = Some(etag_of(&sum));
         }
         Ok(Outcome::Stored) => {
             if let OpKind::Set { value, .. } = &op.kind {
-                result.etag = tagged(value);
+                parts.etag = Some(etag_of(value));
             }
         }
         Ok(Outcome::Deleted) => {}
         Ok(Outcome::Missing) => {
-            result.status = 404;
-            result.detail = Some(ApiError::KeyNotFound.detail());
+            parts.status = 404;
+            detail = ApiError::KeyNotFound.detail();
+            parts.detail = Some(&detail);
         }
         Err(error) => {
-            let error = ApiError::from(error);
-            result.status = error.status().as_u16();
-            result.detail = Some(error.detail());
+            let error = ApiError::from(error.clone());
+            parts.status = error.status().as_u16();
+            detail = error.detail();
+            parts.detail = Some(&detail);
         }
     }
-    result
+    BatchResult::write(out, first, &parts);
 }
 
 #[utoipa::path(

@@ -20,6 +20,15 @@
 //! - **Durability.** A write's [`Commit`] resolves once the write is as
 //!   durable as the backend promises; the HTTP layer acknowledges only then.
 //!   A refused write changes nothing.
+//! - **Batches.** [`KvBackend::batch`] runs its ops one by one, each as
+//!   its single operation would run, succeeding or failing alone.
+//!   [`KvBackend::transact`] runs them as one transaction in one
+//!   namespace: every op is applied or none is, and no other request sees
+//!   a part of it; the first op that cannot be applied (a condition, an
+//!   increment of a non-integer) is [`StoreError::Aborted`], naming it.
+//!   Both resolve once their writes are as durable as a single write's
+//!   commit, and both may take their ops in one step (one log wait, one
+//!   round trip): that is what they are for.
 //! - **Expiry.** A key whose TTL has passed is never returned by `get_into`
 //!   nor listed. Counts (`namespace_stats`, `stats`, `namespaces`) may still
 //!   include keys that expired but were not yet reaped: they are exact for
@@ -64,8 +73,8 @@ use crate::feed::{FeedItem, Retention, Watcher};
 use crate::memory::MemoryBackend;
 use crate::redis_backend::{RedisBackend, RedisWatcher};
 use crate::store::{
-    Condition, KeyPage, Limit, NamespaceStats, QuotaReport, Record, RecordPage, StoreError,
-    StoreStats,
+    BatchOp, Condition, KeyPage, Limit, NamespaceStats, Outcome, QuotaReport, Record, RecordPage,
+    StoreError, StoreStats,
 };
 use crate::wal::SyncSnapshot;
 
@@ -278,6 +287,24 @@ pub trait KvBackend: Send + Sync + 'static {
         ttl_secs: Option<u64>,
     ) -> impl Future<Output = Result<Option<Commit>, BackendError>> + Send;
 
+    /// Runs `ops` in `namespace` one by one; the outcome of each, in order.
+    /// `Err` only when the whole batch is refused (a bad namespace, a
+    /// store out of reach). Resolves once every write is durable.
+    fn batch(
+        &self,
+        namespace: Option<&str>,
+        ops: &[BatchOp],
+    ) -> impl Future<Output = Result<Vec<Result<Outcome, BackendError>>, BackendError>> + Send;
+
+    /// Runs `ops` in `namespace` as one transaction (see the module's
+    /// contracts); the outcome of each, in order. Resolves once its writes
+    /// are durable.
+    fn transact(
+        &self,
+        namespace: Option<&str>,
+        ops: &[BatchOp],
+    ) -> impl Future<Output = Result<Vec<Outcome>, BackendError>> + Send;
+
     /// Deletes every key of a named namespace; returns how many.
     fn clear_namespace(
         &self,
@@ -435,6 +462,22 @@ impl KvBackend for Backend {
 
     async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {
         dispatch!(self, b => b.clear_namespace(namespace).await)
+    }
+
+    async fn batch(
+        &self,
+        namespace: Option<&str>,
+        ops: &[BatchOp],
+    ) -> Result<Vec<Result<Outcome, BackendError>>, BackendError> {
+        dispatch!(self, b => b.batch(namespace, ops).await)
+    }
+
+    async fn transact(
+        &self,
+        namespace: Option<&str>,
+        ops: &[BatchOp],
+    ) -> Result<Vec<Outcome>, BackendError> {
+        dispatch!(self, b => b.transact(namespace, ops).await)
     }
 
     async fn namespace_stats(

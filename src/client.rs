@@ -34,10 +34,12 @@ use serde_json::Value;
 
 pub use crate::api::ImportAnswer;
 pub use crate::api::{
-    ClearAnswer, CompactAnswer, DeleteAnswer, GetAnswer, HealthAnswer, NamespaceKeysAnswer,
-    NamespaceStats, NamespacesAnswer, SetAnswer, StatsAnswer,
+    BatchAnswer, BatchOpBody, BatchResult, ClearAnswer, CompactAnswer, DeleteAnswer, GetAnswer,
+    HealthAnswer, NamespaceKeysAnswer, NamespaceStats, NamespacesAnswer, SetAnswer, StatsAnswer,
 };
-use crate::api::{ErrorBody, ExpireBody, IncrAnswer, IncrBody, SetBody, TtlAnswer, WatchEvent};
+use crate::api::{
+    BatchBody, ErrorBody, ExpireBody, IncrAnswer, IncrBody, SetBody, TtlAnswer, WatchEvent,
+};
 
 /// Where `pykv serve` listens by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8000";
@@ -291,6 +293,26 @@ impl Client {
         };
         let url = format!("{}/incr{}", self.base, ns_query(ns));
         self.send(self.http.post(url).json(&body), ns, key)
+    }
+
+    /// Runs `ops` in `ns` in one request (`POST /batch`), each on its own,
+    /// or with `atomic` as one transaction, every op applied or none.
+    /// One result per op, each with its own status; a transaction whose
+    /// op fails is [`Error::PreconditionFailed`] (a condition) or
+    /// [`Error::Rejected`], naming the op, and nothing was applied.
+    pub fn batch(
+        &self,
+        ns: Option<&str>,
+        ops: &[BatchOpBody<'_>],
+        atomic: bool,
+    ) -> Result<Reply<BatchAnswer>, Error> {
+        let body = BatchBody {
+            ops: ops.to_vec(),
+            atomic,
+            namespace: None,
+        };
+        let url = format!("{}/batch{}", self.base, ns_query(ns));
+        self.send(self.http.post(url).json(&body), ns, "")
     }
 
     /// The seconds left before `key` expires (`ttl: None`: never);

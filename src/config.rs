@@ -34,6 +34,10 @@ pub enum Command {
     Set(SetArgs),
     /// Add to an integer counter (a missing key counts from 0) and print it.
     Incr(IncrArgs),
+    /// Run several ops in one request: get:KEY set:KEY=VALUE del:KEY
+    /// incr:KEY[=BY], or JSON ops on stdin (an array, or one per line);
+    /// --atomic for a transaction, all or nothing.
+    Batch(BatchArgs),
     /// Print a key's value (exit 1 if it does not exist).
     Get(KeyArgs),
     /// Print the seconds left before a key expires, or `none` (exit 1 if it
@@ -251,6 +255,30 @@ pub struct SetArgs {
     /// Set only if the key does not exist.
     #[arg(long)]
     pub if_absent: bool,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BatchArgs {
+    /// The ops, each one word: get:KEY, set:KEY=VALUE, del:KEY, incr:KEY
+    /// or incr:KEY=BY (the key ends at the first `=`). None: JSON ops on
+    /// stdin, as POST /batch takes them (an array, or one per line).
+    pub ops: Vec<String>,
+
+    /// Namespace (default: the default namespace).
+    #[arg(long)]
+    pub ns: Option<String>,
+
+    /// One transaction: every op applied or none (at most 1000 ops).
+    /// Without it, more than 1000 ops go as several batches, in order.
+    #[arg(long)]
+    pub atomic: bool,
+
+    /// Parse set's VALUEs as JSON (`42`, `[1,2]`, `{"a":1}`, `"text"`).
+    #[arg(long)]
+    pub json_value: bool,
 
     #[command(flatten)]
     pub client: ClientArgs,

@@ -12,9 +12,11 @@ use crate::backend::{
     BackendError, BackendStats, ChangeStream, Commit, Health, Imported, KvBackend, PersistenceStats,
 };
 use crate::dir_lock::{DirLock, LockError};
+use crate::store::batch::alone;
 use crate::store::{
-    Condition, KeyPage, Limit, Lsn, NamespaceStats, QuotaReport, Record, RecordPage, Store,
-    StoreConfig, StoreStats, Undo, deadline_in, now_ms,
+    BatchOp, Condition, KeyPage, Limit, Lsn, NamespaceStats, OpKind, Outcome, QuotaReport, Record,
+    RecordPage, Store, StoreConfig, StoreError, StoreStats, Undo, deadline_in, now_ms,
+    validate_namespace,
 };
 use crate::wal::{
     AutoCompaction, Compactor, LOG_FILE, REWRITE_FILE, RecoveryError, RecoveryReport, Wal,
@@ -111,6 +113,45 @@ impl EmbeddedBackend {
     /// Writes out and syncs what is buffered; later writes are refused.
     pub fn shutdown(&self) {
         self.wal.shutdown();
+    }
+
+    /// One op of a batch that is not atomic, without waiting for the log:
+    /// its outcome and the position of its write, if it wrote.
+    fn run_one(
+        &self,
+        namespace: Option<&str>,
+        op: &BatchOp,
+    ) -> Result<(Outcome, Option<Lsn>), StoreError> {
+        let store = &self.store;
+        let key = op.key.as_str();
+        if op.condition.is_some() {
+            let (mut outcomes, lsn) = store.transact(namespace, std::slice::from_ref(op))?;
+            return Ok((outcomes.pop().expect("one op, one outcome"), lsn));
+        }
+        Ok(match &op.kind {
+            OpKind::Get => {
+                let mut value = Vec::new();
+                match store.get_into(namespace, key, &mut value)? {
+                    true => (
+                        Outcome::Value(String::from_utf8(value).expect("values are UTF-8")),
+                        None,
+                    ),
+                    false => (Outcome::Missing, None),
+                }
+            }
+            OpKind::Set { value, ttl_secs } => {
+                let lsn = store.set(namespace, key, value, deadline_in(*ttl_secs))?;
+                (Outcome::Stored, Some(lsn))
+            }
+            OpKind::Delete => match store.delete(namespace, key)? {
+                Some(lsn) => (Outcome::Deleted, Some(lsn)),
+                None => (Outcome::Missing, None),
+            },
+            OpKind::Incr { by } => {
+                let (sum, lsn) = store.incr(namespace, key, *by, None)?;
+                (Outcome::Counted(sum), Some(lsn))
+            }
+        })
     }
 
     /// The durability of the write journaled as `lsn`: already there when
@@ -225,6 +266,70 @@ impl KvBackend for EmbeddedBackend {
             .store
             .delete(namespace, key)?
             .map(|lsn| self.commit(lsn)))
+    }
+
+    /// The fast path of bulk loads and multi-gets: each op as its single
+    /// operation runs (one with a condition as a transaction of one), and
+    /// then one wait for the log for all of the batch's writes.
+    async fn batch(
+        &self,
+        namespace: Option<&str>,
+        ops: &[BatchOp],
+    ) -> Result<Vec<Result<Outcome, BackendError>>, BackendError> {
+        namespace.map_or(Ok(()), validate_namespace)?;
+        let mut outcomes = Vec::with_capacity(ops.len());
+        let mut written: Vec<(usize, Lsn)> = Vec::new();
+        let mut index = 0;
+        while index < ops.len() {
+            // A run of plain gets is looked up in one go.
+            let gets = (ops[index..].iter())
+                .take_while(|op| op.kind == OpKind::Get && op.condition.is_none())
+                .count();
+            if gets > 0 {
+                let keys: Vec<&str> = (ops[index..index + gets].iter())
+                    .map(|op| op.key.as_str())
+                    .collect();
+                self.store.get_each(namespace, &keys, |_, value| {
+                    outcomes.push(Ok(match value {
+                        Some(value) => Outcome::Value(value.to_owned()),
+                        None => Outcome::Missing,
+                    }));
+                })?;
+                index += gets;
+                continue;
+            }
+            let op = &ops[index];
+            match self.run_one(namespace, op) {
+                Ok((outcome, lsn)) => {
+                    written.extend(lsn.map(|lsn| (index, lsn)));
+                    outcomes.push(Ok(outcome));
+                }
+                Err(error) => outcomes.push(Err(alone(error).into())),
+            }
+            index += 1;
+        }
+        if !written.is_empty() {
+            let lsns = written.iter().map(|(_, lsn)| *lsn).collect();
+            let fates = self.wal.wait_all(lsns).await;
+            for ((index, _), fate) in written.into_iter().zip(fates) {
+                if let Err(error) = fate {
+                    outcomes[index] = Err(error.into());
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn transact(
+        &self,
+        namespace: Option<&str>,
+        ops: &[BatchOp],
+    ) -> Result<Vec<Outcome>, BackendError> {
+        let (outcomes, lsn) = self.store.transact(namespace, ops)?;
+        if let Some(lsn) = lsn {
+            self.commit(lsn).durable().await?;
+        }
+        Ok(outcomes)
     }
 
     async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {

@@ -17,7 +17,7 @@ use crate::http::SetRequest;
 /// A decoded log record, reduced to what a fuzzer can check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedRecord {
-    /// `SET`, `DEL` or `CLEAR`.
+    /// `SET`, `DEL`, `CLEAR` or `TX`.
     pub action: &'static str,
     pub namespace: Option<String>,
     pub key: String,
@@ -31,6 +31,15 @@ pub struct DecodedRecord {
 pub fn decode_log_line(line: &[u8]) -> Result<DecodedRecord, String> {
     use crate::store::Mutation;
     let record = crate::wal::record::Record::decode(line)?;
+    if record.transaction().is_some() {
+        return Ok(DecodedRecord {
+            action: "TX",
+            namespace: record.namespace().map(str::to_owned),
+            key: String::new(),
+            value: None,
+            expires_at: None,
+        });
+    }
     Ok(match record.mutation() {
         Mutation::Set {
             namespace,
@@ -58,6 +67,7 @@ pub fn decode_log_line(line: &[u8]) -> Result<DecodedRecord, String> {
             value: None,
             expires_at: None,
         },
+        Mutation::Transaction { .. } => unreachable!("a TX record is read above"),
     })
 }
 

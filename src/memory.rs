@@ -17,9 +17,10 @@ use crate::backend::{
     BackendError, BackendStats, ChangeStream, Commit, Health, Imported, KvBackend,
 };
 use crate::feed::{Change, ChangeKind, Feeds, LINGER, Retention};
+use crate::store::batch::{FinalState, alone, lookups, plan};
 use crate::store::{
-    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, PAGE_BYTES, QuotaReport, Record,
-    RecordPage, StoreError, StoreStats, deadline_in, etag_of, now_ms, validate_namespace,
+    BatchOp, Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, Outcome, PAGE_BYTES, QuotaReport,
+    Record, RecordPage, StoreError, StoreStats, deadline_in, etag_of, now_ms, validate_namespace,
 };
 
 const NAME: &str = "memory";
@@ -79,6 +80,33 @@ impl Namespace {
         }
         self.expirations += expired.len() as u64;
         expired
+    }
+
+    /// Plans `ops` ([`plan`]) on the entries (all live: `open` reaped
+    /// them) and applies the plan; nothing when it fails.
+    fn transact(
+        &mut self,
+        ops: &[BatchOp],
+        check_key: impl Fn(&str) -> Result<(), StoreError>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let entries = &self.entries;
+        let plan = plan(ops, check_key, |key| {
+            (entries.get(key)).map(|entry| (entry.value.clone(), entry.expires_at))
+        })?;
+        let (hits, misses) = lookups(ops, &plan.outcomes);
+        self.cache_hits += hits;
+        self.cache_misses += misses;
+        for (key, state) in plan.writes {
+            match state {
+                FinalState::Present { value, expires_at } => {
+                    self.entries.insert(key, Entry { value, expires_at });
+                }
+                FinalState::Absent => {
+                    self.entries.remove(&key);
+                }
+            }
+        }
+        Ok(plan.outcomes)
     }
 
     fn stats(&self) -> NamespaceStats {
@@ -371,6 +399,37 @@ impl KvBackend for MemoryBackend {
             self.publish(namespace, || Change::removed(ChangeKind::Delete, key));
         }
         Ok(removed.map(|_| Commit::done()))
+    }
+
+    /// Under the one mutex, each op as a transaction of one.
+    async fn batch(
+        &self,
+        namespace: Option<&str>,
+        ops: &[BatchOp],
+    ) -> Result<Vec<Result<Outcome, BackendError>>, BackendError> {
+        self.check_fault().await?;
+        let mut namespaces = self.open(namespace)?;
+        let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
+        let check_key = |key: &str| self.check_key(key);
+        Ok((ops.iter())
+            .map(|op| {
+                let mut outcomes = space.transact(std::slice::from_ref(op), check_key)?;
+                Ok(outcomes.pop().expect("one op, one outcome"))
+            })
+            .map(|outcome| outcome.map_err(|e| alone(e).into()))
+            .collect())
+    }
+
+    /// Under the one mutex: nothing else runs meanwhile.
+    async fn transact(
+        &self,
+        namespace: Option<&str>,
+        ops: &[BatchOp],
+    ) -> Result<Vec<Outcome>, BackendError> {
+        self.check_fault().await?;
+        let mut namespaces = self.open(namespace)?;
+        let space = namespaces.entry(namespace.map(str::to_owned)).or_default();
+        Ok(space.transact(ops, |key| self.check_key(key))?)
     }
 
     async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {

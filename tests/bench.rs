@@ -265,3 +265,57 @@ async fn ceiling_answers_like_a_get() {
     assert!(output.status.success(), "{report:#}");
     assert_eq!(count(&report, "/status/200"), 300);
 }
+
+/// `--op batch`: every request is a `POST /batch` of `--batch-size` ops,
+/// which all land (a batch of sets writes that many keys), and the report
+/// counts keys as well as requests.
+#[tokio::test]
+async fn batches_carry_batch_size_ops_each() {
+    let server = Server::start();
+    let url = server.base_url();
+    let (output, report) = bench(&[
+        "--url",
+        url,
+        "-n",
+        "40",
+        "--op",
+        "batch",
+        "--batch-size",
+        "50",
+        "--ratio",
+        "set=1",
+        "--keyspace",
+        "100000",
+        "--namespaces",
+        "3",
+    ]);
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(count(&report, "/ops/batch"), 40);
+    assert_eq!(count(&report, "/status/200"), 40);
+    assert_eq!(count(&report, "/batch_size"), 50);
+    let keys = report["keys_per_s"].as_f64().unwrap();
+    let requests = report["throughput_rps"].as_f64().unwrap();
+    assert!((keys - 50.0 * requests).abs() < 1.0, "{report:#}");
+    // 2000 sets over 100000 keys: a few land on the same key.
+    let total = server.total_keys().await;
+    assert!((1900..=2000).contains(&total), "{total} keys");
+    let refused = Command::new(env!("CARGO_BIN_EXE_pykv"))
+        .args([
+            "bench",
+            "--quiet",
+            "--url",
+            url,
+            "--op",
+            "get",
+            "--batch-size",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "--batch-size without --op batch"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--batch-size needs --op batch"));
+}

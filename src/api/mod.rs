@@ -17,6 +17,7 @@
 //! Where the seed's Python server sends fewer fields (`/stats`), the
 //! missing ones decode to their defaults, so the client reads both.
 
+mod batch;
 mod counters;
 mod keys;
 mod namespaces;
@@ -27,6 +28,7 @@ mod tests;
 mod transfer;
 mod watch;
 
+pub use batch::{BatchAnswer, BatchBody, BatchOpBody, BatchResult, ResultParts};
 pub use counters::{ExpireBody, IncrAnswer, IncrBody, TtlAnswer};
 pub use keys::{DeleteAnswer, DeleteStatus, GetAnswer, KeysAnswer, SetAnswer, SetBody, SetStatus};
 pub use namespaces::{

@@ -35,7 +35,7 @@ use super::BenchArgs;
 use super::pacer::Pacer;
 use super::progress::Progress;
 use super::report::{ErrorKind, Outcome, Setup, Summary, Tally};
-use super::workload::{Mix, Op, Requests};
+use super::workload::{Mix, Op, Requests, batch_keys};
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -54,6 +54,9 @@ pub struct Plan {
     authority: String,
     requests: Requests,
     mix: Mix,
+    /// Ops per `POST /batch` under `--op batch`; `None`: one op a request.
+    batch_size: Option<usize>,
+    namespaces: u32,
     keyspace: u64,
     stop: Stop,
     rate: Option<f64>,
@@ -72,6 +75,8 @@ pub fn plan(args: &BenchArgs) -> Result<Plan, String> {
         requests: Requests::new(host, prefix, args.namespaces, args.value_size, args.ttl)
             .speaking(args.api),
         mix: args.mix()?,
+        batch_size: args.batch_size()?,
+        namespaces: args.namespaces,
         keyspace: args.keyspace,
         stop: args.stop()?,
         rate: args.rate()?,
@@ -87,6 +92,7 @@ pub fn plan(args: &BenchArgs) -> Result<Plan, String> {
             namespaces: args.namespaces,
             value_size: args.value_size,
             target_rate: args.rate,
+            batch_size: args.batch_size()?,
             preloaded: 0,
             warmup_s: args.warmup,
         },
@@ -289,7 +295,14 @@ impl Phase {
                 break;
             };
             let clock = start_clock(ticket.due);
-            let request = self.plan.requests.build(ticket.op, ticket.index);
+            let request = match (ticket.op, self.plan.batch_size) {
+                (Op::Batch, Some(size)) => {
+                    let plan = &self.plan;
+                    let ops = batch_keys(&plan.mix, size, plan.keyspace, plan.namespaces, &mut rng);
+                    plan.requests.build_batch(&ops)
+                }
+                (op, _) => self.plan.requests.build(op, ticket.index),
+            };
             let outcome = self.attempt(&mut conn, request).await;
             tally.record(ticket.op, clock.elapsed(), outcome);
             self.done.fetch_add(1, Ordering::Relaxed);
@@ -317,7 +330,10 @@ impl Phase {
                 due,
             }
         } else {
-            let op = self.plan.mix.pick(rng);
+            let op = match self.plan.batch_size {
+                Some(_) => Op::Batch,
+                None => self.plan.mix.pick(rng),
+            };
             Ticket {
                 index: rng.u64(0..self.plan.keyspace),
                 op,

@@ -70,15 +70,20 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
 
-    /// Operations: get, set, or mixed (in the proportions of --ratio)
+    /// Operations: get, set, mixed (in the proportions of --ratio), or
+    /// batch (POST /batch of --batch-size ops in those proportions)
     /// [default: mixed]
     #[arg(long, value_enum)]
     pub op: Option<OpChoice>,
 
-    /// Proportions of a mixed run, e.g. `get=9,set=1` (implies --op
-    /// mixed) [default: get=9,set=1]
+    /// Proportions of a mixed run or of a batch's ops, e.g. `get=9,set=1`
+    /// (implies --op mixed unless --op batch) [default: get=9,set=1]
     #[arg(long)]
     pub ratio: Option<String>,
+
+    /// Ops in each batch of --op batch, 1 to 1000 [default: 100]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub batch_size: Option<u32>,
 
     /// Number of distinct keys (`key:00000000`, ...), chosen uniformly.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -158,6 +163,7 @@ pub enum OpChoice {
     Get,
     Set,
     Mixed,
+    Batch,
 }
 
 impl BenchArgs {
@@ -178,13 +184,27 @@ impl BenchArgs {
     fn mix(&self) -> Result<Mix, String> {
         let ratio = self.ratio.as_deref();
         match (self.op.unwrap_or(OpChoice::Mixed), ratio) {
-            (OpChoice::Mixed, ratio) => Mix::parse(ratio.unwrap_or(DEFAULT_RATIO)),
+            (OpChoice::Mixed | OpChoice::Batch, ratio) => {
+                Mix::parse(ratio.unwrap_or(DEFAULT_RATIO))
+            }
             (op, Some(_)) => Err(format!(
                 "--ratio needs --op mixed, not --op {}",
                 format!("{op:?}").to_lowercase()
             )),
             (OpChoice::Get, None) => Ok(Mix::only(workload::Op::Get)),
             (OpChoice::Set, None) => Ok(Mix::only(workload::Op::Set)),
+        }
+    }
+
+    /// Ops per request: `Some` for `--op batch`.
+    fn batch_size(&self) -> Result<Option<usize>, String> {
+        match (self.op, self.batch_size) {
+            (Some(OpChoice::Batch), _) if self.api == Api::Webdis => {
+                Err("--op batch speaks PyKV's POST /batch; webdis has no batches".into())
+            }
+            (Some(OpChoice::Batch), size) => Ok(Some(size.unwrap_or(100) as usize)),
+            (_, Some(_)) => Err("--batch-size needs --op batch".into()),
+            (_, None) => Ok(None),
         }
     }
 

@@ -50,7 +50,7 @@ pub struct Tally {
     /// Latency of every answered request, in microseconds.
     latency: Histogram<u64>,
     /// Requests attempted, by operation.
-    ops: [u64; 2],
+    ops: [u64; 3],
     /// Answers by HTTP status.
     statuses: BTreeMap<u16, u64>,
     /// Requests without an answer, by [`ErrorKind`].
@@ -64,7 +64,7 @@ impl Default for Tally {
         Tally {
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("valid histogram bounds"),
-            ops: [0; 2],
+            ops: [0; 3],
             statuses: BTreeMap::new(),
             errors: [0; 3],
             first_error: None,
@@ -142,6 +142,8 @@ pub struct Setup {
     pub namespaces: u32,
     pub value_size: usize,
     pub target_rate: Option<f64>,
+    /// Ops per request under `--op batch`.
+    pub batch_size: Option<usize>,
     pub preloaded: u64,
     /// Seconds of unmeasured load before the measured phase.
     pub warmup_s: f64,
@@ -167,6 +169,12 @@ impl Summary {
         } else {
             0.0
         }
+    }
+
+    /// Keys read or written per second: answers times the ops each
+    /// carries.
+    pub fn keys_per_second(&self) -> f64 {
+        self.throughput() * self.setup.batch_size.unwrap_or(1) as f64
     }
 
     /// Latency figures in microseconds; null when nothing was answered.
@@ -215,6 +223,8 @@ impl Summary {
             "answered": t.answered(),
             "elapsed_s": (self.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
             "throughput_rps": round2(self.throughput()),
+            "batch_size": s.batch_size,
+            "keys_per_s": round2(self.keys_per_second()),
             "ops": ops,
             "latency_us": self.latency_json(),
             "status": status,
@@ -246,6 +256,13 @@ impl Summary {
             .collect();
         let _ = writeln!(out, "  operations:  {}", ops.join(", "));
         let _ = writeln!(out, "  throughput:  {:.0} requests/s", self.throughput());
+        if let Some(size) = self.setup.batch_size {
+            let keys = self.keys_per_second();
+            let _ = writeln!(
+                out,
+                "  keys:        {keys:.0} keys/s ({size} ops per batch)"
+            );
+        }
         self.latency_text(&mut out);
         self.outcomes_text(&mut out);
         out

@@ -4,6 +4,10 @@
 //! Key `i` of the key space is `key:{i:08}` in namespace `bench{i % N}`
 //! (or the default namespace when N is 0), so `--preload` can set every
 //! key once, in order, and a GET of any key then hits.
+//!
+//! With `--op batch`, each request is a `POST /batch` of `--batch-size`
+//! ops drawn from the mix, on random keys of one namespace (a batch is in
+//! one namespace).
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -17,10 +21,12 @@ use super::Api;
 pub enum Op {
     Get,
     Set,
+    /// A `POST /batch` of gets and sets.
+    Batch,
 }
 
 impl Op {
-    pub const ALL: [Op; 2] = [Op::Get, Op::Set];
+    pub const ALL: [Op; 3] = [Op::Get, Op::Set, Op::Batch];
 
     pub fn index(self) -> usize {
         self as usize
@@ -30,6 +36,7 @@ impl Op {
         match self {
             Op::Get => "get",
             Op::Set => "set",
+            Op::Batch => "batch",
         }
     }
 }
@@ -46,6 +53,7 @@ impl Mix {
         match op {
             Op::Get => Mix { get: 1, set: 0 },
             Op::Set => Mix { get: 0, set: 1 },
+            Op::Batch => unreachable!("a batch's ops are gets and sets"),
         }
     }
 
@@ -101,6 +109,27 @@ pub struct Requests {
     webdis_set_tail: String,
 }
 
+/// The requests a batch's ops make of `(op, key number)`: every key in
+/// the namespace of the first.
+pub fn batch_keys(
+    mix: &Mix,
+    size: usize,
+    keyspace: u64,
+    namespaces: u32,
+    rng: &mut fastrand::Rng,
+) -> Vec<(Op, u64)> {
+    let spaces = u64::from(namespaces.max(1));
+    let namespace = rng.u64(0..spaces.min(keyspace));
+    (0..size)
+        .map(|_| {
+            // A random key of the batch's namespace: same residue mod N.
+            let slots = (keyspace - namespace).div_ceil(spaces);
+            let index = namespace + rng.u64(0..slots) * spaces;
+            (mix.pick(rng), index)
+        })
+        .collect()
+}
+
 impl Requests {
     pub fn new(
         host: String,
@@ -139,6 +168,7 @@ impl Requests {
         let path = match op {
             Op::Get => format!("{}/GET/{key}", self.prefix),
             Op::Set => format!("{}/SET/{key}{}", self.prefix, self.webdis_set_tail),
+            Op::Batch => unreachable!("--op batch with --api webdis is refused with the arguments"),
         };
         (Request::builder().header(HOST, &self.host))
             .method(Method::GET)
@@ -156,6 +186,7 @@ impl Requests {
         let key = key_name(index);
         let builder = Request::builder().header(HOST, &self.host);
         let request = match op {
+            Op::Batch => unreachable!("a batch is built by build_batch"),
             Op::Get => builder
                 .method(Method::GET)
                 .uri(format!("{}/get/{key}{query}", self.prefix))
@@ -170,6 +201,39 @@ impl Requests {
                 )))),
         };
         request.expect("the URL was checked and keys are URL-safe")
+    }
+
+    /// The `POST /batch` of `ops`, in the namespace of the first.
+    pub fn build_batch(&self, ops: &[(Op, u64)]) -> Request<Full<Bytes>> {
+        let query = self.ns_query(ops.first().map_or(0, |(_, index)| *index));
+        let mut body = String::with_capacity(16 + ops.len() * (40 + self.set_tail.len()));
+        body.push_str("{\"ops\":[");
+        for (i, (op, index)) in ops.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            let key = key_name(*index);
+            match op {
+                Op::Set => {
+                    body.push_str("{\"op\":\"set\",\"key\":\"");
+                    body.push_str(&key);
+                    body.push_str(&self.set_tail);
+                }
+                _ => {
+                    body.push_str("{\"op\":\"get\",\"key\":\"");
+                    body.push_str(&key);
+                    body.push_str("\"}");
+                }
+            }
+        }
+        body.push_str("]}");
+        Request::builder()
+            .header(HOST, &self.host)
+            .method(Method::POST)
+            .uri(format!("{}/batch{query}", self.prefix))
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("the URL was checked and keys are URL-safe")
     }
 
     /// `?ns=benchN`, or nothing for the default namespace.
@@ -226,5 +290,32 @@ mod tests {
             serde_json::json!({"key": "k", "value": "vvvv", "ttl": 60})
         );
         assert_eq!(requests.ns_query(3), "?ns=bench1");
+    }
+
+    #[test]
+    fn a_batch_keeps_to_one_namespace_and_is_json() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mix = Mix::parse("get=1,set=1").unwrap();
+        for _ in 0..50 {
+            let ops = batch_keys(&mix, 20, 10, 3, &mut rng);
+            assert_eq!(ops.len(), 20);
+            let first = ops[0].1 % 3;
+            assert!(
+                ops.iter().all(|(_, i)| i % 3 == first && *i < 10),
+                "{ops:?}"
+            );
+        }
+        let requests = Requests::new("h".into(), String::new(), 3, 2, None);
+        let ops = batch_keys(&mix, 5, 10, 3, &mut rng);
+        let request = requests.build_batch(&ops);
+        let body = futures_body(request.into_body());
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["ops"].as_array().unwrap().len(), 5);
+    }
+
+    fn futures_body(body: Full<Bytes>) -> Vec<u8> {
+        use http_body_util::BodyExt;
+        let collected = crate::backend::ready_now(body.collect()).unwrap().unwrap();
+        collected.to_bytes().to_vec()
     }
 }

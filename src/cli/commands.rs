@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::output;
-use crate::client::{Client, Error, Precondition};
+use crate::client::{BatchOpBody, Client, Error, Precondition};
 use crate::config::{ClientArgs, Command, NsCommand};
 
 /// One request to the server, as the user asked for it. `ns: None` is the
@@ -24,6 +24,13 @@ pub enum Action {
         key: String,
         by: i64,
         ttl: Option<u64>,
+    },
+    /// `POST /batch`: handled by [`super::batch::run`], whose exit code
+    /// reflects its ops.
+    Batch {
+        ns: Option<String>,
+        ops: Vec<BatchOpBody<'static>>,
+        atomic: bool,
     },
     Get {
         ns: Option<String>,
@@ -99,6 +106,18 @@ pub fn from_command(command: Command) -> Result<(Action, ClientArgs), Error> {
             },
             a.client,
         ),
+        Command::Batch(a) => {
+            let ops = match a.ops.is_empty() {
+                true => super::batch::ops_from_stdin()?,
+                false => super::batch::ops_from_words(&a.ops, a.json_value)?,
+            };
+            let action = Action::Batch {
+                ns: a.ns,
+                ops,
+                atomic: a.atomic,
+            };
+            (action, a.client)
+        }
         Command::Ttl(a) => (
             Action::Ttl {
                 ns: a.ns,
@@ -199,6 +218,9 @@ pub fn execute(kv: &Client, action: &Action, format: Format) -> Result<String, E
         Action::Incr { ns, key, by, ttl } => {
             let answer = kv.incr(ns.as_deref(), key, *by, *ttl)?;
             pick(json, answer.json(), || answer.value.to_string())
+        }
+        Action::Batch { ns, ops, atomic } => {
+            super::batch::run(kv, ns.as_deref(), ops, *atomic, json)?.0
         }
         Action::Ttl { ns, key } => {
             let answer = kv.ttl(ns.as_deref(), key)?;

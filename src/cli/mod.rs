@@ -1,5 +1,6 @@
 //! The command-line client: every `pykv` subcommand but `serve`.
 //!
+//! - [`batch`]: `pykv batch`, several ops in one request;
 //! - [`commands`]: what each command asks the server (an [`Action`]) and
 //!   the text it prints;
 //! - [`output`]: how answers read: plain values, aligned tables;
@@ -14,6 +15,7 @@
 //! The HTTP side is [`crate::client`]; this module only turns arguments
 //! into requests and answers into text.
 
+mod batch;
 mod commands;
 mod exit;
 mod input;
@@ -62,6 +64,12 @@ pub fn run(command: Command) -> ExitCode {
 fn run_once(command: Command) -> Result<u8, Error> {
     let (action, args) = commands::from_command(command)?;
     let kv = connect(&args)?;
+    if let Action::Batch { ns, ops, atomic } = &action {
+        let json = format(&args) == Format::Json;
+        let (text, code) = batch::run(&kv, ns.as_deref(), ops, *atomic, json)?;
+        output::print(&text);
+        return Ok(code);
+    }
     let text = commands::execute(&kv, &action, format(&args))?;
     output::print(&text);
     Ok(0)

@@ -16,6 +16,9 @@ Commands (values with spaces in \"double\" or 'single' quotes):
   set KEY VALUE [TTL]   set a key (VALUE is a string), expiring after TTL seconds
   incr KEY [BY]         add BY (default 1) to an integer counter and print it
   get KEY               print a key's value, (nil) if it does not exist
+  batch OP...           several ops in one request: get:KEY set:KEY=VALUE del:KEY
+                        incr:KEY[=BY]; one line of answer per op
+  atomic OP...          the same as one transaction: every op applied or none
   del KEY               delete a key
   use [NS]              work in namespace NS; `use` alone: the default namespace
   ns                    list the namespaces with their counters
@@ -157,6 +160,12 @@ fn parse(command: &str, args: &[String], ns: Option<&str>) -> Result<Action, Err
             if_match: None,
         },
         ("del", _) => return Err(usage("del KEY")),
+        ("batch" | "atomic", []) => return Err(usage(&format!("{command} OP..."))),
+        ("batch" | "atomic", ops) => Action::Batch {
+            ns: ns_owned,
+            ops: super::batch::ops_from_words(ops, false)?,
+            atomic: command == "atomic",
+        },
         ("ns", []) => Action::NsList,
         ("ns", _) => return Err(usage("ns")),
         ("size", [other]) => Action::NsSize { ns: other.clone() },

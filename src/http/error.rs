@@ -136,6 +136,21 @@ impl ApiError {
         })
     }
 
+    /// The same error with its 422 message placed: `context` (which holds
+    /// nothing the client chose, such as `ops[3].`) before it. Other
+    /// errors are returned unchanged.
+    pub fn within(self, context: &str) -> Self {
+        match self {
+            ApiError::Invalid(InvalidInput { detail, diagnostic }) => {
+                ApiError::Invalid(InvalidInput {
+                    detail: format!("{context}{detail}"),
+                    diagnostic: format!("{context}{diagnostic}"),
+                })
+            }
+            other => other,
+        }
+    }
+
     /// A 422 with its message for the answer and, apart, for the
     /// diagnostics.
     pub fn invalid_with_diagnostic(detail: String, diagnostic: impl Into<String>) -> Self {
@@ -145,7 +160,7 @@ impl ApiError {
         })
     }
 
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::AtLine { error, .. } => error.status(),
             ApiError::LineTooLong { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -169,19 +184,7 @@ impl ApiError {
             | ApiError::NotReplicated { .. }
             | ApiError::Overdue { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Store(e) => match e {
-                StoreError::InvalidNamespace { .. }
-                | StoreError::EmptyKey
-                | StoreError::KeyTooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                StoreError::LimitReached { .. } | StoreError::TooLarge { .. } => {
-                    StatusCode::INSUFFICIENT_STORAGE
-                }
-                StoreError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                StoreError::NotAnInteger { .. } | StoreError::Overflow { .. } => {
-                    StatusCode::CONFLICT
-                }
-                StoreError::ConditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            },
+            ApiError::Store(e) => store_status(e),
         }
     }
 
@@ -367,6 +370,11 @@ impl ApiError {
             ApiError::Store(StoreError::Overflow { .. }) => {
                 "the counter would pass the range of a 64-bit signed integer".into()
             }
+            // The key stays out.
+            ApiError::Store(StoreError::Aborted { index, cause, .. }) => format!(
+                "op {index} of a transaction failed, so nothing in it was applied: {}",
+                ApiError::Store((**cause).clone()).diagnostic()
+            ),
         }
     }
 }
@@ -377,6 +385,23 @@ fn at_line(line: u64, imported: u64, detail: &str) -> String {
         "line {line}: {detail}; the lines before it were applied ({imported} keys imported), \
          nothing from it on: fix it and import from line {line}"
     )
+}
+
+/// The status of an error of the store.
+fn store_status(e: &StoreError) -> StatusCode {
+    match e {
+        StoreError::InvalidNamespace { .. }
+        | StoreError::EmptyKey
+        | StoreError::KeyTooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        StoreError::LimitReached { .. } | StoreError::TooLarge { .. } => {
+            StatusCode::INSUFFICIENT_STORAGE
+        }
+        StoreError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::NotAnInteger { .. } | StoreError::Overflow { .. } => StatusCode::CONFLICT,
+        StoreError::ConditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+        // A transaction answers as its failed op would have alone.
+        StoreError::Aborted { cause, .. } => store_status(cause),
+    }
 }
 
 /// A value's tag as HTTP writes an entity tag: quoted hex.
@@ -532,6 +557,11 @@ impl ApiError {
             }
             ApiError::Store(StoreError::ConditionFailed { current: Some(tag) }) => {
                 headers.insert(header::ETAG, etag_header(tag));
+            }
+            ApiError::Store(StoreError::Aborted { cause, .. }) => {
+                if let StoreError::ConditionFailed { current: Some(tag) } = *cause {
+                    headers.insert(header::ETAG, etag_header(tag));
+                }
             }
             ApiError::MethodNotAllowed { allowed, .. } => {
                 if let Ok(allowed) = HeaderValue::from_str(&allowed) {

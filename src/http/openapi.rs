@@ -8,10 +8,11 @@
 use utoipa::OpenApi;
 
 use crate::api::{
-    ClearAnswer, CompactAnswer, DeleteAnswer, ErrorBody, ErrorRecord, ExpireBody, ExportLine,
-    GetAnswer, HealthAnswer, ImportAnswer, IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer,
-    NamespaceStats, NamespacesAnswer, OperationFigures, Performance, QuotaAnswer, QuotaBody,
-    RecentErrors, SetAnswer, SetBody, StatsAnswer, TtlAnswer, UnhealthyAnswer,
+    BatchAnswer, BatchBody, BatchOpBody, BatchResult, ClearAnswer, CompactAnswer, DeleteAnswer,
+    ErrorBody, ErrorRecord, ExpireBody, ExportLine, GetAnswer, HealthAnswer, ImportAnswer,
+    IncrAnswer, IncrBody, KeysAnswer, NamespaceKeysAnswer, NamespaceStats, NamespacesAnswer,
+    OperationFigures, Performance, QuotaAnswer, QuotaBody, RecentErrors, SetAnswer, SetBody,
+    StatsAnswer, TtlAnswer, UnhealthyAnswer,
 };
 
 /// The document, built once per request of `/openapi.json` (it is small):
@@ -112,6 +113,10 @@ fn add_guard_answers(doc: &mut utoipa::openapi::OpenApi) {
         IncrAnswer,
         TtlAnswer,
         ExpireBody,
+        BatchBody,
+        BatchOpBody,
+        BatchAnswer,
+        BatchResult,
         GetAnswer,
         DeleteAnswer,
         NamespacesAnswer,

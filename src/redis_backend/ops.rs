@@ -8,17 +8,17 @@ use tokio::task::JoinSet;
 use super::connection::{Connection, Patience};
 use super::layout::NamespaceKeys;
 use super::scripts::{
-    CLEAR_SCRIPT, DELETE_IF_SCRIPT, DELETE_SCRIPT, EXPIRE_SCRIPT, EXPORT_SCRIPT, GET_SCRIPT,
-    IMPORT_SCRIPT, INCR_SCRIPT, LIST_SCRIPT, QUOTA_SCRIPT, SET_IF_SCRIPT, SET_QUOTA_SCRIPT,
-    SET_SCRIPT, STATS_SCRIPT, TTL_SCRIPT,
+    BATCH_SCRIPT, CLEAR_SCRIPT, DELETE_IF_SCRIPT, DELETE_SCRIPT, EXPIRE_SCRIPT, EXPORT_SCRIPT,
+    GET_SCRIPT, IMPORT_SCRIPT, INCR_SCRIPT, LIST_SCRIPT, QUOTA_SCRIPT, SET_IF_SCRIPT,
+    SET_QUOTA_SCRIPT, SET_SCRIPT, STATS_SCRIPT, TTL_SCRIPT,
 };
 use super::{RedisBackend, errors, invocation, layout, limit_arg, reclaim, within};
 use crate::backend::{
     BackendError, BackendStats, ChangeStream, Commit, Health, Imported, KvBackend,
 };
 use crate::store::{
-    Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, PAGE_BYTES, QuotaReport, Record,
-    RecordPage, StoreError, StoreStats, counter_value, validate_namespace,
+    BatchOp, Condition, KeyPage, Limit, MAX_PAGE, NamespaceStats, OpKind, Outcome, PAGE_BYTES,
+    QuotaReport, Record, RecordPage, StoreError, StoreStats, counter_value, validate_namespace,
 };
 
 impl KvBackend for RedisBackend {
@@ -164,6 +164,59 @@ impl KvBackend for RedisBackend {
         call.arg(key).arg(ttl_ms(ttl_secs));
         let (found, commit): (i64, _) = self.run_write(&call).await?;
         Ok((found == 1).then_some(commit))
+    }
+
+    async fn batch(
+        &self,
+        namespace: Option<&str>,
+        ops: &[BatchOp],
+    ) -> Result<Vec<Result<Outcome, BackendError>>, BackendError> {
+        let keys = self.namespace(namespace)?;
+        // An op with a bad key fails alone, and is not sent.
+        let checked: Vec<Result<(), StoreError>> =
+            ops.iter().map(|op| self.check_key(&op.key)).collect();
+        let sent: Vec<&BatchOp> = (ops.iter().zip(&checked))
+            .filter(|(_, checked)| checked.is_ok())
+            .map(|(op, _)| op)
+            .collect();
+        let (_, answers) = self.run_batch(namespace, &keys, &sent, false).await?;
+        let mut answers = sent.iter().zip(answers);
+        Ok((checked.into_iter())
+            .map(|checked| match checked {
+                Err(error) => Err(error.into()),
+                Ok(()) => {
+                    let (op, (code, text)) = answers.next().expect("one answer per op sent");
+                    outcome_of(op, &code, text).map_err(Into::into)
+                }
+            })
+            .collect())
+    }
+
+    async fn transact(
+        &self,
+        namespace: Option<&str>,
+        ops: &[BatchOp],
+    ) -> Result<Vec<Outcome>, BackendError> {
+        let keys = self.namespace(namespace)?;
+        for (index, op) in ops.iter().enumerate() {
+            self.check_key(&op.key)
+                .map_err(|error| StoreError::aborted(index, &op.key, error))?;
+        }
+        let ops: Vec<&BatchOp> = ops.iter().collect();
+        let (failed, answers) = self.run_batch(namespace, &keys, &ops, true).await?;
+        if let Some(index) = failed {
+            let op = ops[index];
+            let (code, text) = answers.into_iter().next().unwrap_or_default();
+            let error = outcome_of(op, &code, text)
+                .err()
+                .unwrap_or(StoreError::NotAnInteger {
+                    found: "an answer Redis should not give",
+                });
+            return Err(StoreError::aborted(index, &op.key, error).into());
+        }
+        (ops.iter().zip(answers))
+            .map(|(op, (code, text))| outcome_of(op, &code, text).map_err(Into::into))
+            .collect()
     }
 
     async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {
@@ -407,6 +460,51 @@ impl RedisBackend {
         })
     }
 
+    /// Runs the batch script on `ops`: the index of the op that failed a
+    /// transaction, if one did, and the code and text of each op (of that
+    /// op alone, if one failed).
+    async fn run_batch(
+        &self,
+        namespace: Option<&str>,
+        keys: &NamespaceKeys,
+        ops: &[&BatchOp],
+        atomic: bool,
+    ) -> Result<(Option<usize>, Vec<(String, Vec<u8>)>), BackendError> {
+        if ops.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let mut call = invocation(&BATCH_SCRIPT, keys);
+        call.arg(if atomic { "1" } else { "0" });
+        for op in ops {
+            call.arg(op.kind.name()).arg(&op.key);
+            match &op.kind {
+                OpKind::Set { value, ttl_secs } => call.arg(value).arg(ttl_ms(*ttl_secs)),
+                OpKind::Incr { by } => call.arg(by).arg(""),
+                OpKind::Get | OpKind::Delete => call.arg("").arg(""),
+            };
+            call.arg(op.condition.map(condition_arg).unwrap_or_default());
+        }
+        self.quota_args(&mut call, namespace);
+        let (answer, commit): (Vec<Vec<u8>>, Commit) = self.run_write(&call).await?;
+        commit.durable().await?;
+        let text = |i: usize| {
+            String::from_utf8_lossy(answer.get(i).map_or(&[][..], Vec::as_slice)).into_owned()
+        };
+        let created = text(0).parse().unwrap_or(0);
+        self.register(namespace, created).await?;
+        let failed = text(1).parse::<usize>().unwrap_or(0).checked_sub(1);
+        let pairs = (answer.into_iter().skip(2).collect::<Vec<_>>())
+            .chunks_exact(2)
+            .map(|pair| {
+                (
+                    String::from_utf8_lossy(&pair[0]).into_owned(),
+                    pair[1].clone(),
+                )
+            })
+            .collect();
+        Ok((failed, pairs))
+    }
+
     /// The named namespaces that hold or held data.
     async fn registered_namespaces(&self) -> Result<Vec<String>, BackendError> {
         let mut connection = self.connection.get();
@@ -495,6 +593,43 @@ fn lex_range(prefix: &str, cursor: Option<&str>) -> (Vec<u8>, Vec<u8>) {
         [b"(", prefix.as_bytes(), b"\xff"].concat()
     };
     (min, max)
+}
+
+/// The outcome of `op` from the batch script's code and text for it.
+fn outcome_of(op: &BatchOp, code: &str, text: Vec<u8>) -> Result<Outcome, StoreError> {
+    let text = || String::from_utf8(text).unwrap_or_default();
+    match code {
+        "value" => Ok(Outcome::Value(text())),
+        "missing" => Ok(Outcome::Missing),
+        "stored" => Ok(Outcome::Stored),
+        "deleted" => Ok(Outcome::Deleted),
+        "counted" => Ok(Outcome::Counted(text().parse().unwrap_or_default())),
+        "refused" => Err(
+            errors::returned_refusal(&text()).unwrap_or(StoreError::LimitReached {
+                scope: "the namespace".into(),
+                limit: "its quota".into(),
+            }),
+        ),
+        "condition" => Err(StoreError::ConditionFailed {
+            current: u64::from_str_radix(&text(), 16).ok(),
+        }),
+        "overflow" => {
+            let by = match op.kind {
+                OpKind::Incr { by } => by,
+                _ => 0,
+            };
+            Err(StoreError::Overflow {
+                value: counter_value(&text())?,
+                by,
+            })
+        }
+        // HINCRBY refused the value: name what it is, as the engine does.
+        _ => Err(counter_value(&text())
+            .err()
+            .unwrap_or(StoreError::NotAnInteger {
+                found: "a number that is not a 64-bit integer",
+            })),
+    }
 }
 
 /// A TTL as the scripts take it: milliseconds, or "" for none.

@@ -515,6 +515,163 @@ local more = evict_over_quota(nil, most) == most and 1 or 0
 return {math.max(used_bytes(), 0), redis.call('ZCARD', index), more}
 "#;
 
+/// A batch (`POST /batch`), one script for the whole of it: one round trip
+/// on the namespace's slot, and nothing of another client between its
+/// ops. ARGV: "1" for a transaction, "0" for ops each on their own; then
+/// five per op: kind (get, set, delete, incr), key, the value (set) or the
+/// increment (incr), the TTL in ms or "" (set), the condition or "".
+///
+/// Each op is worked out against the keys as the ops before it left them
+/// (`overlay`, in a transaction) before anything is written; ops on their
+/// own are written at once. A transaction writes only once every op has
+/// been worked out, so an op that fails leaves nothing written.
+/// Increments are summed by HINCRBY on a scratch hash in the namespace's
+/// slot, deleted at once: exact in 64 bits (Lua's numbers are doubles)
+/// and checked, without touching the key.
+///
+/// Quotas: an op on its own is admitted as SET admits a write (code
+/// `refused` and the refusal's text when it is not); a transaction is
+/// admitted whole before anything is written, each write counted on top
+/// of those before it, and fails at the first write the quota refuses.
+/// Under lru, evictions follow the writes. Every change is published to
+/// the change feed as its single-key script would.
+///
+/// Returns strings: created(), then 0 and a code and a text per op
+/// (value + JSON text, missing, stored, deleted, counted + sum), or, for a
+/// transaction that failed, the 1-based index of the op that failed and
+/// its code and text (condition + current tag, not_integer + current
+/// value, overflow + current value). Ops on their own may fail with
+/// those codes too, each alone.
+const BATCH: &str = r#"
+local now = now_ms()
+reap(now, 16)
+local atomic = ARGV[1] == '1'
+local scratch = string.sub(data, 1, #data - 4) .. 'scratch'
+local overlay = {}
+local function read(key)
+  local value = overlay[key]
+  if value ~= nil then return value end
+  if is_due(key, now) then expire(key) end
+  return redis.call('HGET', data, key)
+end
+local function add(value, by)
+  redis.call('HSET', scratch, 'n', value or '0')
+  local ok, err = pcall(redis.call, 'HINCRBY', scratch, 'n', by)
+  local sum = redis.call('HGET', scratch, 'n')
+  redis.call('DEL', scratch)
+  if ok then return 'counted', sum end
+  if string.find(tostring(err.err or err), 'overflow') then return 'overflow', value end
+  return 'not_integer', value
+end
+-- An op's code and text, and the key's new value (nil: unchanged,
+-- false: removed).
+local function work_out(kind, key, arg, condition)
+  local value = read(key)
+  if condition ~= '' then
+    local tag = value and string.sub(redis.sha1hex(value), 1, 16) or ''
+    if not holds(condition, tag) then return 'condition', tag end
+  end
+  if kind == 'get' then
+    if value then return 'value', value end
+    return 'missing', ''
+  elseif kind == 'set' then
+    return 'stored', '', arg
+  elseif kind == 'delete' then
+    if value then return 'deleted', '', false end
+    return 'missing', ''
+  end
+  local code, text = add(value, arg)
+  if code == 'counted' then return code, text, text end
+  return code, text
+end
+-- Writes an op's new value; an increment keeps the key's deadline.
+local function write(kind, key, new, ttl)
+  if kind == 'get' then
+    redis.call('HINCRBY', stats, new and 'hits' or 'misses', 1)
+    if new then redis.call('ZADD', lru, 'XX', now, key) end
+  elseif new == false then
+    remove(key)
+    publish('op', 'delete', 'key', key)
+  elseif kind == 'set' then
+    store(key, new, ttl, now)
+  elseif new ~= nil then
+    local old = redis.call('HGET', data, key)
+    if old then
+      redis.call('HINCRBY', stats, 'bytes', #new - #old)
+    else
+      redis.call('ZADD', index, 0, key)
+      redis.call('HINCRBY', stats, 'bytes', #key + #new)
+    end
+    redis.call('HSET', data, key, new)
+    redis.call('ZADD', lru, now, key)
+    publish_set(key, new)
+  end
+end
+-- Whether a transaction's writes fit the quota, each counted on top of
+-- the ones before it: nil, or the index of the first that does not and
+-- the refusal, as `admit` would raise it.
+local function admit_all(writes)
+  local policy, max_bytes, max_keys = quota_in_force()
+  if not max_bytes and not max_keys then return nil end
+  local bytes, count, now_value = used_bytes(), redis.call('ZCARD', index), {}
+  for i, w in ipairs(writes) do
+    local kind, key, new = w[1], w[2], w[3]
+    if kind ~= 'get' and new ~= nil then
+      local old = now_value[key]
+      if old == nil then old = redis.call('HGET', data, key) end
+      local old_size = old and (#key + #old) or 0
+      if new == false then
+        bytes, count = bytes - old_size, count - (old and 1 or 0)
+      else
+        local size = #key + #new
+        if max_bytes and size > max_bytes then
+          return w[5], 'PYKV_TOO_LARGE ' .. scope() .. '|' .. size .. '|' .. fmt(max_bytes) .. '|'
+        end
+        bytes, count = bytes + size - old_size, count + (old and 0 or 1)
+        if policy == 'noeviction' and ((max_bytes and bytes > max_bytes) or (max_keys and count > max_keys)) then
+          return w[5], 'PYKV_LIMIT ' .. scope() .. '|' .. describe(max_bytes, max_keys) .. '|'
+        end
+      end
+      now_value[key] = new
+    end
+  end
+  return nil
+end
+local out, writes = {'', '0'}, {}
+for i = 0, (#ARGV - 4) / 5 - 1 do
+  local kind, key, arg, ttl, condition = ARGV[2 + 5 * i], ARGV[3 + 5 * i], ARGV[4 + 5 * i], ARGV[5 + 5 * i], ARGV[6 + 5 * i]
+  local code, text, new = work_out(kind, key, arg, condition)
+  local failed = code == 'condition' or code == 'not_integer' or code == 'overflow'
+  if atomic and failed then return {tostring(created()), tostring(i + 1), code, text or ''} end
+  if kind == 'get' then new = (code == 'value') end
+  if atomic then
+    if kind ~= 'get' and new ~= nil then overlay[key] = new end
+    writes[#writes + 1] = {kind, key, new, ttl, i + 1}
+  elseif not failed then
+    local admitted, refusal = true, nil
+    if kind ~= 'get' and new then admitted, refusal = pcall(admit, key, new) end
+    if admitted then
+      write(kind, key, new, ttl)
+      if kind ~= 'get' and new then evict_over_quota(key) end
+    else
+      code, text = 'refused', refusal.err
+    end
+  end
+  out[#out + 1] = code
+  out[#out + 1] = text or ''
+end
+local refused_at, refusal = admit_all(writes)
+if refused_at then return {tostring(created()), tostring(refused_at), 'refused', refusal} end
+local last_written = nil
+for _, w in ipairs(writes) do
+  write(w[1], w[2], w[3], w[4])
+  if w[1] ~= 'get' and w[3] then last_written = w[2] end
+end
+if last_written then evict_over_quota(last_written) end
+out[1] = tostring(created())
+return out
+"#;
+
 fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}{body}"))
 }
@@ -530,6 +687,8 @@ pub static SET_IF_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| script(&format!("{CONDITION}{SET_IF}")));
 pub static DELETE_IF_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| script(&format!("{CONDITION}{DELETE_IF}")));
+pub static BATCH_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| script(&format!("{CONDITION}{BATCH}")));
 pub static INCR_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(INCR));
 pub static TTL_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(TTL));
 pub static QUOTA_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(QUOTA));

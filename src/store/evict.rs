@@ -209,12 +209,23 @@ impl Store {
         entry_size: usize,
         old_size: Option<usize>,
     ) -> Result<(), StoreError> {
-        let limits = &self.config.limits;
+        self.check_fits(space, entry_size)?;
+        let bytes = entry_size as i64 - old_size.unwrap_or(0) as i64;
+        self.check_room(space, bytes, i64::from(old_size.is_none()))
+    }
+
+    /// Refuses an entry of `entry_size` bytes that could never fit in
+    /// `space` or the store, under any policy.
+    pub(super) fn check_fits(
+        &self,
+        space: &Namespace,
+        entry_size: usize,
+    ) -> Result<(), StoreError> {
         let size = entry_size as u64;
         let quota = space.quota.get();
         for (limit, scope) in [
             (&quota, space.describe()),
-            (&limits.global, "the store".into()),
+            (&self.config.limits.global, "the store".into()),
         ] {
             if limit.max_bytes.is_some_and(|max| size > max) {
                 return Err(StoreError::TooLarge {
@@ -224,11 +235,22 @@ impl Store {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Under `noeviction`, refuses a change of `bytes` and `keys` in
+    /// `space` that would pass its quota or the store's limit.
+    pub(super) fn check_room(
+        &self,
+        space: &Namespace,
+        bytes: i64,
+        keys: i64,
+    ) -> Result<(), StoreError> {
+        let limits = &self.config.limits;
         if limits.policy != EvictionPolicy::Noeviction {
             return Ok(());
         }
-        let bytes = entry_size as i64 - old_size.unwrap_or(0) as i64;
-        let keys = i64::from(old_size.is_none());
+        let quota = space.quota.get();
         if quota.would_exceed(&space.usage, bytes, keys) {
             return Err(StoreError::LimitReached {
                 scope: space.describe(),

@@ -19,8 +19,12 @@
 //! - [`stats`]: the counters reported by `/stats`;
 //! - [`counter`]: atomic increments of integer values;
 //! - [`condition`]: conditional writes (`If-Match`, `If-None-Match`);
-//! - [`ttl`]: a key's TTL read and changed on its own.
+//! - [`ttl`]: a key's TTL read and changed on its own;
+//! - [`batch`]: the ops of a batch and the plan of a transaction;
+//! - [`transaction`]: a transaction applied under its shards' locks and
+//!   journaled as one record.
 
+pub mod batch;
 mod clock;
 mod condition;
 mod counter;
@@ -36,6 +40,7 @@ mod sampling;
 mod scan;
 mod shard;
 mod stats;
+mod transaction;
 mod ttl;
 mod undo;
 
@@ -45,7 +50,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 
-use crate::feed::{Change, ChangeKind, Feeds, Retention, Watcher};
+use crate::feed::{Change, ChangeKind, Feed, Feeds, Retention, Watcher};
+pub use batch::{BatchOp, MAX_BATCH_OPS, OpKind, Outcome};
 use clock::access_of;
 pub use clock::{deadline_in, now_ms};
 pub use condition::{Condition, etag_of};
@@ -95,6 +101,43 @@ pub enum StoreError {
     /// current tag, `None` when it does not exist.
     #[error("{}", condition_failed(*current))]
     ConditionFailed { current: Option<u64> },
+    /// A transaction that applied nothing because op `index` (of `key`)
+    /// could not be applied, for `cause`.
+    #[error(
+        "op {index} (key {key:?}) {}; nothing in the transaction was applied",
+        aborted_because(cause)
+    )]
+    Aborted {
+        index: usize,
+        key: String,
+        cause: Box<StoreError>,
+    },
+}
+
+impl StoreError {
+    /// A transaction aborted at op `index`, on `key`.
+    pub fn aborted(index: usize, key: &str, cause: StoreError) -> Self {
+        StoreError::Aborted {
+            index,
+            key: key.to_owned(),
+            cause: Box::new(cause),
+        }
+    }
+}
+
+/// Why a transaction's op could not be applied, in words that fit after
+/// "op N (key K)".
+fn aborted_because(cause: &StoreError) -> String {
+    match cause {
+        StoreError::ConditionFailed { current: Some(tag) } => format!(
+            "failed its condition: the key's current ETag is \"{tag:016x}\" (if_match names \
+             another, or if_absent was given); read it again and retry"
+        ),
+        StoreError::ConditionFailed { current: None } => {
+            "failed its condition: the key does not exist (if_match needs it to)".into()
+        }
+        other => format!("failed: {other}"),
+    }
 }
 
 fn condition_failed(current: Option<u64>) -> &'static str {
@@ -132,6 +175,13 @@ pub enum Mutation<'a> {
     },
     ClearNamespace {
         namespace: &'a str,
+    },
+    /// The writes of one transaction (`Set`s and `Delete`s of one
+    /// namespace), journaled as one record so that a replay applies all of
+    /// them or none.
+    Transaction {
+        namespace: Option<&'a str>,
+        writes: &'a [Mutation<'a>],
     },
 }
 
@@ -306,6 +356,38 @@ impl Store {
         Ok(found.unwrap_or(false))
     }
 
+    /// Looks up every key of `keys` in one namespace and calls `found`
+    /// with its position and its live value's JSON text (`None`: absent),
+    /// in order: one clock read, one namespace lookup and one count of
+    /// hits and misses for all of them (a batch's gets).
+    pub fn get_each(
+        &self,
+        namespace: Option<&str>,
+        keys: &[&str],
+        mut found: impl FnMut(usize, Option<&str>),
+    ) -> Result<(), StoreError> {
+        self.check_namespace(namespace)?;
+        let now = now_ms();
+        let access = access_of(now);
+        let looked_up = self.with_namespace(namespace, |space| {
+            let mut hits = 0;
+            for (i, key) in keys.iter().enumerate() {
+                let index = Namespace::shard_index(&self.hasher, key);
+                let mut shard = space.existing_shard(index);
+                let entry = shard.as_mut().and_then(|shard| shard.get(key, now, access));
+                hits += u64::from(entry.is_some());
+                found(i, entry.map(Entry::value));
+            }
+            space.hits.fetch_add(hits, Ordering::Relaxed);
+            (space.misses).fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
+        });
+        if looked_up.is_none() {
+            (self.unknown_namespace_misses).fetch_add(keys.len() as u64, Ordering::Relaxed);
+            (0..keys.len()).for_each(|i| found(i, None));
+        }
+        Ok(())
+    }
+
     /// The live value under `key`, as JSON text.
     pub fn get(&self, namespace: Option<&str>, key: &str) -> Result<Option<String>, StoreError> {
         let mut out = Vec::new();
@@ -348,6 +430,15 @@ impl Store {
             }
             Mutation::ClearNamespace { namespace } => {
                 Ok(self.clear(namespace, journal)?.1.unwrap_or(0))
+            }
+            // Only replay applies a journaled transaction, alone: its
+            // writes one after the other are the transaction.
+            Mutation::Transaction { writes, .. } => {
+                debug_assert!(!journal, "transactions are journaled by Store::transact");
+                for write in writes {
+                    self.apply(write, false)?;
+                }
+                Ok(0)
             }
         }
     }
@@ -782,17 +873,25 @@ fn publish<S: std::ops::DerefMut<Target = shard::Shard>>(
             feed.publish(Change::removed(ChangeKind::Expire, &key));
         }
     }
-    feed.publish(match *mutation {
+    publish_change(&feed, mutation);
+}
+
+/// Publishes `mutation`'s events: one, or one per write of a transaction.
+fn publish_change(feed: &Feed, mutation: &Mutation<'_>) {
+    match *mutation {
         Mutation::Set {
             key,
             value,
             expires_at,
             ..
-        } => Change::set(key, value, expires_at),
-        Mutation::Delete { key, .. } => Change::removed(ChangeKind::Delete, key),
-        Mutation::Evict { key, .. } => Change::removed(ChangeKind::Evict, key),
-        Mutation::ClearNamespace { .. } => Change::clear(),
-    });
+        } => feed.publish(Change::set(key, value, expires_at)),
+        Mutation::Delete { key, .. } => feed.publish(Change::removed(ChangeKind::Delete, key)),
+        Mutation::Evict { key, .. } => feed.publish(Change::removed(ChangeKind::Evict, key)),
+        Mutation::ClearNamespace { .. } => feed.publish(Change::clear()),
+        Mutation::Transaction { writes, .. } => {
+            writes.iter().for_each(|write| publish_change(feed, write));
+        }
+    }
 }
 
 fn stats_of(space: &Namespace, now: u64) -> NamespaceStats {

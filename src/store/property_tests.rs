@@ -170,6 +170,7 @@ impl Journal for Log {
                 owned("del", namespace, key, "", None)
             }
             Mutation::ClearNamespace { namespace } => owned("clear", Some(namespace), "", "", None),
+            Mutation::Transaction { .. } => unreachable!("the property tests make no transaction"),
         };
         // Dropped rather than discarded: this journal never runs the
         // writer's threads, and the undo's contents just go.

@@ -28,6 +28,9 @@ pub(crate) enum UndoAction {
     },
     /// Put back every shard a namespace clear took away.
     RestoreShards(Vec<Shard>),
+    /// Put back every key a transaction wrote: its shard, its name, and
+    /// the live entry it held (`None`: remove it).
+    RestoreKeys(Vec<(usize, Box<str>, Option<Entry>)>),
 }
 
 impl Undo {
@@ -45,6 +48,16 @@ impl Undo {
             UndoAction::RestoreShards(_) => {
                 let mut guards = self.space.lock_all();
                 self.action.revert_in(&mut guards);
+            }
+            UndoAction::RestoreKeys(restores) => {
+                // Locked in index order, as the transaction locked them.
+                let mut indexes: Vec<usize> = restores.iter().map(|(i, _, _)| *i).collect();
+                indexes.sort_unstable();
+                indexes.dedup();
+                let mut guards: Vec<_> = (indexes.into_iter())
+                    .map(|i| (i, self.space.shard(i)))
+                    .collect();
+                restore_keys(restores, &mut guards);
             }
         }
     }
@@ -91,6 +104,30 @@ impl UndoAction {
                 for (guard, old) in shards.iter_mut().zip(taken) {
                     **guard = old;
                 }
+            }
+            UndoAction::RestoreKeys(_) => {
+                unreachable!("a transaction's undo is reverted with restore_keys")
+            }
+        }
+    }
+}
+
+/// Takes a transaction's writes back on the shards the caller has locked,
+/// each with its index, newest write first.
+pub(crate) fn restore_keys<S: DerefMut<Target = Shard>>(
+    restores: Vec<(usize, Box<str>, Option<Entry>)>,
+    locked: &mut [(usize, S)],
+) {
+    for (index, key, old) in restores.into_iter().rev() {
+        let (_, shard) = (locked.iter_mut())
+            .find(|(i, _)| *i == index)
+            .expect("the transaction's shards are locked");
+        match old {
+            Some(entry) => {
+                shard.insert(entry, 0);
+            }
+            None => {
+                shard.remove(&key, 0);
             }
         }
     }

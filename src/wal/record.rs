@@ -10,6 +10,12 @@
 //! record's `timestamp`), and one written here reads as PyKV's. `expires_at` (milliseconds since the
 //! epoch) is ours: it keeps a deadline exact through compactions. A clear
 //! is one record, `{"action":"CLEAR","namespace":...}`.
+//!
+//! A transaction (`POST /batch` with `"atomic": true`) is one record too,
+//! `{"action":"TX","namespace":...,"ops":[<SET or DEL record>,...]}`,
+//! holding a whole record for each key it wrote. One line, so that a
+//! crash leaves all of it in the log or, torn, none: recovery drops a torn
+//! last line whatever it holds. (PyKV's own server does not know `TX`.)
 
 use std::borrow::Cow;
 
@@ -20,6 +26,12 @@ use crate::store::Mutation;
 
 /// Appends `mutation` as one JSON line to `out`.
 pub fn encode(mutation: &Mutation<'_>, now_ms: u64, out: &mut Vec<u8>) {
+    encode_object(mutation, now_ms, out);
+    out.push(b'\n');
+}
+
+/// Appends `mutation` as one JSON object, without the line's end.
+fn encode_object(mutation: &Mutation<'_>, now_ms: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"timestamp\":");
     push_int(out, now_ms / 1000);
     out.push(b'.');
@@ -73,8 +85,20 @@ pub fn encode(mutation: &Mutation<'_>, now_ms: u64, out: &mut Vec<u8>) {
             push_namespace(out, Some(namespace));
             out.extend_from_slice(b",\"ttl\":null");
         }
+        Mutation::Transaction { namespace, writes } => {
+            out.extend_from_slice(b",\"action\":\"TX\",\"key\":null,\"value\":null");
+            push_namespace(out, namespace);
+            out.extend_from_slice(b",\"ttl\":null,\"ops\":[");
+            for (i, write) in writes.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                encode_object(write, now_ms, out);
+            }
+            out.push(b']');
+        }
     }
-    out.extend_from_slice(b"}\n");
+    out.push(b'}');
 }
 
 fn push_int(out: &mut Vec<u8>, n: u64) {
@@ -110,6 +134,9 @@ pub struct Record<'a> {
     ttl: Option<f64>,
     #[serde(default)]
     expires_at: Option<u64>,
+    /// A transaction's records.
+    #[serde(borrow, default)]
+    ops: Option<Vec<Record<'a>>>,
 }
 
 impl<'a> Record<'a> {
@@ -135,7 +162,31 @@ impl<'a> Record<'a> {
             }
             "DEL" | "DELETE" => needs("key", self.key.is_some()),
             "CLEAR" | "CLEAR_NAMESPACE" => needs("namespace", self.namespace.is_some()),
+            "TX" => {
+                let ops = self.ops.as_deref().ok_or("TX record without `ops`")?;
+                for op in ops {
+                    if !matches!(&*op.action, "SET" | "DEL" | "DELETE") {
+                        return Err(format!("a TX record holds a {} record", op.action));
+                    }
+                    op.check()?;
+                }
+                Ok(())
+            }
             other => Err(format!("unknown action {other:?}")),
+        }
+    }
+
+    /// The record's namespace (`None`: the default one).
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// The records of a transaction, to be applied together; `None` for
+    /// any other record.
+    pub fn transaction(&self) -> Option<&[Record<'a>]> {
+        match &*self.action {
+            "TX" => self.ops.as_deref(),
+            _ => None,
         }
     }
 
@@ -149,7 +200,8 @@ impl<'a> Record<'a> {
         })
     }
 
-    /// The mutation this record stands for.
+    /// The mutation this record stands for (of a transaction: see
+    /// [`Record::transaction`]).
     pub fn mutation(&self) -> Mutation<'_> {
         let namespace = self.namespace.as_deref();
         let key = self.key.as_deref().unwrap_or_default();
@@ -279,6 +331,41 @@ mod tests {
                 key: "app1:x"
             }
         );
+    }
+
+    #[test]
+    fn a_transaction_is_one_line_of_whole_records() {
+        let writes = [
+            Mutation::Set {
+                namespace: Some("n"),
+                key: "a",
+                value: "{\"x\":[1]}",
+                expires_at: Some(1_732_553_600_123),
+            },
+            Mutation::Delete {
+                namespace: Some("n"),
+                key: "b",
+            },
+        ];
+        let mut line = Vec::new();
+        let tx = Mutation::Transaction {
+            namespace: Some("n"),
+            writes: &writes,
+        };
+        encode(&tx, 1_732_550_000_123, &mut line);
+        assert_eq!(memchr::memchr_iter(b'\n', &line).count(), 1);
+        let record = Record::decode(&line[..line.len() - 1]).unwrap();
+        let parts: Vec<_> = (record.transaction().unwrap().iter())
+            .map(Record::mutation)
+            .collect();
+        assert_eq!(parts, writes);
+        // Torn anywhere, it is not a record.
+        for cut in [line.len() / 3, line.len() / 2, line.len() - 2] {
+            assert!(Record::decode(&line[..cut]).is_err(), "cut at {cut}");
+        }
+        let nested = br#"{"action":"TX","ops":[{"action":"CLEAR","namespace":"n"}]}"#;
+        assert!(Record::decode(nested).is_err());
+        assert!(Record::decode(br#"{"action":"TX"}"#).is_err());
     }
 
     #[test]

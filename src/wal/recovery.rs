@@ -7,6 +7,8 @@
 //!   asked for, which keeps a copy of the damaged file and recovers
 //!   everything before the damage.
 //! - SETs whose deadline has passed are skipped.
+//! - A transaction's record (src/wal/record.rs) is one line: applied
+//!   whole, or, torn, dropped whole like any torn last record.
 //! - Zeros after the last record are space the writer filled ahead of its
 //!   records (under `--fsync always`, src/wal/writer.rs), not data: they
 //!   are cut off. A JSON line never holds a zero byte.
@@ -173,8 +175,16 @@ fn scan(path: &Path, data: &[u8], store: &Store, repair: bool) -> Result<Scan, R
 }
 
 /// Applies one record; a SET whose deadline has passed is applied as a
-/// delete, since it must still erase an older value.
+/// delete, since it must still erase an older value. A transaction's
+/// records are applied one after the other: nothing reads the store
+/// during replay, and the record was whole, so all of them are.
 fn apply(store: &Store, record: &Record<'_>, now: u64, report: &mut RecoveryReport) {
+    if let Some(parts) = record.transaction() {
+        for part in parts {
+            apply(store, part, now, report);
+        }
+        return;
+    }
     let mutation = match record.mutation() {
         Mutation::Set {
             namespace,

@@ -271,6 +271,32 @@ impl Wal {
         (load(&records.inline), load(&records.by_writer))
     }
 
+    /// Resolves once every record of `lsns` is as durable as the policy
+    /// promises, or has failed, with the fate of each: one wait for a
+    /// whole batch of writes rather than one per write.
+    pub fn wait_all(
+        &self,
+        lsns: Vec<Lsn>,
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send + 'static {
+        let last = lsns.iter().copied().max().unwrap_or(0);
+        let shared = self.shared.clone();
+        let mut settled = shared.settled.subscribe();
+        async move {
+            let _ = settled.wait_for(|&done| done >= last).await;
+            let failures = lock(&shared.failures);
+            (lsns.into_iter())
+                .map(|lsn| {
+                    let failed =
+                        (failures.iter()).find(|(first, last, _)| (*first..=*last).contains(&lsn));
+                    match failed {
+                        Some((_, _, reason)) => Err(StoreError::LogUnavailable(reason.to_string())),
+                        None => Ok(()),
+                    }
+                })
+                .collect()
+        }
+    }
+
     /// How long the log's syncs have taken.
     pub fn sync_stats(&self) -> SyncSnapshot {
         self.shared.syncs.snapshot()

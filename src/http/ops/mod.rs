@@ -29,6 +29,7 @@ use super::request::Request;
 use super::upload::Upload;
 use crate::auth::{Access, Grants};
 
+mod batch;
 mod clear;
 mod compact;
 mod console;
@@ -170,6 +171,7 @@ operations! {
     Get => get::Get,
     Delete => delete::Delete,
     Incr => incr::Incr,
+    Batch => batch::Batch,
     Ttl => ttl::Ttl,
     Expire => expire::Expire,
     Watch => watch::Watch,

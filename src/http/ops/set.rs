@@ -166,11 +166,11 @@ impl<'a> SetRequest<'a> {
     }
 }
 
-fn is_null(raw: &RawValue) -> bool {
+pub(super) fn is_null(raw: &RawValue) -> bool {
     raw.get() == "null"
 }
 
-fn parse_key(raw: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
+pub(super) fn parse_key(raw: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
     let raw =
         raw.ok_or_else(|| ApiError::invalid("field `key`: missing; send a non-empty string"))?;
     let key: Cow<str> = serde_json::from_str(raw.get()).map_err(|_| {
@@ -184,7 +184,7 @@ fn parse_key(raw: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
     Ok(key)
 }
 
-fn parse_value(raw: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
+pub(super) fn parse_value(raw: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
     let raw = raw.ok_or_else(|| {
         ApiError::invalid("field `value`: missing; send a string or any other JSON value")
     })?;
@@ -199,7 +199,7 @@ fn parse_value(raw: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
     Ok(Cow::Borrowed(text))
 }
 
-fn parse_ttl(raw: Option<&RawValue>) -> Result<Option<u64>, ApiError> {
+pub(super) fn parse_ttl(raw: Option<&RawValue>) -> Result<Option<u64>, ApiError> {
     let Some(raw) = raw.filter(|r| !is_null(r)) else {
         return Ok(None);
     };
@@ -214,7 +214,7 @@ fn parse_ttl(raw: Option<&RawValue>) -> Result<Option<u64>, ApiError> {
     }
 }
 
-fn parse_namespace(raw: Option<&RawValue>) -> Result<Option<Cow<'_, str>>, ApiError> {
+pub(super) fn parse_namespace(raw: Option<&RawValue>) -> Result<Option<Cow<'_, str>>, ApiError> {
     let Some(raw) = raw.filter(|r| !is_null(r)) else {
         return Ok(None);
     };

@@ -571,3 +571,72 @@ fn the_cli_runs_batches() {
         "the failed transaction applied nothing"
     );
 }
+
+#[tokio::test]
+async fn a_batch_keeps_the_namespace_quota() {
+    if !common::backend_supports("quotas") {
+        return;
+    }
+    let server = Server::start_with(&["--eviction", "noeviction"]);
+    let put = (server.client.put(server.url("/quota?ns=q"))).json(&json!({"max_keys": 3}));
+    assert_eq!(server.send(put).await.status, 200);
+
+    // Each op on its own: the writes past the quota are refused alone.
+    let ops: Vec<Value> = (1..=5)
+        .map(|i| json!({"op": "set", "key": format!("k{i}"), "value": i}))
+        .collect();
+    let r = batch(&server, "q", json!({"ops": ops})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    for i in 0..3 {
+        result(&r, i, 200);
+    }
+    for i in 3..5 {
+        let refused = result(&r, i, 507);
+        assert!(
+            refused["detail"]
+                .as_str()
+                .unwrap()
+                .contains("namespace \"q\""),
+            "{r:?}"
+        );
+    }
+    assert_eq!(server.value(Some("q"), "k4").await, None);
+
+    // A transaction that would end past the quota applies nothing, even
+    // its writes that would fit: rewriting k1 and deleting k2 fit, adding
+    // two keys after them does not.
+    let r = batch(
+        &server,
+        "q",
+        json!({"atomic": true, "ops": [
+            {"op": "set", "key": "k1", "value": "new"},
+            {"op": "delete", "key": "k2"},
+            {"op": "set", "key": "n1", "value": 1},
+            {"op": "set", "key": "n2", "value": 2},
+        ]}),
+    )
+    .await;
+    assert_eq!(r.status, 507, "{r:?}");
+    assert!(
+        r.detail().contains("namespace \"q\" is at its limit of 3 keys"),
+        "{r:?}"
+    );
+    assert_eq!(server.value(Some("q"), "k1").await, Some(json!(1)));
+    assert_eq!(server.value(Some("q"), "k2").await, Some(json!(2)));
+    assert_eq!(server.value(Some("q"), "n1").await, None);
+
+    // The same transaction without the last write fits, and applies.
+    let r = batch(
+        &server,
+        "q",
+        json!({"atomic": true, "ops": [
+            {"op": "set", "key": "k1", "value": "new"},
+            {"op": "delete", "key": "k2"},
+            {"op": "set", "key": "n1", "value": 1},
+        ]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(server.value(Some("q"), "k1").await, Some(json!("new")));
+    assert_eq!(server.value(Some("q"), "n1").await, Some(json!(1)));
+}

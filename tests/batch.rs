@@ -618,7 +618,8 @@ async fn a_batch_keeps_the_namespace_quota() {
     .await;
     assert_eq!(r.status, 507, "{r:?}");
     assert!(
-        r.detail().contains("namespace \"q\" is at its limit of 3 keys"),
+        r.detail()
+            .contains("namespace \"q\" is at its limit of 3 keys"),
         "{r:?}"
     );
     assert_eq!(server.value(Some("q"), "k1").await, Some(json!(1)));

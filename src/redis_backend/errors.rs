@@ -47,6 +47,8 @@ fn quota_refusal(error: &RedisError) -> Option<StoreError> {
 /// A refusal a script returned rather than raised (the import's, which
 /// keeps what it stored before it): `CODE detail`, as in [`quota_refusal`].
 pub fn returned_refusal(text: &str) -> Option<StoreError> {
+    // Redis may put where the error was raised in front of it.
+    let text = &text[text.find("PYKV_")?..];
     let (code, detail) = text.split_once(' ')?;
     quota_refusal_of(code, detail)
 }
@@ -80,5 +82,32 @@ impl KindName for RedisError {
             None if self.is_io_error() || self.is_connection_dropped() => "connection lost".into(),
             None => format!("{:?}", self.kind()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_returned_refusal_reads_as_the_engine_error_wherever_redis_put_it() {
+        let limit = returned_refusal("PYKV_LIMIT namespace \"q\"|3 keys| script: 7");
+        assert_eq!(
+            limit,
+            Some(StoreError::LimitReached {
+                scope: "namespace \"q\"".into(),
+                limit: "3 keys".into(),
+            })
+        );
+        let large = returned_refusal("user_script:1: PYKV_TOO_LARGE the default namespace|90|64|");
+        assert_eq!(
+            large,
+            Some(StoreError::TooLarge {
+                scope: "the default namespace".into(),
+                size: 90,
+                max: 64,
+            })
+        );
+        assert_eq!(returned_refusal("ERR something else"), None);
     }
 }

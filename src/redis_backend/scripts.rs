@@ -163,6 +163,12 @@ local function admit(key, value)
     error({err = 'PYKV_LIMIT ' .. scope() .. '|' .. describe(max_bytes, max_keys) .. '|'})
   end
 end
+-- The text of a refusal `admit` raised, caught by pcall (a table with
+-- `err`, or its text, depending on how Redis passed it on).
+local function refusal_text(refusal)
+  if type(refusal) == 'table' then return tostring(refusal.err) end
+  return tostring(refusal)
+end
 -- Under lru, evicts the least recently used keys other than `keep`
 -- until the namespace is within its quota, at most `most` of them (nil:
 -- as many as it takes). Returns how many it evicted.
@@ -483,7 +489,7 @@ for i = 1, #ARGV - 3, 3 do
   if deadline == '' or tonumber(deadline) > now then
     if is_due(key, now) then expire(key) end
     local admitted, refusal = pcall(admit, key, value)
-    if not admitted then return {created(), done, stored, refusal.err} end
+    if not admitted then return {created(), done, stored, refusal_text(refusal)} end
     local ttl = ''
     if deadline ~= '' then ttl = fmt(tonumber(deadline) - now) end
     store(key, value, ttl, now)
@@ -654,7 +660,7 @@ for i = 0, (#ARGV - 4) / 5 - 1 do
       write(kind, key, new, ttl)
       if kind ~= 'get' and new then evict_over_quota(key) end
     else
-      code, text = 'refused', refusal.err
+      code, text = 'refused', refusal_text(refusal)
     end
   end
   out[#out + 1] = code

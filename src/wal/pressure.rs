@@ -24,28 +24,26 @@
 //! second the log itself dirties about 1 MB per interval, against
 //! free-run points of hundreds of megabytes; another process dirtying
 //! faster than the margin within one interval is caught by the backstop
-//! instead: an inline write that took longer than [`SLOW_WRITE`] keeps
-//! every write on the writer thread for [`HOLD_OFF`].
+//! instead: an inline write that took longer than [`SLOW_WRITE`] takes a
+//! sample at once. (A slow write alone proves nothing: on a busy machine
+//! the worker may just have been preempted in the middle of it; it is
+//! throttling only if the kernel is past the margin.)
 //!
 //! Why sampled and not asked at each write: reading `/proc` costs tens of
 //! microseconds, the write itself one or two.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often the kernel's dirty memory is read.
 pub(super) const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
-/// An inline write slower than this was probably throttled.
+/// An inline write slower than this may have been throttled.
 pub(super) const SLOW_WRITE: Duration = Duration::from_millis(1);
-/// How long a slow inline write keeps writes on the writer thread.
-const HOLD_OFF: Duration = Duration::from_secs(1);
 
 /// The sampled verdict: may a worker write the log itself now?
 #[derive(Default)]
 pub(super) struct DirtyPressure {
     calm: AtomicBool,
-    held_off_until: Mutex<Option<Instant>>,
 }
 
 impl DirtyPressure {
@@ -56,33 +54,16 @@ impl DirtyPressure {
 
     /// Reads the kernel's figures and updates the verdict.
     pub fn sample(&self) {
-        let mut held = self
-            .held_off_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if held.is_some_and(|until| Instant::now() < until) {
-            return;
-        }
-        *held = None;
         let calm =
             read_global().is_some_and(|d| d.is_calm()) && read_cgroup().is_none_or(|d| d.is_calm());
         self.calm.store(calm, Ordering::Relaxed);
     }
 
-    /// An inline write took `took`: if that looks throttled, keep writes
-    /// off the workers for a while.
+    /// An inline write took `took`: if that may have been throttled,
+    /// samples at once rather than within [`SAMPLE_INTERVAL`].
     pub fn observe_write(&self, took: Duration) {
         if took >= SLOW_WRITE {
-            self.calm.store(false, Ordering::Relaxed);
-            let mut held = self
-                .held_off_until
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            *held = Some(Instant::now() + HOLD_OFF);
-            tracing::debug!(
-                ?took,
-                "a log write was slow; writing on the writer thread for a while"
-            );
+            self.sample();
         }
     }
 }
@@ -211,17 +192,5 @@ mod tests {
         );
         assert!(domain.is_calm());
         assert_eq!(parse_cgroup(stat, 20_000, 14_000, 0, 0), None);
-    }
-
-    #[test]
-    fn a_slow_write_holds_inline_writes_off() {
-        let pressure = DirtyPressure::default();
-        pressure.calm.store(true, Ordering::Relaxed);
-        pressure.observe_write(Duration::from_micros(50));
-        assert!(pressure.is_calm());
-        pressure.observe_write(SLOW_WRITE);
-        assert!(!pressure.is_calm());
-        pressure.sample(); // within the hold-off: stays off
-        assert!(!pressure.is_calm());
     }
 }

@@ -34,6 +34,8 @@
 //! nothing queued, the request's own worker writes its record at once
 //! (`pwrite`, one or two microseconds into the page cache), under the
 //! append lock that orders every record anyway, and answers with no wait.
+//! (`when the writer is idle`: nothing queued and no batch of the writer's
+//! unsettled, so that the record goes straight after the last one written.)
 //! A buffered write can still sleep when the kernel throttles writers of
 //! dirty pages, which must never happen on an async worker: inline writes
 //! are made only while the kernel is far from throttling
@@ -160,6 +162,9 @@ struct Pending {
     /// it only then: while it writes or syncs, it finds the new records by
     /// itself, and a futex wake per request would be wasted.
     writer_idle: bool,
+    /// Whether the writer holds a batch it has not settled: records
+    /// appended meanwhile must follow that batch in the file.
+    batch_in_flight: bool,
 }
 
 /// The open log file, guarded by one lock shared by the writer thread and
@@ -196,6 +201,7 @@ impl Wal {
                 next_lsn: 1,
                 failed: None,
                 writer_idle: false,
+                batch_in_flight: false,
             }),
             wake: Condvar::new(),
             file: Mutex::new(LogFile {
@@ -433,11 +439,12 @@ impl Journal for Wal {
 }
 
 impl WriterState {
-    /// Whether the next record may be written by the appending worker: the
-    /// writer sleeps with nothing queued (so the record goes straight after
-    /// the last one written) and the kernel is far from throttling.
+    /// Whether the next record may be written by the appending worker:
+    /// nothing is queued and the writer holds no batch (so the record goes
+    /// straight after the last one written), and the kernel is far from
+    /// throttling.
     fn may_write_inline(&self, pending: &Pending) -> bool {
-        self.inline && pending.writer_idle && pending.buf.is_empty() && self.pressure.is_calm()
+        self.inline && !pending.batch_in_flight && pending.buf.is_empty() && self.pressure.is_calm()
     }
 
     /// Writes the one record in `pending.buf` (number `lsn`) at the
@@ -489,6 +496,7 @@ impl WriterState {
         in_flight.bytes.clear();
         lock(&self.file).cut_back();
         self.fail(cause, std::mem::take(&mut in_flight.undos));
+        lock(&self.pending).batch_in_flight = false;
     }
 
     /// Takes what is buffered and writes it, batch after batch, until
@@ -501,11 +509,15 @@ impl WriterState {
             match result {
                 Ok(()) => {
                     self.settled.send_replace(last);
+                    lock(&self.pending).batch_in_flight = false;
                     let records = undos.len() as u64;
                     self.records.by_writer.fetch_add(records, Ordering::Relaxed);
                     undos.into_iter().for_each(Undo::discard);
                 }
-                Err(e) => self.fail(e.to_string(), undos),
+                Err(e) => {
+                    self.fail(e.to_string(), undos);
+                    lock(&self.pending).batch_in_flight = false;
+                }
             }
         }
     }
@@ -532,6 +544,7 @@ impl WriterState {
         }
         std::mem::swap(&mut pending.buf, &mut in_flight.bytes);
         in_flight.undos = std::mem::take(&mut pending.undos);
+        pending.batch_in_flight = true;
         Some(pending.next_lsn - 1)
     }
 

@@ -2,17 +2,21 @@
 //!
 //! Map of the modules:
 //! - [`store`]: the engine. Namespaces of keys holding JSON values, TTLs
-//!   with active expiry, per-namespace statistics. No HTTP and no files;
+//!   with active expiry, per-namespace statistics, counters, conditional
+//!   writes, batches and transactions, export pages. No HTTP and no files;
 //!   it hands every change to a journal.
-//! - [`wal`]: the write-ahead log. Group commit, fsync policies, replay
-//!   with torn-tail handling and repair, compaction while writes go on.
+//! - [`wal`]: the write-ahead log. Group commit, records written by the
+//!   request's own worker while the kernel is far from throttling, fsync
+//!   policies, replay with torn-tail handling and repair, compaction while
+//!   writes go on.
 //! - [`embedded`]: the embedded backend, the engine and its log opened
 //!   together from a data directory, which [`dir_lock`] keeps to one
 //!   process at a time.
 //! - [`backend`]: the asynchronous, fallible interface the HTTP layer
 //!   speaks to, its contracts, and the enum of backends behind it;
 //!   [`memory`]: a map without a log, for the conformance tests only;
-//!   [`redis_backend`]: the store over one Redis server or a Redis Cluster.
+//!   [`redis_backend`]: the store over one Redis server or a Redis Cluster
+//!   (quotas, tokens and change feeds kept in Redis, `WAIT` for replicas).
 //! - [`feed`]: the change feed's events, ids and retention ring
 //!   (`GET /watch`), which the in-process backends publish into.
 //! - [`auth`]: API tokens scoped to namespaces, and what each grants.
@@ -40,7 +44,9 @@
 //!   programs, answering with [`api`]'s types; also the namespace demo
 //!   ([`client::demo`]).
 //! - [`cli`]: the command-line client (`pykv get|set|del|ns|stats|...`,
-//!   `pykv shell`): commands, output formatting, exit codes.
+//!   `pykv batch|watch|export|import`, `pykv shell`), and `pykv migrate`
+//!   between a data directory and Redis: commands, output formatting, exit
+//!   codes.
 //! - [`bench`]: `pykv bench`, the load generator (throughput, latency
 //!   percentiles), and the do-nothing "ceiling" server it is compared to.
 //! - [`fuzzing`]: the parsers of outside bytes behind byte-taking entry

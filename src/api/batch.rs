@@ -20,8 +20,10 @@ pub struct BatchBody<'a> {
     #[schema(max_items = 1000)]
     pub ops: Vec<BatchOpBody<'a>>,
     /// true: a transaction, every op applied or none (with `if_match` and
-    /// `if_absent` checked first); false or absent: each op on its own.
+    /// `if_absent` checked first); false, null or absent: each op on its
+    /// own.
     #[serde(default)]
+    #[schema(value_type = Option<bool>)]
     pub atomic: bool,
     /// Wins over `?ns=`, as on `POST /set`; null or absent: the query's
     /// namespace, or the default one.

@@ -23,7 +23,27 @@ pub fn document() -> utoipa::openapi::OpenApi {
         doc.paths.add_path_operation(path, methods, operation);
     }
     add_guard_answers(&mut doc);
+    close_batch_ops(&mut doc);
     doc
+}
+
+/// A batch's op takes its own fields and no other (the server refuses
+/// the rest, naming the op and the field): said in the document by
+/// `additionalProperties: false` on each kind of op, which utoipa does not
+/// derive for the variants of a tagged enum.
+fn close_batch_ops(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    let schemas = doc.components.as_mut().map(|c| &mut c.schemas);
+    let Some(RefOr::T(Schema::OneOf(kinds))) = schemas.and_then(|s| s.get_mut("BatchOpBody"))
+    else {
+        return;
+    };
+    for kind in &mut kinds.items {
+        if let RefOr::T(Schema::Object(object)) = kind {
+            object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        }
+    }
 }
 
 /// Routes that answer without a token (the documentation itself, and the

@@ -106,8 +106,9 @@ local function reap(now, most)
   local due = redis.call('ZRANGEBYSCORE', deadlines, '-inf', fmt(now), 'LIMIT', 0, most)
   for _, key in ipairs(due) do expire(key) end
 end
--- Stores `value` under `key` with a TTL in ms ('' for none), keeping the
--- index, the deadlines and the byte count in step: SET and SET_IF's write.
+-- Stores `value` under `key` with a TTL in ms ('' for none, nil to keep
+-- the key's deadline as a counter does), keeping the index, the deadlines
+-- and the byte count in step: the one write of SET, SET_IF, INCR and BATCH.
 local function store(key, value, ttl, now)
   local old = redis.call('HGET', data, key)
   if old then redis.call('HINCRBY', stats, 'bytes', -(#key + #old)) end
@@ -116,11 +117,24 @@ local function store(key, value, ttl, now)
   redis.call('ZADD', lru, now, key)
   if ttl == '' then
     redis.call('ZREM', deadlines, key)
-  else
+  elseif ttl then
     redis.call('ZADD', deadlines, fmt(now + tonumber(ttl)), key)
   end
   redis.call('HINCRBY', stats, 'bytes', #key + #value)
   publish_set(key, value)
+end
+-- Calls visit(key) for each live key of the index between the ZRANGEBYLEX
+-- bounds `min` and `max`, in byte order, reading `page` keys at a time,
+-- until visit returns true: LIST and EXPORT's walk.
+local function each_live_key(min, max, page, now, visit)
+  while true do
+    local batch = redis.call('ZRANGEBYLEX', index, min, max, 'LIMIT', 0, page)
+    if #batch == 0 then return end
+    for _, key in ipairs(batch) do
+      if not is_due(key, now) and visit(key) then return end
+    end
+    min = '(' .. batch[#batch]
+  end
 end
 local function due_count(now)
   return redis.call('ZCOUNT', deadlines, '-inf', fmt(now))
@@ -143,6 +157,13 @@ local function describe(max_bytes, max_keys)
   if max_bytes then return fmt(max_bytes) .. ' bytes' end
   return fmt(max_keys) .. ' keys'
 end
+-- The refusals of the quota, as errors.rs reads them.
+local function too_large(size, max_bytes)
+  return 'PYKV_TOO_LARGE ' .. scope() .. '|' .. size .. '|' .. fmt(max_bytes) .. '|'
+end
+local function at_limit(max_bytes, max_keys)
+  return 'PYKV_LIMIT ' .. scope() .. '|' .. describe(max_bytes, max_keys) .. '|'
+end
 -- Refuses, before anything is written, a write of `value` under `key`
 -- that the quota forbids: an entry larger than the namespace may hold
 -- (any policy); under noeviction, any write that would take the
@@ -151,16 +172,14 @@ local function admit(key, value)
   local policy, max_bytes, max_keys = quota_in_force()
   if not max_bytes and not max_keys then return end
   local size = #key + #value
-  if max_bytes and size > max_bytes then
-    error({err = 'PYKV_TOO_LARGE ' .. scope() .. '|' .. size .. '|' .. fmt(max_bytes) .. '|'})
-  end
+  if max_bytes and size > max_bytes then error({err = too_large(size, max_bytes)}) end
   if policy ~= 'noeviction' then return end
   local old = redis.call('HGET', data, key)
   local bytes = size - (old and (#key + #old) or 0)
   local keys = old and 0 or 1
   if (max_bytes and used_bytes() + bytes > max_bytes)
       or (max_keys and redis.call('ZCARD', index) + keys > max_keys) then
-    error({err = 'PYKV_LIMIT ' .. scope() .. '|' .. describe(max_bytes, max_keys) .. '|'})
+    error({err = at_limit(max_bytes, max_keys)})
   end
 end
 -- The text of a refusal `admit` raised, caught by pcall (a table with
@@ -253,16 +272,11 @@ const LIST: &str = r#"
 local now = now_ms()
 local min, max, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out = {}
-while #out < want do
-  local batch = redis.call('ZRANGEBYLEX', index, min, max, 'LIMIT', 0, want)
-  if #batch == 0 then break end
-  for _, key in ipairs(batch) do
-    if not is_due(key, now) then
-      out[#out + 1] = key
-      if #out == want then break end
-    end
-  end
-  min = '(' .. batch[#batch]
+if want > 0 then
+  each_live_key(min, max, want, now, function(key)
+    out[#out + 1] = key
+    return #out == want
+  end)
 end
 return out
 "#;
@@ -374,16 +388,7 @@ local value = tostring(sum)
 -- refusal then leaves it as it was).
 if old then redis.call('HSET', data, key, old) else redis.call('HDEL', data, key) end
 admit(key, value)
-redis.call('HSET', data, key, value)
-if old then
-  redis.call('HINCRBY', stats, 'bytes', #value - #old)
-else
-  redis.call('ZADD', index, 0, key)
-  redis.call('HINCRBY', stats, 'bytes', #key + #value)
-end
-redis.call('ZADD', lru, now, key)
-if ttl ~= '' then redis.call('ZADD', deadlines, fmt(now + tonumber(ttl)), key) end
-publish_set(key, value)
+store(key, value, ttl ~= '' and ttl or nil, now)
 evict_over_quota(key)
 return {created(), 1, value}
 "#;
@@ -455,21 +460,17 @@ const EXPORT: &str = r#"
 local now = now_ms()
 local min, max, want, most = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local out, found, bytes = {}, 0, 0
-while found < want and bytes < most do
-  local batch = redis.call('ZRANGEBYLEX', index, min, max, 'LIMIT', 0, want)
-  if #batch == 0 then break end
-  for _, key in ipairs(batch) do
+if want > 0 and most > 0 then
+  each_live_key(min, max, want, now, function(key)
     local value = redis.call('HGET', data, key)
-    if value and not is_due(key, now) then
-      out[#out + 1] = key
-      out[#out + 1] = value
-      out[#out + 1] = redis.call('ZSCORE', deadlines, key) or ''
-      found = found + 1
-      bytes = bytes + #key + #value
-      if found == want or bytes >= most then break end
-    end
-  end
-  min = '(' .. batch[#batch]
+    if not value then return false end
+    out[#out + 1] = key
+    out[#out + 1] = value
+    out[#out + 1] = redis.call('ZSCORE', deadlines, key) or ''
+    found = found + 1
+    bytes = bytes + #key + #value
+    return found == want or bytes >= most
+  end)
 end
 return out
 "#;
@@ -601,16 +602,7 @@ local function write(kind, key, new, ttl)
   elseif kind == 'set' then
     store(key, new, ttl, now)
   elseif new ~= nil then
-    local old = redis.call('HGET', data, key)
-    if old then
-      redis.call('HINCRBY', stats, 'bytes', #new - #old)
-    else
-      redis.call('ZADD', index, 0, key)
-      redis.call('HINCRBY', stats, 'bytes', #key + #new)
-    end
-    redis.call('HSET', data, key, new)
-    redis.call('ZADD', lru, now, key)
-    publish_set(key, new)
+    store(key, new, nil, now)
   end
 end
 -- Whether a transaction's writes fit the quota, each counted on top of
@@ -630,12 +622,10 @@ local function admit_all(writes)
         bytes, count = bytes - old_size, count - (old and 1 or 0)
       else
         local size = #key + #new
-        if max_bytes and size > max_bytes then
-          return w[5], 'PYKV_TOO_LARGE ' .. scope() .. '|' .. size .. '|' .. fmt(max_bytes) .. '|'
-        end
+        if max_bytes and size > max_bytes then return w[5], too_large(size, max_bytes) end
         bytes, count = bytes + size - old_size, count + (old and 0 or 1)
         if policy == 'noeviction' and ((max_bytes and bytes > max_bytes) or (max_keys and count > max_keys)) then
-          return w[5], 'PYKV_LIMIT ' .. scope() .. '|' .. describe(max_bytes, max_keys) .. '|'
+          return w[5], at_limit(max_bytes, max_keys)
         end
       end
       now_value[key] = new

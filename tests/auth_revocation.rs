@@ -56,16 +56,22 @@ async fn call(server: &Server, method: Method, path: &str, token: Option<&str>) 
     server.send(request).await
 }
 
-/// Repeats `GET path` with `token` every 25 ms until it is answered
-/// `want`, for up to 1.5 s; returns the last answer and how long it took.
+/// Repeats `GET path` with `token` every 25 ms until every node of the
+/// server has answered `want` (one answer in a row per node: requests
+/// alternate between nodes), for up to 1.5 s; returns the last answer and
+/// how long it took.
 async fn wait_for(server: &Server, path: &str, token: Option<&str>, want: u16) -> (Resp, Duration) {
     let start = Instant::now();
+    let mut in_a_row = 0;
     loop {
         let r = call(server, Method::GET, path, token).await;
-        if r.status == want || start.elapsed() > Duration::from_millis(1500) {
+        in_a_row = if r.status == want { in_a_row + 1 } else { 0 };
+        if in_a_row == server.nodes() || start.elapsed() > Duration::from_millis(1500) {
             return (r, start.elapsed());
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        if in_a_row == 0 {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn performance_counts_grow_and_error_rate_reflects_errors() {
     let server = Server::start();
+    server.pin_to_one_node(); // a node counts the requests it answers
     let before = server.get("/performance").await;
     assert_eq!(before.status, 200, "{before:?}");
     for field in [
@@ -81,6 +82,7 @@ async fn performance_counts_grow_and_error_rate_reflects_errors() {
 #[tokio::test]
 async fn recent_errors_list_the_error_with_its_route_and_detail_but_no_key_or_value() {
     let server = Server::start();
+    server.pin_to_one_node(); // a node keeps the errors it answered
     let empty = server.get("/performance/recent-errors").await;
     assert_eq!(empty.status, 200);
     assert_eq!(empty.body, json!({"errors": [], "count": 0}));
@@ -136,6 +138,7 @@ async fn recent_errors_list_the_error_with_its_route_and_detail_but_no_key_or_va
 #[tokio::test]
 async fn recent_errors_keep_only_the_last_hundred() {
     let server = Server::start();
+    server.pin_to_one_node(); // a node keeps the errors it answered
     for _ in 0..120 {
         let r = server.post_raw("/set", "[]").await;
         assert_eq!(r.status, 422);
@@ -286,6 +289,7 @@ fn parse_labels(mut s: &str, line: &str) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn metrics_are_prometheus_text_with_requests_latencies_and_namespaces() {
     let server = Server::start();
+    server.pin_to_one_node(); // a node counts the requests it answers
     server.set(Some("tenant_a"), "k1", json!("v")).await;
     server.set(None, "k2", json!("v")).await;
     assert_eq!(server.value(Some("tenant_a"), "k1").await, Some(json!("v")));

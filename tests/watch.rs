@@ -214,6 +214,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[tokio::test]
 async fn a_stalled_watcher_slows_no_writer_nor_other_watchers_and_holds_no_memory() {
     let server = Server::start_with(&["--watch-retention", "50"]);
+    server.pin_to_one_node(); // the memory measured is the answering node's
     // Opened and never read again: its socket fills, then its producer waits.
     let mut stalled = Feed::open(&server, "ns=s", None, None).await;
     assert_eq!(stalled.next().await.event, "ready");

@@ -14,6 +14,12 @@
 //!
 //! Starting, killing and waiting are blocking calls (they are short); HTTP
 //! helpers are async (reqwest), for `#[tokio::test]`.
+//!
+//! Over a Redis backend with `PYKV_TEST_NODES=2`, each `Server` is two PyKV
+//! nodes over the same store (the same Redis key prefix and token file),
+//! and consecutive requests alternate between them: the conformance suite
+//! then shows that a stateless node answers as if it were the only one
+//! (see `nodes_under_test`).
 
 #![allow(dead_code)]
 
@@ -24,6 +30,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -49,7 +56,46 @@ pub struct Server {
     args: Vec<String>,
     stderr: Mutex<Option<JoinHandle<String>>>,
     status: Option<ExitStatus>,
+    /// The second node, when each test server is two (`nodes_under_test`).
+    peer: Option<Peer>,
+    /// Counts requests, to alternate them between the nodes.
+    turn: AtomicUsize,
+    /// Set by `pin_to_one_node`: every request goes to the first node.
+    pinned: AtomicBool,
     pub client: reqwest::Client,
+}
+
+/// A second PyKV node over the same store as a `Server`'s first: its own
+/// data directory and port, the same flags, the first node's Redis key
+/// prefix and token file.
+struct Peer {
+    child: Child,
+    base: String,
+    _data_dir: TempDir,
+    _stderr: JoinHandle<String>,
+}
+
+impl Peer {
+    fn start(store_dir: &Path, args: &[String]) -> Peer {
+        let data_dir = tempfile::Builder::new()
+            .prefix("pykv-test-peer-")
+            .tempdir()
+            .expect("create the second node's data dir");
+        let (child, base, stderr) = spawn(data_dir.path(), store_dir, args, &[]);
+        Peer {
+            child,
+            base,
+            _data_dir: data_dir,
+            _stderr: stderr,
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// One HTTP answer: status and body parsed as JSON (every PyKV answer is
@@ -100,7 +146,9 @@ impl Server {
     /// such as `PYKV_FAULT_WAL_WRITER`); `restart` does not keep them.
     pub fn start_in_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (child, base, stderr) = spawn(data_dir, &args, env);
+        let (child, base, stderr) = spawn(data_dir, data_dir, &args, env);
+        let peer = (nodes_under_test() == 2 && !names_a_backend(&args))
+            .then(|| Peer::start(data_dir, &args));
         // reqwest's rustls takes the process's provider: ring, as the server.
         pykv::tls::install_default_provider();
         let client = reqwest::Client::builder()
@@ -116,19 +164,51 @@ impl Server {
             args,
             stderr: Mutex::new(Some(stderr)),
             status: None,
+            peer,
+            turn: AtomicUsize::new(0),
+            pinned: AtomicBool::new(false),
             client,
         }
     }
 
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    /// `http://127.0.0.1:PORT` of the first node, without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
-    /// Full URL of `path`, which must start with `/` and be already encoded.
+    /// Full URL of `path`, which must start with `/` and be already encoded,
+    /// on the node whose turn it is.
     pub fn url(&self, path: &str) -> String {
         assert!(path.starts_with('/'), "path must start with '/': {path}");
-        format!("{}{}", self.base, path)
+        format!("{}{}", self.next_base(), path)
+    }
+
+    /// The first node's base URL and the second's, in turns; the first's
+    /// only when there is one node or the test pinned it.
+    fn next_base(&self) -> &str {
+        match &self.peer {
+            Some(peer) if !self.pinned.load(Ordering::Relaxed) => {
+                if self.turn.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+                    &self.base
+                } else {
+                    &peer.base
+                }
+            }
+            _ => &self.base,
+        }
+    }
+
+    /// How many PyKV nodes answer this server's requests (1 or 2).
+    pub fn nodes(&self) -> usize {
+        1 + self.peer.is_some() as usize
+    }
+
+    /// Sends every later request to the first node. For the tests of what a
+    /// node keeps to itself by design (README, "Running on Redis Cluster"):
+    /// its request metrics and recent errors, its rate limits, its own
+    /// process (memory, signals, restart); with one node it changes nothing.
+    pub fn pin_to_one_node(&self) {
+        self.pinned.store(true, Ordering::Relaxed);
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -210,7 +290,7 @@ impl Server {
     /// SIGKILLing the old one first if it is still running. The URL changes.
     pub fn restart(&mut self) {
         self.kill();
-        let (child, base, stderr) = spawn(&self.data_dir, &self.args, &[]);
+        let (child, base, stderr) = spawn(&self.data_dir, &self.data_dir, &self.args, &[]);
         self.child = Mutex::new(child);
         self.base = base;
         self.stderr = Mutex::new(Some(stderr));
@@ -375,6 +455,23 @@ pub fn test_backend() -> Option<String> {
         .filter(|name| !name.is_empty())
 }
 
+/// How many PyKV nodes each test server is: 2 with `PYKV_TEST_NODES=2`
+/// over a Redis backend, whose nodes keep no state of their own; else 1.
+pub fn nodes_under_test() -> usize {
+    let over_redis = test_backend().is_some_and(|name| name.starts_with("redis"));
+    let asked = std::env::var("PYKV_TEST_NODES").ok();
+    match asked.as_deref() {
+        None | Some("" | "1") => 1,
+        Some("2") if over_redis => 2,
+        Some(other) => panic!("PYKV_TEST_NODES={other:?}: 1, or 2 over a Redis backend"),
+    }
+}
+
+/// Whether a test's own flags choose the backend (it then runs as given).
+fn names_a_backend(args: &[impl AsRef<std::ffi::OsStr>]) -> bool {
+    args.iter().any(|arg| arg.as_ref() == "--backend")
+}
+
 /// `--backend` for the backend under test, unless the test names one.
 ///
 /// Over Redis the servers keep their tokens in Redis unless given
@@ -382,15 +479,16 @@ pub fn test_backend() -> Option<String> {
 /// the data directory (`pykv token --data-dir`, tokens.json), so they are
 /// given that file. Tokens kept in Redis are tested in
 /// tests/redis_backend.rs.
-fn backend_args(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Vec<String> {
-    let named = args.iter().any(|arg| arg.as_ref() == "--backend");
+/// `store_dir` is the data directory of the server's first node, which
+/// names its Redis key prefix and holds its token file.
+fn backend_args(store_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Vec<String> {
     match test_backend() {
-        Some(name) if !named => {
+        Some(name) if !names_a_backend(args) => {
             let mut flags = vec!["--backend".into(), name.clone()];
             if name.starts_with("redis") {
-                flags.extend(["--redis-prefix".into(), redis_prefix(data_dir)]);
+                flags.extend(["--redis-prefix".into(), redis_prefix(store_dir)]);
                 if !args.iter().any(|arg| arg.as_ref() == "--tokens-file") {
-                    let file = data_dir.join("tokens.json");
+                    let file = store_dir.join("tokens.json");
                     flags.extend(["--tokens-file".into(), file.display().to_string()]);
                 }
             }
@@ -442,16 +540,21 @@ pub fn backend_supports(capability: &str) -> bool {
     supported
 }
 
-/// `pykv serve` on a free loopback port in `data_dir`, quiet logs, its
-/// output piped.
-fn serve_command(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
+/// `pykv serve` on a free loopback port in `data_dir`, over the store of
+/// the node whose data directory is `store_dir` (`backend_args`), quiet
+/// logs, its output piped.
+fn serve_command(
+    data_dir: &Path,
+    store_dir: &Path,
+    args: &[impl AsRef<std::ffi::OsStr>],
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pykv"));
     command
         .arg("serve")
         .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
         .arg(data_dir)
         .args(args)
-        .args(backend_args(data_dir, args))
+        .args(backend_args(store_dir, args))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -463,10 +566,11 @@ fn serve_command(data_dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Comma
 /// the base URL, and the thread collecting stderr.
 fn spawn(
     data_dir: &Path,
+    store_dir: &Path,
     args: &[String],
     env: &[(&str, &str)],
 ) -> (Child, String, JoinHandle<String>) {
-    let mut child = serve_command(data_dir, args)
+    let mut child = serve_command(data_dir, store_dir, args)
         .envs(env.iter().copied())
         .spawn()
         .expect("spawn the pykv binary");
@@ -636,7 +740,7 @@ pub fn create_token(dir: &Path, args: &[&str]) -> String {
 /// it keeps running. Returns the exit code (`None`: killed by a signal) and
 /// stderr.
 pub fn run_to_exit(data_dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let mut child = serve_command(data_dir, args).spawn().expect("spawn pykv");
+    let mut child = (serve_command(data_dir, data_dir, args).spawn()).expect("spawn pykv");
     let deadline = Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {

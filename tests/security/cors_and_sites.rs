@@ -160,6 +160,7 @@ async fn simple_request(
 #[tokio::test]
 async fn a_foreign_page_cannot_change_anything() {
     let server = Server::start();
+    server.pin_to_one_node(); // a node's own origin is its own address
     server.set(Some("prod"), "flag", json!("off")).await;
     for (method, path) in [
         (Method::POST, "/set?ns=prod"),

@@ -103,6 +103,7 @@ async fn tokens_never_appear_in_logs_or_answers() {
 #[tokio::test]
 async fn recent_errors_never_keep_what_a_client_sent() {
     let (server, tokens, _dir) = closed_server(&[]);
+    server.pin_to_one_node(); // a node keeps the errors it answered
     let admin = Some(tokens.admin.as_str());
     let alpha = Some(tokens.alpha.as_str());
     let raw = |method: Method, path: &str, token: Option<&str>, body: &str| {

@@ -193,7 +193,8 @@ pub fn raw_status(bytes: &[u8]) -> Option<u16> {
 }
 
 /// Sends `POST /set` with `token` every 100 ms for up to 3 s until `done`
-/// says yes to the status; returns the last status.
+/// says yes to the status of every node (one answer in a row per node:
+/// requests alternate between them); returns the last status.
 pub async fn poll_status(
     server: &Server,
     token: &str,
@@ -201,13 +202,17 @@ pub async fn poll_status(
     done: impl Fn(u16) -> bool,
 ) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(3);
+    let mut in_a_row = 0;
     loop {
         let status = call(server, Method::POST, "/set", Some(token), Some(body))
             .await
             .status;
-        if done(status) || Instant::now() >= deadline {
+        in_a_row = if done(status) { in_a_row + 1 } else { 0 };
+        if in_a_row == server.nodes() || Instant::now() >= deadline {
             return status;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if in_a_row == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

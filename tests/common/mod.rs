@@ -188,7 +188,7 @@ impl Server {
     fn next_base(&self) -> &str {
         match &self.peer {
             Some(peer) if !self.pinned.load(Ordering::Relaxed) => {
-                if self.turn.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+                if self.turn.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
                     &self.base
                 } else {
                     &peer.base

@@ -19,7 +19,7 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Server;
 use serde_json::json;

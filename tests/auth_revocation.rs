@@ -218,3 +218,119 @@ async fn a_revoked_token_is_refused_within_a_second_while_others_remain() {
         .unwrap();
     assert_eq!(metrics.status(), 200, "the admin token is unaffected");
 }
+
+/// Replaces `path` with a file holding `text` at once (renamed over it),
+/// so that the server never reads it missing or half written: each step
+/// of the test below shows one state of the file.
+fn replace_file(path: &Path, text: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, text).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+/// Sends a few requests with `token` and with none, over `period`: every
+/// answer must be 401 (a closed server that stays closed).
+async fn stays_refused(server: &Server, token: &str, period: Duration, context: &str) {
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        for (method, path) in [
+            (Method::GET, "/get/k?ns=alpha"),
+            (Method::POST, "/set?ns=alpha"),
+            (Method::GET, "/stats"),
+        ] {
+            let r = call(server, method.clone(), path, None).await;
+            assert_eq!(r.status, 401, "{context}: {method} {path}, no token: {r:?}");
+        }
+        let r = call(server, Method::GET, "/get/k?ns=beta", Some(token)).await;
+        assert_eq!(
+            r.status, 403,
+            "{context}: another tenant's namespace: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A closed server whose token file is edited by hand, broken or removed
+/// never opens by itself: a file that no longer holds a token nor says
+/// `"auth": "open"` (`{"tokens": []}`), a missing one, one that is not
+/// JSON and one that cannot be read all leave it refusing requests (401),
+/// and its log says why each time. Before the fix, `{"tokens": []}` opened
+/// it to everyone with a warning. Only `pykv token open` opens it.
+#[tokio::test]
+async fn a_hand_edited_broken_or_missing_token_file_never_opens_a_closed_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let (token, _) = create_listed_token(dir.path(), &["--ns", "alpha", "--access", "write"]);
+    let mut server = Server::start_in(dir.path(), &[]);
+    let r = call(&server, Method::POST, "/set?ns=alpha", Some(&token)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Each change is left in place over several reloads (every 250 ms).
+    let settle = Duration::from_millis(900);
+
+    // Not JSON: the tokens loaded before stay in force, nothing opens.
+    replace_file(&tokens, "{ \"tokens\": [");
+    stays_refused(&server, &token, settle, "a token file that is not JSON").await;
+    let r = call(&server, Method::GET, "/get/k?ns=alpha", Some(&token)).await;
+    assert_eq!(r.status, 200, "the tokens loaded before stay: {r:?}");
+
+    // Unreadable, whoever the tests run as (root ignores permissions): a
+    // link to a directory in its place.
+    let directory = dir.path().join("a-directory");
+    std::fs::create_dir(&directory).unwrap();
+    let link = dir.path().join("tokens.link");
+    std::os::unix::fs::symlink(&directory, &link).unwrap();
+    std::fs::rename(&link, &tokens).unwrap();
+    stays_refused(&server, &token, settle, "an unreadable token file").await;
+
+    // Every token removed by hand, with no word on the mode.
+    replace_file(&tokens, r#"{"tokens": []}"#);
+    let (r, _) = wait_for(&server, "/get/k?ns=alpha", Some(&token), 401).await;
+    assert_eq!(r.status, 401, "the removed token still reads: {r:?}");
+    let until = Instant::now() + settle;
+    while Instant::now() < until {
+        assert_closed_to_everyone(&server, &token, "a token file edited to {\"tokens\": []}").await;
+    }
+
+    // No file at all.
+    std::fs::remove_file(&tokens).unwrap();
+    let until = Instant::now() + settle;
+    while Instant::now() < until {
+        assert_closed_to_everyone(&server, &token, "a deleted token file").await;
+    }
+
+    // The explicit act, and only it, opens the server.
+    let out = pykv_token(dir.path(), &["open"]);
+    assert!(out.status.success(), "{out:?}");
+    let (r, took) = wait_for(&server, "/get/k?ns=alpha", None, 200).await;
+    assert_eq!(
+        r.status, 200,
+        "not open {took:?} after `pykv token open`: {r:?}"
+    );
+
+    server.terminate();
+    server.wait_exit();
+    let log = server.take_stderr();
+    let warned = |what: &str| {
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains(what) && l.contains("tokens.json"))
+    };
+    for (why, what) in [
+        ("not JSON", "is not valid"),
+        ("unreadable", "cannot read the token file"),
+        (
+            "edited to {\"tokens\": []}",
+            "holds no token and does not say",
+        ),
+        ("deleted", "the token file disappeared"),
+        ("opened on purpose", "TOKENS ARE NO LONGER REQUIRED"),
+    ] {
+        assert!(
+            warned(what),
+            "the log should say why ({why}: {what:?}):\n{log}"
+        );
+    }
+    assert!(
+        log.lines().filter(|l| l.contains("stays closed")).count() >= 2,
+        "the log should say the server stays closed:\n{log}"
+    );
+}

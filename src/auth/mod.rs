@@ -194,9 +194,13 @@ impl Authenticator {
 
     /// Re-reads the file if its content changed since it was last read.
     ///
-    /// A closed server stays closed unless the file itself says `"auth":
-    /// "open"`: a missing file then means no token (every request
-    /// refused), not an open server.
+    /// A server never goes from closed to open by itself: only a file that
+    /// states `"auth": "open"` (what `pykv token open` writes) opens it. A
+    /// file that states nothing (no token and no `auth` field, as a hand
+    /// edit to `{"tokens": []}` leaves it) and a missing file keep the mode
+    /// the server has: closed with no token (every request refused) if it
+    /// was closed, open if it never was. A file that cannot be read or
+    /// parsed changes nothing (the tokens loaded before stay in force).
     pub fn reload(&self) -> Result<(), tokens::TokenFileError> {
         let text = self.file.read()?;
         {
@@ -216,18 +220,16 @@ impl Authenticator {
                     return Err(e);
                 }
             },
-            None if was_closed => {
-                tracing::warn!(
-                    file = %self.file.path().display(),
-                    "the token file disappeared; the server stays closed and refuses every \
-                     request that needs a token. Create a token with `pykv token create`, or open \
-                     the server on purpose with `pykv token open`"
-                );
-                TokenSet::default()
-            }
             None => TokenSet::default(),
         };
-        let closed = (was_closed && text.is_none()) || set.requires_token();
+        let stated = text.as_ref().and(set.stated_mode());
+        let closed = match stated {
+            Some(mode) => mode == AuthMode::Required,
+            None => was_closed,
+        };
+        if was_closed && stated.is_none() {
+            self.warn_stays_closed(text.is_none());
+        }
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         if state.tokens.len() != set.tokens.len() || !state.loaded {
             tracing::info!(tokens = set.tokens.len(), "token file loaded");
@@ -244,6 +246,22 @@ impl Authenticator {
         Ok(())
     }
 
+    /// Says why a closed server whose file no longer says it is closed
+    /// stays closed.
+    fn warn_stays_closed(&self, missing: bool) {
+        let what = if missing {
+            "the token file disappeared"
+        } else {
+            "the token file holds no token and does not say `\"auth\": \"open\"`"
+        };
+        tracing::warn!(
+            file = %self.file.path().display(),
+            "{what}; the server stays closed and refuses every request that needs a token. \
+             Create a token with `pykv token create`, or open the server on purpose with \
+             `pykv token open`"
+        );
+    }
+
     /// Re-reads the file every [`RELOAD_EVERY`], for as long as the server
     /// runs.
     pub fn spawn_reload(self: &Arc<Self>) {
@@ -257,7 +275,11 @@ impl Authenticator {
                 while let Some(auth) = auth.upgrade() {
                     match auth.reload() {
                         Err(e) if failing.as_deref() != Some(&e.to_string()) => {
-                            tracing::warn!(error = %e, "cannot reload the token file; keeping the tokens loaded before");
+                            tracing::warn!(
+                                error = %e,
+                                "cannot reload the token file; keeping the tokens loaded before \
+                                 (a server that requires tokens keeps requiring them)"
+                            );
                             failing = Some(e.to_string());
                         }
                         Err(_) => {}
@@ -370,8 +392,22 @@ mod tests {
         auth.reload().unwrap();
         assert_eq!(auth.authenticate(None), Err(AuthError::NoToken));
 
+        // A hand edit that says nothing: still closed.
+        std::fs::write(file.path(), r#"{"tokens": []}"#).unwrap();
+        auth.reload().unwrap();
+        assert_eq!(auth.authenticate(None), Err(AuthError::NoToken));
+        assert!(!auth.is_open());
+
         file.open_to_everyone().unwrap();
         auth.reload().unwrap();
+        assert_eq!(auth.authenticate(None), Ok(Grants::Open));
+    }
+
+    #[test]
+    fn a_file_that_says_nothing_leaves_a_server_that_never_closed_open() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tokens.json"), r#"{"tokens": []}"#).unwrap();
+        let (auth, _) = auth_with(dir.path());
         assert_eq!(auth.authenticate(None), Ok(Grants::Open));
     }
 

@@ -9,7 +9,9 @@
 //! server must not open itself to everyone because the last one was
 //! revoked. Creating a token sets it; only `pykv token open` (an
 //! operator's explicit act) sets `"open"`. A file without the field (older
-//! ones, hand-written ones) requires a token when it holds one.
+//! ones, hand-written ones) requires a token when it holds one; holding
+//! none, it says nothing, and a running server keeps the mode it has (see
+//! [`TokenSet::stated_mode`]).
 //!
 //! Every change is a read-modify-write under an exclusive `flock` of a
 //! sidecar file (`tokens.json.lock`), so two `pykv token` commands run at
@@ -79,18 +81,29 @@ pub struct TokenSet {
 }
 
 impl TokenSet {
-    /// The mode in force: as written, or, for a file without it, required
-    /// as soon as a token exists.
-    pub fn mode(&self) -> AuthMode {
-        self.auth.unwrap_or(if self.tokens.is_empty() {
-            AuthMode::Open
+    /// The mode the file states: required whenever it holds a token
+    /// (whatever its `auth` field says: `pykv token open` never writes
+    /// both), else its `auth` field. `None` for a file that says nothing,
+    /// neither a token nor the field (`{"tokens": []}`: a hand edit, or a
+    /// file written before the field existed).
+    ///
+    /// Why not open then: a file that says nothing is no operator's
+    /// decision to open the server. A running server that requires tokens
+    /// keeps requiring them ([`super::Authenticator::reload`]); only the
+    /// explicit `"auth": "open"` that `pykv token open` writes opens it.
+    pub fn stated_mode(&self) -> Option<AuthMode> {
+        if self.tokens.is_empty() {
+            self.auth
         } else {
-            AuthMode::Required
-        })
+            Some(AuthMode::Required)
+        }
     }
 
-    pub fn requires_token(&self) -> bool {
-        self.mode() == AuthMode::Required
+    /// The mode a server starting on this file takes: as stated, and open
+    /// for a file that says nothing, as for a server that never had a
+    /// token (the Python PyKV's behaviour).
+    pub fn mode_at_start(&self) -> AuthMode {
+        self.stated_mode().unwrap_or(AuthMode::Open)
     }
 
     /// Parses the file's text.
@@ -222,7 +235,8 @@ impl TokenFile {
                 .iter()
                 .position(|t| t.id == id)
                 .ok_or_else(|| TokenFileError::UnknownId(id.to_owned()))?;
-            set.auth = Some(set.mode());
+            // A token existed: required, even when it was the last one.
+            set.auth = Some(AuthMode::Required);
             let record = set.tokens.remove(at);
             Ok((record, set.tokens.len()))
         })
@@ -235,7 +249,7 @@ impl TokenFile {
             if !set.tokens.is_empty() {
                 return Err(TokenFileError::TokensRemain(set.tokens.len()));
             }
-            let was_closed = set.requires_token();
+            let was_closed = set.stated_mode() == Some(AuthMode::Required);
             set.auth = Some(AuthMode::Open);
             Ok(was_closed)
         })
@@ -385,7 +399,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = TokenFile::in_data_dir(dir.path());
         assert!(file.load().unwrap().tokens.is_empty());
-        assert_eq!(file.load().unwrap().mode(), AuthMode::Open);
+        assert_eq!(file.load().unwrap().stated_mode(), None);
+        assert_eq!(file.load().unwrap().mode_at_start(), AuthMode::Open);
         let (token, record) = file.create(vec!["a".into()], Access::Read).unwrap();
         assert!(token.starts_with("pykv_") && token.len() == 5 + 64);
         assert_eq!(record.sha256, hash_token(&token));
@@ -414,20 +429,25 @@ mod tests {
         assert_eq!(file.revoke(&record.id).unwrap().1, 0);
         let set = file.load().unwrap();
         assert!(set.tokens.is_empty());
-        assert_eq!(set.mode(), AuthMode::Required);
+        assert_eq!(set.stated_mode(), Some(AuthMode::Required));
         assert!(file.open_to_everyone().unwrap(), "it was closed");
-        assert_eq!(file.load().unwrap().mode(), AuthMode::Open);
+        assert_eq!(file.load().unwrap().stated_mode(), Some(AuthMode::Open));
         assert!(!file.open_to_everyone().unwrap(), "already open");
         file.create(vec![], Access::Admin).unwrap();
-        assert_eq!(file.load().unwrap().mode(), AuthMode::Required);
+        assert_eq!(file.load().unwrap().stated_mode(), Some(AuthMode::Required));
     }
 
     #[test]
-    fn a_file_without_the_mode_requires_a_token_when_it_holds_one() {
+    fn a_file_without_the_mode_requires_a_token_when_it_holds_one_and_else_says_nothing() {
         let empty = TokenSet::parse(br#"{"tokens": []}"#).unwrap();
-        assert_eq!(empty.mode(), AuthMode::Open);
+        assert_eq!(empty.stated_mode(), None);
+        assert_eq!(empty.mode_at_start(), AuthMode::Open);
         let record = r#"{"id":"x","sha256":"00","access":"read","created":0}"#;
         let one = TokenSet::parse(format!(r#"{{"tokens": [{record}]}}"#).as_bytes()).unwrap();
-        assert_eq!(one.mode(), AuthMode::Required);
+        assert_eq!(one.stated_mode(), Some(AuthMode::Required));
+        // "open" beside a token (no command writes that) still requires one.
+        let both = format!(r#"{{"auth": "open", "tokens": [{record}]}}"#);
+        let both = TokenSet::parse(both.as_bytes()).unwrap();
+        assert_eq!(both.stated_mode(), Some(AuthMode::Required));
     }
 }

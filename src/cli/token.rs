@@ -76,19 +76,20 @@ fn create_token(args: &TokenFileArgs, namespaces: Vec<String>, access: Access) -
 fn list(args: &TokenFileArgs) -> Outcome {
     let set = token_file(args).load().map_err(failed)?;
     if args.json {
-        let listing = serde_json::json!({ "auth": set.mode(), "tokens": set.tokens });
+        let listing = serde_json::json!({ "auth": set.stated_mode(), "tokens": set.tokens });
         println!(
             "{}",
             serde_json::to_string_pretty(&listing).expect("records serialize")
         );
         return Ok(());
     }
-    let mode = set.mode();
+    let mode = set.stated_mode();
     let tokens = set.tokens;
     if tokens.is_empty() {
         match mode {
-            AuthMode::Open => println!("no tokens: the server is open to every client"),
-            AuthMode::Required => println!("no tokens: {CLOSED_WITHOUT_TOKENS}"),
+            Some(AuthMode::Open) => println!("no tokens: the server is open to every client"),
+            Some(AuthMode::Required) => println!("no tokens: {CLOSED_WITHOUT_TOKENS}"),
+            None => println!("no tokens: {UNSTATED_WITHOUT_TOKENS}"),
         }
         return Ok(());
     }
@@ -119,6 +120,11 @@ fn list(args: &TokenFileArgs) -> Outcome {
 const CLOSED_WITHOUT_TOKENS: &str = "the server stays closed and refuses every request that \
     needs a token, admins included. Create one with `pykv token create`, or open the server to \
     every client on purpose with `pykv token open`";
+
+/// A file with no token and no `auth` field (hand-written, or older).
+const UNSTATED_WITHOUT_TOKENS: &str = "the file does not say whether tokens are required: a \
+    server started on it is open to every client, and a running server that required tokens \
+    keeps requiring them. `pykv token open` opens it on purpose; `pykv token create` closes it";
 
 fn revoke_token(args: &TokenFileArgs, id: &str) -> Outcome {
     let (record, remaining) = token_file(args).revoke(id).map_err(failed)?;

@@ -9,10 +9,11 @@
 //! PYKV_FAULT_WAL_WRITER=panic-after:N:PATH
 //! ```
 //!
-//! After `N` batches written, the writer panics at every attempt to write
-//! (a batch, or the probe of a failed log) for as long as the file `PATH`
-//! exists, just after the batch's bytes reached the file and before they
-//! are acknowledged: the worst moment. Removing `PATH` lifts the fault, as
+//! After `N` writes, the log panics at every attempt to write (a batch of
+//! the writer thread's, a record written inline by a request's worker
+//! under `everysec` or `no`, or the probe of a failed log) for as long as
+//! the file `PATH` exists, just after the bytes reached the file and before
+//! they are acknowledged: the worst moment. Removing `PATH` lifts the fault, as
 //! raising a pids cgroup's limit lifted the original one (issue 12, item 6).
 //!
 //! Why a hook rather than a real thread limit: a pids cgroup or

@@ -42,9 +42,12 @@
 //! ([`super::pressure`]), and never while the log file is busy (a
 //! compaction's last step) or failed. Otherwise, and always under
 //! `always` (whose sync must not run on a worker), records go through the
-//! writer thread as above. An inline write that fails leaves its record
-//! queued for the writer, which retries it and, failing too, fails it as
-//! described below.
+//! writer thread as above. An inline write that fails, by an error or a
+//! panic (caught on the worker: the request must still be answered, and
+//! the file and its lock left as they were), is cut back out of the file
+//! and leaves its record queued for the writer, which retries it and,
+//! failing too, fails it as described below: the request is answered 503
+//! and nothing unwritten is acknowledged.
 //!
 //! A panic of the writer (a bug, or an injected fault: [`super::fault`]) is
 //! the same failure: the writer runs under a supervisor that catches it,
@@ -63,7 +66,7 @@ use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -125,8 +128,7 @@ pub(super) struct WriterState {
     shutdown: AtomicBool,
     syncs: SyncStats,
     /// Whether workers may write records themselves (see "Inline writes"
-    /// above): not under `always`, nor when a test injects faults into the
-    /// writer thread, through which every failure must then go.
+    /// above): not under `always`.
     inline: bool,
     pressure: DirtyPressure,
     records: RecordsWritten,
@@ -216,7 +218,7 @@ impl Wal {
             log_size: AtomicU64::new(len),
             shutdown: AtomicBool::new(false),
             syncs: SyncStats::default(),
-            inline: options.fsync != FsyncPolicy::Always && fault.is_none(),
+            inline: options.fsync != FsyncPolicy::Always,
             pressure: DirtyPressure::default(),
             records: RecordsWritten::default(),
             fault,
@@ -449,18 +451,33 @@ impl WriterState {
 
     /// Writes the one record in `pending.buf` (number `lsn`) at the
     /// records' end, unless the file is busy; on success it is settled and
-    /// the buffer emptied. On failure the record stays queued, for the
-    /// writer.
+    /// the buffer emptied. On failure (an error, or a panic caught here)
+    /// whatever reached the file is cut back out and the record stays
+    /// queued, for the writer.
     fn write_inline(&self, pending: &mut Pending, lsn: Lsn) -> bool {
         // Never wait for the file: a compaction's last step holds it
-        // through a sync.
-        let Ok(mut log) = self.file.try_lock() else {
-            return false;
+        // through a sync. A lock poisoned by a panic of the writer's is
+        // taken all the same: `recover` left the file consistent.
+        let mut log = match self.file.try_lock() {
+            Ok(log) => log,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
         };
         let start = Instant::now();
-        let written = log.file.write_all_at(&pending.buf, log.len);
+        // Caught here, while the guard is held, so that a panic neither
+        // poisons the locks nor leaves the request unanswered.
+        let written = catch_unwind(AssertUnwindSafe(|| {
+            log.file.write_all_at(&pending.buf, log.len)?;
+            if let Some(fault) = &self.fault {
+                fault.strike();
+            }
+            Ok::<(), std::io::Error>(())
+        }));
         self.pressure.observe_write(start.elapsed());
-        if written.is_err() {
+        if !matches!(written, Ok(Ok(()))) {
+            // Under `everysec` and `no` nothing is zero-filled ahead: the
+            // records' end is the file's.
+            let _ = log.file.set_len(log.len);
             return false;
         }
         log.advance(&pending.buf, &self.log_size);
@@ -495,6 +512,9 @@ impl WriterState {
     fn recover(&self, in_flight: &mut InFlight, cause: String) {
         in_flight.bytes.clear();
         lock(&self.file).cut_back();
+        // The panic may have poisoned the file's lock; the file is
+        // consistent again.
+        self.file.clear_poison();
         self.fail(cause, std::mem::take(&mut in_flight.undos));
         lock(&self.pending).batch_in_flight = false;
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::create_token;
+use crate::common::{Server, create_token};
 use crate::support::{BIN, call, closed_server, make_tokens, set_body};
 
 #[tokio::test]
@@ -205,6 +205,188 @@ async fn recent_errors_never_keep_what_a_client_sent() {
         detail(3)
     );
     assert_eq!(errors["errors"][sent - 2]["method"], "OTHER", "{errors}");
+}
+
+/// The routes added after the first check of recent errors: `/batch`,
+/// `/namespaces/{ns}/import`, `/watch` with `Last-Event-ID`, `/incr`,
+/// `/expire`, and the `If-Match` / `If-None-Match` headers of `/set` and
+/// `/delete`. Bad requests carrying a secret in each place a client can
+/// put one leave it neither in `/performance/recent-errors` nor in the
+/// server's log at debug level.
+#[tokio::test]
+async fn newer_routes_keep_nothing_a_client_sent_in_errors_or_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = make_tokens(dir.path());
+    let mut server = Server::start_in_env(dir.path(), &[], &[("RUST_LOG", "debug")]);
+    let admin = Some(tokens.admin.as_str());
+    let alpha = Some(tokens.alpha.as_str());
+    // A stored value a failed increment must not repeat.
+    let r = call(
+        &server,
+        Method::POST,
+        "/set?ns=alpha",
+        alpha,
+        Some(&json!({"key": "text", "value": "SECRET00"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let raw = |method: Method, path: &str, token: Option<&str>, body: &str| {
+        let mut request = server
+            .client
+            .request(method, server.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+    };
+    let post = |path: &str, token: Option<&str>, body: &str| raw(Method::POST, path, token, body);
+    let requests = [
+        // Batches: the op's kind, an unknown field, a namespace, a TTL, an
+        // increment, a tag, `atomic`, `ops` itself, a namespace refused.
+        post("/batch", admin, r#"{"ops":[{"op":"SECRET20","key":"k"}]}"#),
+        post(
+            "/batch",
+            admin,
+            r#"{"ops":[{"op":"set","key":"k","value":1,"SECRET21":1}]}"#,
+        ),
+        post(
+            "/batch",
+            admin,
+            r#"{"ops":[{"op":"get","key":"k"}],"namespace":"SECRET22;bad"}"#,
+        ),
+        post(
+            "/batch",
+            admin,
+            r#"{"ops":[{"op":"set","key":"k","value":1,"ttl":"SECRET23;x"}]}"#,
+        ),
+        post(
+            "/batch?ns=alpha",
+            alpha,
+            r#"{"ops":[{"op":"incr","key":"k","by":"SECRET24"}]}"#,
+        ),
+        post(
+            "/batch?ns=alpha",
+            alpha,
+            r#"{"ops":[{"op":"set","key":"k","value":1,"if_match":"SECRET25"}]}"#,
+        ),
+        post(
+            "/batch?ns=alpha",
+            alpha,
+            r#"{"ops":[],"atomic":"SECRET26"}"#,
+        ),
+        post("/batch?ns=alpha", alpha, r#"{"ops":"SECRET27"}"#),
+        post(
+            "/batch",
+            alpha,
+            r#"{"ops":[{"op":"get","key":"k"}],"namespace":"SECRET28"}"#,
+        ),
+        post(
+            "/batch?ns=alpha",
+            alpha,
+            r#"{"ops":[{"op":"incr","key":"text"}],"atomic":true}"#,
+        ),
+        post(
+            "/batch?ns=alpha",
+            alpha,
+            r#"{"ops":[{"op":"get","key":["SECRET29"]}]}"#,
+        ),
+        // Imports: a line's key, value and time, a line that is no JSON, a
+        // namespace in the path, a namespace refused.
+        post(
+            "/namespaces/alpha/import",
+            alpha,
+            "{\"key\":\"SECRET30\",\"value\":1,\"expires_at\":\"SECRET31\"}\n",
+        ),
+        post("/namespaces/alpha/import", alpha, "SECRET32 is no JSON\n"),
+        post(
+            "/namespaces/alpha/import",
+            alpha,
+            "{\"value\":\"SECRET33\"}\n",
+        ),
+        post(
+            "/namespaces/alpha/import",
+            alpha,
+            "{\"key\":\"k\",\"value\":1,\"expires_at\":null}\n{\"key\":{\"SECRET34\":1},\"value\":1}\n",
+        ),
+        post("/namespaces/SECRET35%3B/import", admin, ""),
+        post("/namespaces/SECRET36/import", alpha, ""),
+        // The change feed: a namespace, a namespace refused, a prefix
+        // where the namespace is refused.
+        raw(Method::GET, "/watch?ns=SECRET37%3Bbad", admin, ""),
+        raw(Method::GET, "/watch?ns=SECRET38", alpha, ""),
+        raw(Method::GET, "/watch?ns=SECRET39&prefix=SECRET40", alpha, ""),
+        // Counters: `by`, `ttl`, the key, a stored value that is no number.
+        post("/incr?ns=alpha", alpha, r#"{"key":"k","by":"SECRET41"}"#),
+        post(
+            "/incr?ns=alpha",
+            alpha,
+            r#"{"key":"k","by":1,"ttl":"SECRET42;x"}"#,
+        ),
+        post("/incr?ns=alpha", alpha, r#"{"key":{"SECRET43":1}}"#),
+        post("/incr?ns=alpha", alpha, r#"{"key":"text"}"#),
+        post(
+            "/incr?ns=alpha",
+            alpha,
+            r#"{"key":"k","by":1e400,"SECRET44":1}"#,
+        ),
+        // TTL changes: `ttl`, the key, an unknown key, another namespace.
+        post(
+            "/expire?ns=alpha",
+            alpha,
+            r#"{"key":"k","ttl":"SECRET45;x"}"#,
+        ),
+        post("/expire?ns=alpha", alpha, r#"{"key":["SECRET46"],"ttl":1}"#),
+        post("/expire?ns=alpha", alpha, r#"{"key":"SECRET47","ttl":1}"#),
+        post("/expire?ns=SECRET48", alpha, r#"{"key":"k","ttl":1}"#),
+        // Preconditions: both headers at once, a tag that is none of ours
+        // (refused with 412), on a set and on a delete.
+        post("/set?ns=alpha", alpha, r#"{"key":"text","value":1}"#)
+            .header("if-match", "\"SECRET49\"")
+            .header("if-none-match", "SECRET50"),
+        post("/set?ns=alpha", alpha, r#"{"key":"text","value":1}"#).header("if-match", "SECRET51"),
+        raw(Method::DELETE, "/delete/text?ns=alpha", alpha, "")
+            .header("if-match", "W/\"SECRET52\""),
+    ];
+    let sent = requests.len();
+    for (i, request) in requests.into_iter().enumerate() {
+        let status = server.send_raw(request).await;
+        assert!((400..500).contains(&status), "request {i}: {status}");
+    }
+    // The change feed's `Last-Event-ID`, not ASCII, and ASCII that is no
+    // id of the feed.
+    let bad_id = reqwest::header::HeaderValue::from_bytes(b"SECRET53\xff").unwrap();
+    let request = raw(Method::GET, "/watch?ns=alpha", alpha, "").header("last-event-id", bad_id);
+    assert_eq!(server.send_raw(request).await, 422);
+    // An id the feed never gave: the feed starts over with a `reset` event
+    // (200), or a backend refuses it; either way nothing of it is kept.
+    let request =
+        raw(Method::GET, "/watch?ns=alpha", alpha, "").header("last-event-id", "SECRET54");
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    drop(response);
+    let errors_sent = sent + 1 + usize::from(status >= 400);
+
+    let r = call(
+        &server,
+        Method::GET,
+        "/performance/recent-errors",
+        admin,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let errors = r.json();
+    assert_eq!(errors["count"], json!(errors_sent), "{errors}");
+    assert!(!r.text.contains("SECRET"), "client input kept: {}", r.text);
+
+    server.terminate();
+    server.wait_exit();
+    let log = server.take_stderr();
+    assert!(log.contains("DEBUG"), "no debug line in the log:\n{log}");
+    let leaks: Vec<&str> = log.lines().filter(|l| l.contains("SECRET")).collect();
+    assert!(leaks.is_empty(), "client input in the log: {leaks:#?}");
 }
 
 /// `pykv serve` with `RUST_LOG=debug`, logging in `format`: the child, its

@@ -13,31 +13,7 @@ use pykv::config_file::{self, ConfigFile};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Turns transparent huge pages off for this process, first thing.
-///
-/// Why: mimalloc asks for them (`MADV_HUGEPAGE`) on the memory it maps,
-/// and where the kernel's THP defrag setting is `madvise` (Debian's
-/// default) every first touch of a 2 MB region waits for the kernel to
-/// compact memory for a huge page: 11 % of a replay's samples, on a machine
-/// whose memory the page cache fills. mimalloc's own switch for this
-/// (`allow_thp`) is read from the environment before `main`, and its index
-/// in mimalloc's option enum moves between versions; the switch itself is
-/// this `prctl`, which is what mimalloc calls when it is off. Measured in
-/// docs/BENCHMARKS.md (replay, and the CPU cost of GET and SET).
-fn refuse_transparent_huge_pages() {
-    // SAFETY: a prctl with integer arguments; it touches no memory of ours.
-    let refused = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    if refused != 0 {
-        // Not fatal: the server only runs slower to fill its memory.
-        eprintln!(
-            "warning: could not turn transparent huge pages off: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
 fn main() -> ExitCode {
-    refuse_transparent_huge_pages();
     let matches = pykv::bench::with_bench(Cli::command()).get_matches();
     if let Some(args) = pykv::bench::requested(&matches) {
         return pykv::bench::run(args);

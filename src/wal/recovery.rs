@@ -18,7 +18,6 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::SyncSender;
 
-
 use super::record::Record;
 use crate::store::{Mutation, ReplayedWrite, Store, now_ms};
 
@@ -315,7 +314,11 @@ fn decode_lines<'a>(data: &'a [u8], store: &Store, now: u64, batches: SyncSender
         if bad || decoded == BATCH {
             planner.flush(&mut batch);
             decoded = 0;
-            if batches.send(std::mem::replace(&mut batch, Batch::new())).is_err() || bad {
+            if batches
+                .send(std::mem::replace(&mut batch, Batch::new()))
+                .is_err()
+                || bad
+            {
                 return;
             }
         }
@@ -342,7 +345,10 @@ struct Planner<'a> {
 impl<'a> Planner<'a> {
     fn add(&mut self, namespace: Option<&'a str>, shard: usize, write: ReplayedWrite<'a>) {
         let shard = u8::try_from(shard).expect("fewer than 256 shards");
-        self.groups.entry(namespace).or_default().push((shard, write));
+        self.groups
+            .entry(namespace)
+            .or_default()
+            .push((shard, write));
     }
 
     /// Plans the writes gathered: a step per namespace.

@@ -394,3 +394,91 @@ impl<'a> Lines<'a> {
         Some((self.line, start, &self.data[start..end]))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log mixing planned writes with barriers (a clear, a transaction),
+    /// writes applied alone (an escaped key), deletes and an expired SET,
+    /// over more lines than a batch: replayed, the store holds what
+    /// applying its records one by one, in the log's order, gives.
+    #[test]
+    fn replays_as_one_record_at_a_time() {
+        let mut log = String::new();
+        let mut line = |text: String| {
+            log.push_str(&text);
+            log.push('\n');
+        };
+        let later = now_ms() + 3_600_000;
+        for i in 0..BATCH + 5_000 {
+            let (ns, key) = (format!("n{}", i % 3), format!("k{}", i % 2_000));
+            line(match i % 1_000 {
+                7 => format!(r#"{{"action":"DEL","key":"{key}","namespace":"{ns}"}}"#),
+                500 => r#"{"action":"CLEAR","namespace":"n1"}"#.to_owned(),
+                600 => format!(
+                    r#"{{"action":"TX","namespace":"{ns}","ops":[{{"action":"SET","key":"{key}","value":"tx","namespace":"{ns}"}},{{"action":"DEL","key":"k1","namespace":"{ns}"}}]}}"#
+                ),
+                700 => {
+                    format!(r#"{{"action":"SET","key":"e\"{i}","value":{i},"namespace":"{ns}"}}"#)
+                }
+                800 => format!(
+                    r#"{{"action":"SET","key":"{key}","value":"gone","namespace":"{ns}","expires_at":1}}"#
+                ),
+                _ => format!(
+                    r#"{{"timestamp":1.5,"action":"SET","key":"{key}","value":"{i}","namespace":"{ns}","ttl":null,"expires_at":{later}}}"#
+                ),
+            });
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.log");
+        std::fs::write(&path, &log).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let replayed = Store::in_memory();
+        let report = replay(&path, &file, &replayed, false).unwrap();
+
+        let expected = Store::in_memory();
+        let mut counted = RecoveryReport::default();
+        for text in log.lines() {
+            let record = Record::decode(text.as_bytes()).unwrap();
+            apply(&expected, &record, now_ms(), &mut counted);
+        }
+        assert_eq!(
+            (report.applied, report.expired),
+            (counted.applied, counted.expired)
+        );
+        assert!(report.expired > 0);
+        assert_eq!(replayed.stats().total_keys, expected.stats().total_keys);
+        assert_eq!(replayed.stats().used_bytes, expected.stats().used_bytes);
+        let mut held: Vec<(Option<String>, String, String, Option<u64>)> = Vec::new();
+        expected.visit_live(|visit| {
+            if let crate::store::Visit::Entry(Mutation::Set {
+                namespace,
+                key,
+                value,
+                expires_at,
+            }) = visit
+            {
+                held.push((
+                    namespace.map(str::to_string),
+                    key.to_string(),
+                    value.to_string(),
+                    *expires_at,
+                ));
+            }
+        });
+        assert!(held.len() > 1_000);
+        for (namespace, key, value, _) in &held {
+            let found = replayed.get(namespace.as_deref(), key).unwrap();
+            assert_eq!(
+                found.as_deref(),
+                Some(value.as_str()),
+                "{namespace:?} {key}"
+            );
+        }
+    }
+}

@@ -21,10 +21,12 @@
 //! - [`condition`]: conditional writes (`If-Match`, `If-None-Match`);
 //! - [`ttl`]: a key's TTL read and changed on its own;
 //! - [`batch`]: the ops of a batch and the plan of a transaction;
+//! - [`bulk`]: replay's writes, a shard locked once for many of them;
 //! - [`transaction`]: a transaction applied under its shards' locks and
 //!   journaled as one record.
 
 pub mod batch;
+mod bulk;
 mod clock;
 mod condition;
 mod counter;
@@ -52,6 +54,7 @@ use hashbrown::{DefaultHashBuilder, HashMap};
 
 use crate::feed::{Change, ChangeKind, Feed, Feeds, Retention, Watcher};
 pub use batch::{BatchOp, MAX_BATCH_OPS, OpKind, Outcome};
+pub use bulk::ReplayedWrite;
 use clock::access_of;
 pub use clock::{deadline_in, now_ms};
 pub use condition::{Condition, etag_of};

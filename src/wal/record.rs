@@ -24,6 +24,8 @@ use serde_json::value::RawValue;
 
 use crate::store::Mutation;
 
+mod fast;
+
 /// Appends `mutation` as one JSON line to `out`.
 pub fn encode(mutation: &Mutation<'_>, now_ms: u64, out: &mut Vec<u8>) {
     encode_object(mutation, now_ms, out);
@@ -124,11 +126,12 @@ pub struct Record<'a> {
     timestamp: Option<f64>,
     #[serde(borrow)]
     action: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "text")]
     key: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "crate::json::present")]
-    value: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    /// The value's raw JSON text.
+    #[serde(borrow, default, deserialize_with = "raw_text")]
+    value: Option<&'a str>,
+    #[serde(borrow, default, deserialize_with = "text")]
     namespace: Option<Cow<'a, str>>,
     #[serde(default)]
     ttl: Option<f64>,
@@ -139,10 +142,29 @@ pub struct Record<'a> {
     ops: Option<Vec<Record<'a>>>,
 }
 
+/// An optional string, borrowed from the line unless it holds an escape.
+///
+/// Why not serde's own `Option<Cow<str>>`: serde borrows a `Cow` only when
+/// it is the field's whole type; inside an `Option` it always copies, an
+/// allocation for every key and namespace replayed.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'de>>::deserialize(d)?.map(|text| text.0))
+}
+
+/// A value's raw JSON text, `Some` even for an explicit `null`.
+fn raw_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
+    crate::json::present(d).map(|raw| raw.map(RawValue::get))
+}
+
 impl<'a> Record<'a> {
     /// Parses one line (without its newline).
     pub fn decode(line: &'a [u8]) -> Result<Self, String> {
-        let record: Record<'a> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        let record = match fast::decode(line) {
+            Some(record) => record,
+            None => serde_json::from_slice(line).map_err(|e| e.to_string())?,
+        };
         record.check()?;
         Ok(record)
     }
@@ -181,6 +203,31 @@ impl<'a> Record<'a> {
         self.namespace.as_deref()
     }
 
+    /// The mutation of a SET or a DEL whose key and namespace are
+    /// borrowed from the line itself (written without escapes, as nearly
+    /// all are), for as long as the line: replay gathers such writes by
+    /// namespace. `None` for any other record.
+    pub fn plain_write(&self) -> Option<Mutation<'a>> {
+        let namespace = match &self.namespace {
+            None => None,
+            Some(Cow::Borrowed(name)) => Some(*name),
+            Some(Cow::Owned(_)) => return None,
+        };
+        let Some(Cow::Borrowed(key)) = self.key else {
+            return None;
+        };
+        match &*self.action {
+            "SET" => Some(Mutation::Set {
+                namespace,
+                key,
+                value: self.value.unwrap_or("null"),
+                expires_at: self.expires_at(),
+            }),
+            "DEL" | "DELETE" => Some(Mutation::Delete { namespace, key }),
+            _ => None,
+        }
+    }
+
     /// The records of a transaction, to be applied together; `None` for
     /// any other record.
     pub fn transaction(&self) -> Option<&[Record<'a>]> {
@@ -209,7 +256,7 @@ impl<'a> Record<'a> {
             "SET" => Mutation::Set {
                 namespace,
                 key,
-                value: self.value.map(RawValue::get).unwrap_or("null"),
+                value: self.value.unwrap_or("null"),
                 expires_at: self.expires_at(),
             },
             "DEL" | "DELETE" => Mutation::Delete { namespace, key },
@@ -366,6 +413,35 @@ mod tests {
         let nested = br#"{"action":"TX","ops":[{"action":"CLEAR","namespace":"n"}]}"#;
         assert!(Record::decode(nested).is_err());
         assert!(Record::decode(br#"{"action":"TX"}"#).is_err());
+    }
+
+    #[test]
+    fn borrows_keys_and_namespaces_without_escapes() {
+        let line = br#"{"timestamp":1.5,"action":"SET","key":"k:1","value":"v","namespace":"ns"}"#;
+        let record = Record::decode(line).unwrap();
+        assert_eq!(record.plain_write(), Some(record.mutation()));
+        let line = br#"{"action":"DEL","key":"k","namespace":null}"#;
+        let record = Record::decode(line).unwrap();
+        let delete = Mutation::Delete {
+            namespace: None,
+            key: "k",
+        };
+        assert_eq!(record.plain_write(), Some(delete));
+        // An escape needs a copy: such a write is applied on its own.
+        let line = br#"{"action":"SET","key":"k\n","value":1,"namespace":"ns"}"#;
+        let record = Record::decode(line).unwrap();
+        assert_eq!(record.plain_write(), None);
+        assert_eq!(
+            record.mutation(),
+            Mutation::Set {
+                namespace: Some("ns"),
+                key: "k\n",
+                value: "1",
+                expires_at: None
+            }
+        );
+        let line = br#"{"action":"CLEAR","namespace":"ns"}"#;
+        assert_eq!(Record::decode(line).unwrap().plain_write(), None);
     }
 
     #[test]

@@ -93,9 +93,23 @@ pub fn json_bytes(body: Vec<u8>) -> Response {
 }
 
 /// A 200 answer with `answer` encoded as JSON.
+///
+/// A small answer (most are: a SET's is under 100 bytes) is encoded on the
+/// stack and copied into a buffer of its exact size, one allocation: a
+/// `Vec` with room to spare costs a second one when it becomes `Bytes`
+/// (its shared header). A bigger one is encoded again, into a `Vec`.
 pub fn json(answer: &impl Serialize) -> Response {
+    let mut stack = [0u8; 512];
+    let mut cursor = std::io::Cursor::new(&mut stack[..]);
+    if serde_json::to_writer(&mut cursor, answer).is_ok() {
+        let len = cursor.position() as usize;
+        return bytes(Bytes::copy_from_slice(&stack[..len]), &[JSON]);
+    }
     json_bytes(serde_json::to_vec(answer).expect("answers always serialize"))
 }
+
+/// The content type of a JSON answer.
+const JSON: (HeaderName, &str) = (CONTENT_TYPE, "application/json");
 
 /// A 200 answer of `bytes` with these headers (content type first).
 pub fn bytes(body: impl Into<Bytes>, headers: &[(HeaderName, &'static str)]) -> Response {
@@ -119,4 +133,27 @@ pub fn streamed(
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     (response, sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(response: Response) -> Bytes {
+        match response.into_body() {
+            Body::Whole(Some(bytes)) => bytes,
+            _ => panic!("a JSON answer is whole"),
+        }
+    }
+
+    /// Small answers (encoded on the stack) and big ones alike.
+    #[test]
+    fn json_answers_are_serde_json_and_typed() {
+        for size in [0, 10, 490, 511, 512, 4096] {
+            let answer = serde_json::json!({"key": "k".repeat(size), "n": null});
+            let response = json(&answer);
+            assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+            assert_eq!(body_of(response), serde_json::to_vec(&answer).unwrap(), "{size}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! (nearly all of them) or streamed from a producer task (an export, a
 //! change feed).
 
+use std::cell::RefCell;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -94,18 +95,27 @@ pub fn json_bytes(body: Vec<u8>) -> Response {
 
 /// A 200 answer with `answer` encoded as JSON.
 ///
-/// A small answer (most are: a SET's is under 100 bytes) is encoded on the
-/// stack and copied into a buffer of its exact size, one allocation: a
-/// `Vec` with room to spare costs a second one when it becomes `Bytes`
-/// (its shared header). A bigger one is encoded again, into a `Vec`.
+/// The answer is encoded into a buffer kept by the thread, then copied
+/// into one of its exact size: one allocation per answer, where a `Vec`
+/// with room to spare costs two (it becomes `Bytes` through a shared
+/// header). A buffer grown past [`KEPT_BYTES`] by a big answer is let go.
 pub fn json(answer: &impl Serialize) -> Response {
-    let mut stack = [0u8; 512];
-    let mut cursor = std::io::Cursor::new(&mut stack[..]);
-    if serde_json::to_writer(&mut cursor, answer).is_ok() {
-        let len = cursor.position() as usize;
-        return bytes(Bytes::copy_from_slice(&stack[..len]), &[JSON]);
-    }
-    json_bytes(serde_json::to_vec(answer).expect("answers always serialize"))
+    ENCODER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        serde_json::to_writer(&mut *buffer, answer).expect("answers always serialize");
+        let body = Bytes::copy_from_slice(buffer);
+        if buffer.capacity() > KEPT_BYTES {
+            *buffer = Vec::new();
+        }
+        bytes(body, &[JSON])
+    })
+}
+
+/// The most a thread keeps of its buffer for encoding answers.
+const KEPT_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    static ENCODER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The content type of a JSON answer.
@@ -146,14 +156,19 @@ mod tests {
         }
     }
 
-    /// Small answers (encoded on the stack) and big ones alike.
+    /// Small answers and big ones alike, in any order (the encoding buffer
+    /// is reused).
     #[test]
     fn json_answers_are_serde_json_and_typed() {
-        for size in [0, 10, 490, 511, 512, 4096] {
+        for size in [0, 10, 512, 4096, 100_000, 10] {
             let answer = serde_json::json!({"key": "k".repeat(size), "n": null});
             let response = json(&answer);
             assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
-            assert_eq!(body_of(response), serde_json::to_vec(&answer).unwrap(), "{size}");
+            assert_eq!(
+                body_of(response),
+                serde_json::to_vec(&answer).unwrap(),
+                "{size}"
+            );
         }
     }
 }

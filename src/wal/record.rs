@@ -287,7 +287,8 @@ mod tests {
     #[test]
     fn strings_are_written_as_serde_json_writes_them() {
         let mut samples: Vec<String> = (0u8..0x80).map(|b| format!("k{}:1", b as char)).collect();
-        samples.extend(["", "user:123", "ключ", "😀 a\u{e9}", "\u{2028}\u{2029}"].map(String::from));
+        samples
+            .extend(["", "user:123", "ключ", "😀 a\u{e9}", "\u{2028}\u{2029}"].map(String::from));
         for s in samples {
             let mut ours = Vec::new();
             push_str(&mut ours, &s);

@@ -323,7 +323,9 @@ mod tests {
         let r = SetRequest::parse(body).unwrap();
         let value = Text::of(body, r.value);
         assert!(matches!(&value, Text::InBody(range) if &body[range.clone()] == br#"[1,"x"]"#));
-        assert!(matches!(Text::of(body, Cow::Borrowed("elsewhere")), Text::Owned(s) if s == "elsewhere"));
+        assert!(
+            matches!(Text::of(body, Cow::Borrowed("elsewhere")), Text::Owned(s) if s == "elsewhere")
+        );
     }
 
     #[test]

@@ -29,9 +29,9 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def one_run(binary, op, duration, keyspace, connections):
+def one_run(binary, op, duration, keyspace, connections, fsync):
     """Microseconds of server CPU per request answered."""
-    with benchlib.pykv(binary) as server:
+    with benchlib.pykv(binary, fsync) as server:
         load = ["-c", connections, "--keyspace", keyspace, "--value-size", 32]
         # Unmeasured: every key set (so that every GET hits), and a second
         # of the load itself to warm the connections and tables.
@@ -50,6 +50,7 @@ def main():
     p.add_argument("--duration", type=float, default=4)
     p.add_argument("--keyspace", type=int, default=100_000)
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--fsync", choices=["always", "everysec", "no"], default="everysec")
     args = p.parse_args()
     binaries = args.binary or [benchlib.default_binary()]
     for binary in binaries:
@@ -58,7 +59,7 @@ def main():
     figures = {binary: [] for binary in binaries}
     for run in range(args.runs):
         for binary in binaries:
-            us = one_run(binary, args.op, args.duration, args.keyspace, args.connections)
+            us = one_run(binary, args.op, args.duration, args.keyspace, args.connections, args.fsync)
             figures[binary].append(us)
             print(f"run {run + 1}/{args.runs}: {binary}: {us:.2f} µs per {args.op.upper()}")
     for binary, runs in figures.items():

@@ -183,7 +183,7 @@ impl Stages<'_> {
             true => read_body(body, ctx.max_body_bytes, self.deadline, ctx.request_timeout).await?,
             false => Bytes::new(),
         };
-        let command = O::parse(&self.request, &body)?;
+        let command = O::parse_body(&self.request, body)?;
         admit(ctx, &caller, command.needs())?;
         match within(self.deadline, command.apply(ctx, &caller)).await {
             Some(outcome) => outcome,
@@ -220,9 +220,9 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match within(deadline, Limited::new(body, limit).collect()).await {
+    match within(deadline, whole(Limited::new(body, limit))).await {
         None => Err(ApiError::RequestTimeout { limit: timeout }),
-        Some(Ok(collected)) => Ok(collected.to_bytes()),
+        Some(Ok(bytes)) => Ok(bytes),
         Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::PayloadTooLarge { limit })
         }
@@ -230,6 +230,33 @@ where
             "cannot read the body: {e}"
         ))),
     }
+}
+
+/// The whole of `body`'s data.
+///
+/// Why not `BodyExt::collect`: it keeps the frames in a queue, one
+/// allocation per request, and a body of a few hundred bytes comes in one
+/// frame, which is kept as it is here; only a body in several frames is
+/// copied into one buffer.
+async fn whole<B: HttpBody<Data = Bytes>>(body: B) -> Result<Bytes, B::Error> {
+    let mut body = pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<Vec<u8>> = None;
+    while let Some(frame) = body.frame().await {
+        // Trailers carry no data.
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        match (&first, &mut joined) {
+            (None, _) => first = Some(data),
+            (Some(first), None) => joined = Some([&first[..], &data[..]].concat()),
+            (Some(_), Some(joined)) => joined.extend_from_slice(&data),
+        }
+    }
+    Ok(match joined {
+        Some(joined) => joined.into(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 /// `future`'s output, or `None` once `deadline` has passed.

@@ -70,7 +70,7 @@ pub use undo::Undo;
 use namespace::Namespace;
 use registry::Registry;
 use shard::Entry;
-use undo::UndoAction;
+use undo::{Previous, UndoAction};
 
 /// Errors of the engine. The HTTP layer maps each to a status code in one
 /// place (`http::error`).
@@ -491,8 +491,7 @@ impl Store {
         }
         let undo = UndoAction::Restore {
             shard: index,
-            key: key.into(),
-            old,
+            previous: Previous::of(key, old),
         };
         let lsn = self.journal_or_revert(mutation, space, undo, &mut [shard])?;
         if self.limited() {
@@ -575,8 +574,7 @@ impl Store {
         }
         let undo = UndoAction::Restore {
             shard: index,
-            key: key.into(),
-            old: Some(old),
+            previous: Previous::Entry(old),
         };
         self.journal_or_revert(mutation, space, undo, &mut [shard])
             .map(Some)

@@ -20,17 +20,32 @@ pub struct Undo {
 }
 
 pub(crate) enum UndoAction {
-    /// Put `old` back under `key` (or remove the key when `None`).
-    Restore {
-        shard: usize,
-        key: Box<str>,
-        old: Option<Entry>,
-    },
+    /// Put back what one key held before, in shard `shard`.
+    Restore { shard: usize, previous: Previous },
     /// Put back every shard a namespace clear took away.
     RestoreShards(Vec<Shard>),
     /// Put back every key a transaction wrote: its shard, its name, and
     /// the live entry it held (`None`: remove it).
     RestoreKeys(Vec<(usize, Box<str>, Option<Entry>)>),
+}
+
+/// What a key held before a write.
+pub(crate) enum Previous {
+    /// This entry, which carries the key's name.
+    Entry(Entry),
+    /// Nothing: the key is removed. Only then is its name copied into the
+    /// undo: an overwrite, the common case, allocates nothing for it.
+    Absent(Box<str>),
+}
+
+impl Previous {
+    /// The previous entry of `key`, or its absence.
+    pub(crate) fn of(key: &str, old: Option<Entry>) -> Self {
+        match old {
+            Some(entry) => Previous::Entry(entry),
+            None => Previous::Absent(key.into()),
+        }
+    }
 }
 
 impl Undo {
@@ -89,13 +104,13 @@ impl UndoAction {
     /// shard of the key, or every shard of the namespace for a clear.
     pub fn revert_in<S: DerefMut<Target = Shard>>(self, shards: &mut [S]) {
         match self {
-            UndoAction::Restore { key, old, .. } => {
+            UndoAction::Restore { previous, .. } => {
                 let shard = &mut *shards[0];
-                match old {
-                    Some(entry) => {
+                match previous {
+                    Previous::Entry(entry) => {
                         shard.insert(entry, 0);
                     }
-                    None => {
+                    Previous::Absent(key) => {
                         shard.remove(&key, 0);
                     }
                 }

@@ -121,9 +121,23 @@ pub(super) struct WriterState {
     wake: Condvar,
     pub file: Mutex<LogFile>,
     /// Highest LSN whose fate is settled: written (and synced, under
-    /// `always`) or failed.
+    /// `always`) or failed. The one source of truth; [`Self::settled`]
+    /// follows it for the waiters.
+    settled_lsn: AtomicU64,
+    /// Wakes the requests waiting for their records: moved by the writer
+    /// thread and by a failure, never by an inline write. Why not: an
+    /// inline write's own request never waits (its record is settled
+    /// before `append` returns), and a `send_replace` takes a lock and
+    /// wakes eight `Notify`s, about 0.2 µs per SET in the profile
+    /// (docs/BENCHMARKS.md). Its value may lag behind [`Self::settled_lsn`]
+    /// by inline writes only, which no one waits for: a record queued for
+    /// the writer is always settled by it or by a failure, both of which
+    /// send.
     settled: watch::Sender<Lsn>,
     failures: Mutex<VecDeque<(Lsn, Lsn, Arc<str>)>>,
+    /// Whether `failures` ever held anything: until then, a record's fate
+    /// is known from [`Self::settled_lsn`] alone, with no lock.
+    ever_failed: AtomicBool,
     pub log_size: AtomicU64,
     shutdown: AtomicBool,
     syncs: SyncStats,
@@ -213,8 +227,10 @@ impl Wal {
                 capture: None,
                 dirty: false,
             }),
+            settled_lsn: AtomicU64::new(0),
             settled: watch::Sender::new(0),
             failures: Mutex::default(),
+            ever_failed: AtomicBool::new(false),
             log_size: AtomicU64::new(len),
             shutdown: AtomicBool::new(false),
             syncs: SyncStats::default(),
@@ -254,7 +270,9 @@ impl Wal {
     /// Whether the record at `lsn` is already as durable as the policy
     /// promises (written inline), so that nothing need wait for it.
     pub fn is_durable(&self, lsn: Lsn) -> bool {
-        *self.shared.settled.borrow() >= lsn && self.shared.failure_of(lsn).is_none()
+        let shared = &self.shared;
+        shared.is_settled(lsn)
+            && (!shared.ever_failed.load(Ordering::Acquire) || shared.failure_of(lsn).is_none())
     }
 
     /// Resolves once the record at `lsn` is as durable as the policy
@@ -264,7 +282,7 @@ impl Wal {
         let mut settled = shared.settled.subscribe();
         async move {
             // The sender lives as long as `shared`, which this future holds.
-            let _ = settled.wait_for(|&done| done >= lsn).await;
+            let _ = (settled.wait_for(|&done| done >= lsn || shared.is_settled(lsn))).await;
             match shared.failure_of(lsn) {
                 Some(reason) => Err(StoreError::LogUnavailable(reason.to_string())),
                 None => Ok(()),
@@ -290,7 +308,7 @@ impl Wal {
         let shared = self.shared.clone();
         let mut settled = shared.settled.subscribe();
         async move {
-            let _ = settled.wait_for(|&done| done >= last).await;
+            let _ = (settled.wait_for(|&done| done >= last || shared.is_settled(last))).await;
             let failures = lock(&shared.failures);
             (lsns.into_iter())
                 .map(|lsn| {
@@ -484,8 +502,20 @@ impl WriterState {
         drop(log);
         pending.buf.clear();
         self.records.inline.fetch_add(1, Ordering::Relaxed);
-        self.settled.send_replace(lsn);
+        // No waiter to wake (see `settled`).
+        self.settled_lsn.store(lsn, Ordering::Release);
         true
+    }
+
+    /// Whether the record at `lsn` is settled (written or failed).
+    fn is_settled(&self, lsn: Lsn) -> bool {
+        self.settled_lsn.load(Ordering::Acquire) >= lsn
+    }
+
+    /// Settles every record up to `last` and wakes their waiters.
+    fn settle(&self, last: Lsn) {
+        self.settled_lsn.store(last, Ordering::Release);
+        self.settled.send_replace(last);
     }
 
     /// Runs the writer, recovering from its panics (see the module's
@@ -528,7 +558,7 @@ impl WriterState {
             let undos = std::mem::take(&mut in_flight.undos);
             match result {
                 Ok(()) => {
-                    self.settled.send_replace(last);
+                    self.settle(last);
                     lock(&self.pending).batch_in_flight = false;
                     let records = undos.len() as u64;
                     self.records.by_writer.fetch_add(records, Ordering::Relaxed);
@@ -617,15 +647,18 @@ impl WriterState {
         }
         queued_undos.into_iter().rev().for_each(Undo::revert);
         batch_undos.into_iter().rev().for_each(Undo::revert);
-        let first = *self.settled.borrow() + 1;
+        let first = self.settled_lsn.load(Ordering::Acquire) + 1;
         if first <= last {
             let mut failures = lock(&self.failures);
             if failures.len() == FAILURES_KEPT {
                 failures.pop_front();
             }
             failures.push_back((first, last, self.reason(&cause)));
+            // Before the records are settled: whoever sees them settled
+            // then sees the failure too.
+            self.ever_failed.store(true, Ordering::Release);
         }
-        self.settled.send_replace(last);
+        self.settle(last);
     }
 
     /// What a refused write is told: the log and why it cannot be written.

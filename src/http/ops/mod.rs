@@ -20,6 +20,7 @@
 use std::future::Future;
 
 use hyper::Method;
+use hyper::body::Bytes;
 use utoipa::openapi::path::{HttpMethod, Operation as OpenApiOperation};
 
 use super::HandlerContext;
@@ -81,6 +82,13 @@ pub trait Operation: Sized + Send {
 
     /// The typed command of a request; `body` is empty unless [`Self::BODY`].
     fn parse(request: &Request<'_>, body: &[u8]) -> Result<Self, ApiError>;
+
+    /// [`Self::parse`], given the body itself: a command may keep parts of
+    /// it without copying them (`POST /set` keeps its key and value in the
+    /// body it was sent in).
+    fn parse_body(request: &Request<'_>, body: Bytes) -> Result<Self, ApiError> {
+        Self::parse(request, &body)
+    }
 
     /// What the caller must be allowed.
     fn needs(&self) -> Needs<'_>;

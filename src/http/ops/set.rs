@@ -6,8 +6,10 @@
 //! building a tree of it.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use hyper::Method;
+use hyper::body::Bytes;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
@@ -25,9 +27,13 @@ use crate::store::{Condition, validate_namespace};
 
 /// A `POST /set` command.
 pub struct Set {
-    key: String,
+    /// The request's body: the key and the value are read from it in
+    /// place, so that a SET copies them only into the entry and the log
+    /// record.
+    body: Bytes,
+    key: Text,
     /// JSON text of the value.
-    value: String,
+    value: Text,
     ttl: Option<u64>,
     /// The body's namespace, which wins over the query's, as in PyKV; it
     /// is the one the token must allow.
@@ -36,25 +42,63 @@ pub struct Set {
     condition: Option<Condition>,
 }
 
+/// A string of the command: where it lies in the body, or, when it is not
+/// there byte for byte (a key with escapes, a value with line breaks), its
+/// own copy.
+enum Text {
+    InBody(Range<usize>),
+    Owned(String),
+}
+
+impl Text {
+    /// Where `text` lies in `body`, if it was borrowed from it.
+    fn of(body: &[u8], text: Cow<'_, str>) -> Self {
+        let start = (text.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+        match text {
+            Cow::Borrowed(s) if start <= body.len() && s.len() <= body.len() - start => {
+                Text::InBody(start..start + s.len())
+            }
+            other => Text::Owned(other.into_owned()),
+        }
+    }
+}
+
+impl Set {
+    fn text<'a>(&'a self, text: &'a Text) -> &'a str {
+        match text {
+            Text::InBody(range) => std::str::from_utf8(&self.body[range.clone()])
+                .expect("cut from text the parser read as UTF-8, at its boundaries"),
+            Text::Owned(owned) => owned,
+        }
+    }
+}
+
 impl Operation for Set {
     const METHOD: Method = Method::POST;
     const PATHS: &'static [&'static str] = &["/set"];
     const BODY: bool = true;
 
     fn parse(request: &Request<'_>, body: &[u8]) -> Result<Self, ApiError> {
+        Self::parse_body(request, Bytes::copy_from_slice(body))
+    }
+
+    fn parse_body(request: &Request<'_>, body: Bytes) -> Result<Self, ApiError> {
         let query_ns = request.namespace()?;
         // A bad `?ns=` is refused even when the body names another namespace.
         if let Some(ns) = &query_ns {
             validate_namespace(ns)?;
         }
         let condition = precondition(request.headers())?;
-        let body = SetRequest::parse(body)?;
+        let parsed = SetRequest::parse(&body)?;
+        let (key, value) = (Text::of(&body, parsed.key), Text::of(&body, parsed.value));
+        let namespace = parsed.namespace.map(Cow::into_owned).or(query_ns);
         Ok(Set {
             condition,
-            key: body.key.into_owned(),
-            value: body.value.into_owned(),
-            ttl: body.ttl,
-            namespace: body.namespace.map(Cow::into_owned).or(query_ns),
+            key,
+            value,
+            ttl: parsed.ttl,
+            namespace,
+            body,
         })
     }
 
@@ -64,7 +108,7 @@ impl Operation for Set {
 
     async fn apply(self, ctx: &HandlerContext, _caller: &Grants) -> Result<Response, ApiError> {
         let namespace = self.namespace.as_deref();
-        let (key, value, ttl) = (&self.key, &self.value, self.ttl);
+        let (key, value, ttl) = (self.text(&self.key), self.text(&self.value), self.ttl);
         let commit = match self.condition {
             None => ctx.backend.set(namespace, key, value, ttl).await?,
             Some(condition) => {
@@ -75,7 +119,7 @@ impl Operation for Set {
         };
         commit.durable().await?;
         Ok(reply::json(&SetAnswer {
-            key: Cow::Borrowed(&self.key),
+            key: Cow::Borrowed(key),
             namespace: namespace.map(Cow::Borrowed),
             status: api::SetStatus::Success,
         }))
@@ -173,11 +217,18 @@ pub(super) fn is_null(raw: &RawValue) -> bool {
 pub(super) fn parse_key(raw: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
     let raw =
         raw.ok_or_else(|| ApiError::invalid("field `key`: missing; send a non-empty string"))?;
-    let key: Cow<str> = serde_json::from_str(raw.get()).map_err(|_| {
-        ApiError::invalid_json_input(raw.get(), |got| {
-            format!("field `key`: must be a string, got {got}")
-        })
-    })?;
+    // Borrowed from the body when it has no escapes, the usual case
+    // (serde's `Cow` always copies).
+    let key = match serde_json::from_str::<&str>(raw.get()) {
+        Ok(key) => Cow::Borrowed(key),
+        Err(_) => serde_json::from_str::<String>(raw.get())
+            .map(Cow::Owned)
+            .map_err(|_| {
+                ApiError::invalid_json_input(raw.get(), |got| {
+                    format!("field `key`: must be a string, got {got}")
+                })
+            })?,
+    };
     if key.is_empty() {
         return Err(ApiError::invalid("field `key`: must not be empty"));
     }
@@ -258,6 +309,23 @@ mod tests {
         assert_eq!(r.value, r#"["\ud800"]"#);
         let r = SetRequest::parse(br#"{"key":"k","value":null}"#).unwrap();
         assert_eq!(r.value, "null");
+    }
+
+    /// What lets a SET keep its key and value in its body, uncopied.
+    #[test]
+    fn key_and_value_are_borrowed_unless_they_differ_from_the_body() {
+        let r = SetRequest::parse(br#"{"key":"user:1","value":{"a":1}}"#).unwrap();
+        assert!(matches!(r.key, Cow::Borrowed("user:1")));
+        assert!(matches!(r.value, Cow::Borrowed(r#"{"a":1}"#)));
+        let r = SetRequest::parse(br#"{"key":"a\"b\u00e9","value":1}"#).unwrap();
+        assert!(matches!(&r.key, Cow::Owned(key) if key == "a\"bé"));
+        let body = br#"{"key":"k","value":[1,"x"]}"#;
+        let r = SetRequest::parse(body).unwrap();
+        let value = Text::of(body, r.value);
+        assert!(matches!(&value, Text::InBody(range) if &body[range.clone()] == br#"[1,"x"]"#));
+        assert!(
+            matches!(Text::of(body, Cow::Borrowed("elsewhere")), Text::Owned(s) if s == "elsewhere")
+        );
     }
 
     #[test]

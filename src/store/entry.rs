@@ -115,7 +115,7 @@ impl Entry {
         } else {
             0
         };
-        allocated(self.0.allocation_len()) + ENTRY_OVERHEAD + ttl
+        allocated(self.allocation_len()) + ENTRY_OVERHEAD + ttl
     }
 }
 

@@ -588,7 +588,7 @@ fn global_eviction_frees_the_namespaces_it_empties() {
 /// benchmark's keys (12-byte keys in 100 namespaces, 32-byte string values)
 /// loaded, then the tables and entries measured.
 ///
-/// `cargo test --release --lib store::tests::memory_breakdown -- --ignored --nocapture`
+/// `cargo test --lib store::tests::memory_breakdown -- --ignored --nocapture`
 #[test]
 #[ignore = "prints a measurement; run by hand"]
 fn memory_breakdown() {

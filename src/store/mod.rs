@@ -7,6 +7,7 @@
 //! - [`namespace`]: name rules and the sharded key space of one namespace;
 //! - [`shard`]: one shard's table and its expiry index;
 //! - [`entry`]: an entry packed into one allocation;
+//! - [`thin_bytes`]: that allocation behind an 8-byte handle;
 //! - [`undo`]: taking back a mutation the journal could not keep;
 //! - [`clock`]: wall-clock milliseconds, and the access clock of LRU;
 //! - [`expire`]: the active expiry cycle;
@@ -42,6 +43,7 @@ mod sampling;
 mod scan;
 mod shard;
 mod stats;
+mod thin_bytes;
 mod transaction;
 mod ttl;
 mod undo;
@@ -844,6 +846,34 @@ impl Store {
                 shard.assert_consistent(context);
             }
         }
+    }
+
+    /// (shards allocated, buckets of their tables, bytes of the tables'
+    /// allocations as the allocator rounds them, bytes of the entries'
+    /// allocations, and as rounded).
+    #[cfg(test)]
+    fn footprint(&self) -> [usize; 5] {
+        let mut total = [0; 5];
+        for space in self.all_namespaces() {
+            for (_, shard) in space.existing_shards() {
+                let (buckets, allocations, blocks) = shard.footprint();
+                // hashbrown: one slot and one control byte a bucket, and a
+                // group's width (16) of control bytes more.
+                let table = buckets * (size_of::<Entry>() + 1) + 16;
+                let table = if buckets == 0 {
+                    0
+                } else {
+                    entry::allocated(table)
+                };
+                for (sum, add) in total
+                    .iter_mut()
+                    .zip([1, buckets, table, allocations, blocks])
+                {
+                    *sum += add;
+                }
+            }
+        }
+        total
     }
 
     /// The named namespaces, copied out so no lock is held while they are

@@ -269,6 +269,20 @@ impl Shard {
         assert_eq!(bytes, self.bytes, "bytes out of step: {context}");
     }
 
+    /// (buckets of the table, bytes of the entries' allocations, bytes
+    /// of the blocks the allocator gives them), for the breakdown of a
+    /// key's bytes in docs/BENCHMARKS.md.
+    #[cfg(test)]
+    pub fn footprint(&self) -> (usize, usize, usize) {
+        let (allocations, blocks) = self.table.iter().fold((0, 0), |(a, b), e| {
+            (
+                a + e.allocation_len(),
+                b + super::entry::allocated(e.allocation_len()),
+            )
+        });
+        (self.table.num_buckets(), allocations, blocks)
+    }
+
     /// Empties the shard in O(1), handing back the old contents so that the
     /// caller can free them outside the lock.
     pub fn take(&mut self) -> Shard {

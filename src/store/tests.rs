@@ -583,3 +583,44 @@ fn global_eviction_frees_the_namespaces_it_empties() {
     );
     assert_eq!(store.len(), held);
 }
+
+/// Where a key's bytes go, for docs/BENCHMARKS.md ("Memory"): the
+/// benchmark's keys (12-byte keys in 100 namespaces, 32-byte string values)
+/// loaded, then the tables and entries measured.
+///
+/// `cargo test --lib store::tests::memory_breakdown -- --ignored --nocapture`
+#[test]
+#[ignore = "prints a measurement; run by hand"]
+fn memory_breakdown() {
+    let keys: usize = std::env::var("KEYS").map_or(1_000_000, |n| n.parse().unwrap());
+    let store = Store::in_memory();
+    let value = val(&"v".repeat(32));
+    let names: Vec<String> = (0..100).map(|i| format!("ns{i:02}")).collect();
+    for i in 0..keys {
+        let key = format!("key:{i:08}");
+        store
+            .set(Some(&names[i % 100]), &key, &value, None)
+            .unwrap();
+    }
+    let [shards, buckets, tables, allocations, blocks] = store.footprint();
+    let per_key = |bytes: usize| bytes as f64 / keys as f64;
+    println!(
+        "keys {keys}, shards {shards}, buckets {buckets} (load {:.2})",
+        keys as f64 / buckets as f64
+    );
+    println!(
+        "entries: allocations {:.1} B/key, blocks {:.1} B/key",
+        per_key(allocations),
+        per_key(blocks)
+    );
+    println!(
+        "tables: slots {} B + 1 control byte a bucket, {:.1} B/key with rounding",
+        size_of::<Entry>(),
+        per_key(tables)
+    );
+    println!(
+        "used_bytes {:.1} B/key",
+        per_key(store.stats().used_bytes as usize)
+    );
+    store.assert_consistent(&"after the load");
+}

@@ -30,13 +30,7 @@ async fn it_keeps_keys_and_answers_501_for_what_it_lacks() {
     // No log: /stats has no log_size, and /metrics no log family.
     let stats = server.stats().await;
     assert_eq!(stats.get("log_size"), None, "{stats}");
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = server.text("/metrics").await;
     assert!(metrics.contains("pykv_keys"), "{metrics}");
     assert!(!metrics.contains("pykv_log_size_bytes"), "{metrics}");
 }

@@ -742,15 +742,7 @@ async fn docs_page_works_offline_every_asset_is_served_here() {
         assert!(body.len() > 100, "{asset}: {} bytes", body.len());
     }
     // The initializer points at this server's own document.
-    let init = server
-        .client
-        .get(server.url("/docs/swagger-initializer.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let init = server.text("/docs/swagger-initializer.js").await;
     assert!(init.contains("\"/openapi.json\""), "{init}");
     let missing = server.get("/docs/nope.js").await;
     assert_eq!(missing.status, 404);

@@ -80,15 +80,7 @@ fn assert_refused(answer: &Answer, what: &str) {
 /// Records written to the log by requests' own workers (inline writes,
 /// src/wal/writer.rs), from `/metrics`.
 async fn records_written_inline(server: &Server) -> u64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.text("/metrics").await;
     let line = text
         .lines()
         .find_map(|l| l.strip_prefix("pykv_log_records_total{by=\"worker\"} "))

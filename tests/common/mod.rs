@@ -355,6 +355,15 @@ impl Server {
         }
     }
 
+    /// `GET path`'s body as text, whatever its status and type.
+    pub async fn text(&self, path: &str) -> String {
+        let request = self.client.get(self.url(path));
+        match request.send().await {
+            Ok(response) => response.text().await.expect("read HTTP body"),
+            Err(e) => panic!("HTTP request failed: {e:?}\n{}", self.post_mortem()),
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.send(self.client.get(self.url(path))).await
     }

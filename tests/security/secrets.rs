@@ -179,18 +179,7 @@ async fn recent_errors_never_keep_what_a_client_sent() {
         let response = server.send_raw(request).await;
         assert!((400..500).contains(&response), "{response}");
     }
-    let r = call(
-        &server,
-        Method::GET,
-        "/performance/recent-errors",
-        admin,
-        None,
-    )
-    .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let errors = r.json();
-    assert_eq!(errors["count"], json!(sent), "{errors}");
-    assert!(!r.text.contains("SECRET"), "client input kept: {}", r.text);
+    let errors = recent_errors_keeping_no_secret(&server, admin, sent).await;
     // What was wrong is still said, the input described.
     let detail = |i: usize| errors["errors"][i]["detail"].as_str().unwrap().to_owned();
     assert!(
@@ -369,18 +358,7 @@ async fn newer_routes_keep_nothing_a_client_sent_in_errors_or_logs() {
     drop(response);
     let errors_sent = sent + 1 + usize::from(status >= 400);
 
-    let r = call(
-        &server,
-        Method::GET,
-        "/performance/recent-errors",
-        admin,
-        None,
-    )
-    .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let errors = r.json();
-    assert_eq!(errors["count"], json!(errors_sent), "{errors}");
-    assert!(!r.text.contains("SECRET"), "client input kept: {}", r.text);
+    recent_errors_keeping_no_secret(&server, admin, errors_sent).await;
 
     server.terminate();
     server.wait_exit();
@@ -433,4 +411,20 @@ fn spawn_logging(
     };
     std::thread::spawn(move || lines.for_each(drop));
     (child, base, collector)
+}
+
+/// `/performance/recent-errors`, read with `admin`: it must list `count`
+/// errors and repeat no `SECRET` a request carried. Returns its body.
+async fn recent_errors_keeping_no_secret(
+    server: &Server,
+    admin: Option<&str>,
+    count: usize,
+) -> serde_json::Value {
+    let path = "/performance/recent-errors";
+    let r = call(server, Method::GET, path, admin, None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let errors = r.json();
+    assert_eq!(errors["count"], json!(count), "{errors}");
+    assert!(!r.text.contains("SECRET"), "client input kept: {}", r.text);
+    errors
 }

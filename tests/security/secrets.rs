@@ -107,15 +107,7 @@ async fn recent_errors_never_keep_what_a_client_sent() {
     let admin = Some(tokens.admin.as_str());
     let alpha = Some(tokens.alpha.as_str());
     let raw = |method: Method, path: &str, token: Option<&str>, body: &str| {
-        let mut request = server
-            .client
-            .request(method, server.url(path))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request
+        raw_request(&server, method, path, token, body)
     };
     let requests = [
         raw(
@@ -221,15 +213,7 @@ async fn newer_routes_keep_nothing_a_client_sent_in_errors_or_logs() {
     .await;
     assert_eq!(r.status, 200, "{r:?}");
     let raw = |method: Method, path: &str, token: Option<&str>, body: &str| {
-        let mut request = server
-            .client
-            .request(method, server.url(path))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request
+        raw_request(&server, method, path, token, body)
     };
     let post = |path: &str, token: Option<&str>, body: &str| raw(Method::POST, path, token, body);
     let requests = [
@@ -427,4 +411,23 @@ async fn recent_errors_keeping_no_secret(
     assert_eq!(errors["count"], json!(count), "{errors}");
     assert!(!r.text.contains("SECRET"), "client input kept: {}", r.text);
     errors
+}
+
+/// A request with `body` sent as it is, as JSON, with `token` if any.
+fn raw_request(
+    server: &Server,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> reqwest::RequestBuilder {
+    let request = server
+        .client
+        .request(method, server.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
 }

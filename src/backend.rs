@@ -421,13 +421,20 @@ pub enum Backend {
     Redis(RedisBackend),
 }
 
-/// Forwards a call to the backend inside.
+/// Forwards a call to the backend inside, and awaits it.
+///
+/// A remote backend's future is boxed. Why: an enum's future is as large
+/// as its largest variant's, and the pipeline allocates and copies every
+/// request's whole future once; the Redis client's futures, several
+/// kilobytes, made every GET of the embedded backend pay for them
+/// (docs/BENCHMARKS.md, "The size of a request's future"). One allocation
+/// is nothing beside a network round trip.
 macro_rules! dispatch {
     ($self:ident, $backend:ident => $call:expr) => {
         match $self {
-            Backend::Embedded($backend) => $call,
-            Backend::Memory($backend) => $call,
-            Backend::Redis($backend) => $call,
+            Backend::Embedded($backend) => $call.await,
+            Backend::Memory($backend) => $call.await,
+            Backend::Redis($backend) => Box::pin($call).await,
         }
     };
 }
@@ -440,7 +447,7 @@ impl KvBackend for Backend {
         value: &str,
         ttl_secs: Option<u64>,
     ) -> Result<Commit, BackendError> {
-        dispatch!(self, b => b.set(namespace, key, value, ttl_secs).await)
+        dispatch!(self, b => b.set(namespace, key, value, ttl_secs))
     }
 
     async fn get_into(
@@ -449,7 +456,7 @@ impl KvBackend for Backend {
         key: &str,
         out: &mut Vec<u8>,
     ) -> Result<bool, BackendError> {
-        dispatch!(self, b => b.get_into(namespace, key, out).await)
+        dispatch!(self, b => b.get_into(namespace, key, out))
     }
 
     async fn delete(
@@ -457,11 +464,11 @@ impl KvBackend for Backend {
         namespace: Option<&str>,
         key: &str,
     ) -> Result<Option<Commit>, BackendError> {
-        dispatch!(self, b => b.delete(namespace, key).await)
+        dispatch!(self, b => b.delete(namespace, key))
     }
 
     async fn clear_namespace(&self, namespace: &str) -> Result<(usize, Commit), BackendError> {
-        dispatch!(self, b => b.clear_namespace(namespace).await)
+        dispatch!(self, b => b.clear_namespace(namespace))
     }
 
     async fn batch(
@@ -469,7 +476,7 @@ impl KvBackend for Backend {
         namespace: Option<&str>,
         ops: &[BatchOp],
     ) -> Result<Vec<Result<Outcome, BackendError>>, BackendError> {
-        dispatch!(self, b => b.batch(namespace, ops).await)
+        dispatch!(self, b => b.batch(namespace, ops))
     }
 
     async fn transact(
@@ -477,14 +484,14 @@ impl KvBackend for Backend {
         namespace: Option<&str>,
         ops: &[BatchOp],
     ) -> Result<Vec<Outcome>, BackendError> {
-        dispatch!(self, b => b.transact(namespace, ops).await)
+        dispatch!(self, b => b.transact(namespace, ops))
     }
 
     async fn namespace_stats(
         &self,
         namespace: Option<&str>,
     ) -> Result<NamespaceStats, BackendError> {
-        dispatch!(self, b => b.namespace_stats(namespace).await)
+        dispatch!(self, b => b.namespace_stats(namespace))
     }
 
     async fn list_keys(
@@ -494,7 +501,7 @@ impl KvBackend for Backend {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<KeyPage, BackendError> {
-        dispatch!(self, b => b.list_keys(namespace, prefix, cursor, limit).await)
+        dispatch!(self, b => b.list_keys(namespace, prefix, cursor, limit))
     }
 
     async fn export_page(
@@ -503,23 +510,23 @@ impl KvBackend for Backend {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<RecordPage, BackendError> {
-        dispatch!(self, b => b.export_page(namespace, cursor, limit).await)
+        dispatch!(self, b => b.export_page(namespace, cursor, limit))
     }
 
     async fn import_records(&self, namespace: Option<&str>, records: &[Record]) -> Imported {
-        dispatch!(self, b => b.import_records(namespace, records).await)
+        dispatch!(self, b => b.import_records(namespace, records))
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {
-        dispatch!(self, b => b.stats().await)
+        dispatch!(self, b => b.stats())
     }
 
     async fn scoped_stats(&self, names: &[String]) -> Result<BackendStats, BackendError> {
-        dispatch!(self, b => b.scoped_stats(names).await)
+        dispatch!(self, b => b.scoped_stats(names))
     }
 
     async fn quota(&self, namespace: Option<&str>) -> Result<QuotaReport, BackendError> {
-        dispatch!(self, b => b.quota(namespace).await)
+        dispatch!(self, b => b.quota(namespace))
     }
 
     async fn set_quota(
@@ -527,7 +534,7 @@ impl KvBackend for Backend {
         namespace: Option<&str>,
         quota: Limit,
     ) -> Result<QuotaReport, BackendError> {
-        dispatch!(self, b => b.set_quota(namespace, quota).await)
+        dispatch!(self, b => b.set_quota(namespace, quota))
     }
 
     async fn incr(
@@ -537,7 +544,7 @@ impl KvBackend for Backend {
         by: i64,
         ttl_secs: Option<u64>,
     ) -> Result<(i64, Commit), BackendError> {
-        dispatch!(self, b => b.incr(namespace, key, by, ttl_secs).await)
+        dispatch!(self, b => b.incr(namespace, key, by, ttl_secs))
     }
 
     async fn ttl_ms(
@@ -545,7 +552,7 @@ impl KvBackend for Backend {
         namespace: Option<&str>,
         key: &str,
     ) -> Result<Option<Option<u64>>, BackendError> {
-        dispatch!(self, b => b.ttl_ms(namespace, key).await)
+        dispatch!(self, b => b.ttl_ms(namespace, key))
     }
 
     async fn set_if(
@@ -556,7 +563,7 @@ impl KvBackend for Backend {
         ttl_secs: Option<u64>,
         condition: Condition,
     ) -> Result<Commit, BackendError> {
-        dispatch!(self, b => b.set_if(namespace, key, value, ttl_secs, condition).await)
+        dispatch!(self, b => b.set_if(namespace, key, value, ttl_secs, condition))
     }
 
     async fn delete_if(
@@ -565,7 +572,7 @@ impl KvBackend for Backend {
         key: &str,
         condition: Condition,
     ) -> Result<Option<Commit>, BackendError> {
-        dispatch!(self, b => b.delete_if(namespace, key, condition).await)
+        dispatch!(self, b => b.delete_if(namespace, key, condition))
     }
 
     async fn expire(
@@ -574,15 +581,15 @@ impl KvBackend for Backend {
         key: &str,
         ttl_secs: Option<u64>,
     ) -> Result<Option<Commit>, BackendError> {
-        dispatch!(self, b => b.expire(namespace, key, ttl_secs).await)
+        dispatch!(self, b => b.expire(namespace, key, ttl_secs))
     }
 
     async fn compact(&self) -> Result<bool, BackendError> {
-        dispatch!(self, b => b.compact().await)
+        dispatch!(self, b => b.compact())
     }
 
     async fn health(&self) -> Health {
-        dispatch!(self, b => b.health().await)
+        dispatch!(self, b => b.health())
     }
 
     async fn watch(
@@ -590,7 +597,7 @@ impl KvBackend for Backend {
         namespace: Option<&str>,
         from: Option<&str>,
     ) -> Result<ChangeStream, BackendError> {
-        dispatch!(self, b => b.watch(namespace, from).await)
+        dispatch!(self, b => b.watch(namespace, from))
     }
 }
 

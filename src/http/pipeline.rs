@@ -185,7 +185,7 @@ impl Stages<'_> {
         };
         let command = O::parse_body(&self.request, body)?;
         admit(ctx, &caller, command.needs())?;
-        match within(self.deadline, command.apply(ctx, &caller)).await {
+        match within(self.deadline, pin!(command.apply(ctx, &caller))).await {
             Some(outcome) => outcome,
             None => Err(ApiError::Overdue {
                 limit: ctx.request_timeout,
@@ -220,7 +220,7 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match within(deadline, whole(Limited::new(body, limit))).await {
+    match within(deadline, pin!(whole(Limited::new(body, limit)))).await {
         None => Err(ApiError::RequestTimeout { limit: timeout }),
         Some(Ok(bytes)) => Ok(bytes),
         Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
@@ -265,8 +265,13 @@ async fn whole<B: HttpBody<Data = Bytes>>(body: B) -> Result<Bytes, B::Error> {
 /// poll: the embedded engine answers most operations at once, and a body
 /// of a few hundred bytes arrives with its headers, so most requests then
 /// cost no timer at all.
-async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
+///
+/// It takes the future pinned where the caller made it: an `async fn`
+/// keeps its arguments in its own state, so a future passed by value and
+/// pinned inside would be held twice, and the request's future is
+/// allocated and copied at its whole size (docs/BENCHMARKS.md, "The size
+/// of a request's future").
+async fn within<F: Future>(deadline: Instant, mut future: Pin<&mut F>) -> Option<F::Output> {
     let first = poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
     match first {
         Poll::Ready(output) => Some(output),

@@ -4,7 +4,7 @@
 //! recovers by itself once the cause is gone; and what was acknowledged is
 //! what a restart finds.
 //!
-//! Two ways to make it fail, for two reasons:
+//! Three ways to make it fail, for three reasons:
 //!
 //! - the real binary's test-only hook `PYKV_FAULT_WAL_WRITER=
 //!   panic-after:N:PATH` (src/wal/fault.rs) makes the log panic, after N
@@ -14,6 +14,11 @@
 //!   record written inline by the request's own worker. It runs
 //!   everywhere, under `always` and `everysec`, and shows the recovery
 //!   from any failure of the log's writes;
+//! - the same hook's `sync-fails-after:N:PATH` makes every `fdatasync` of
+//!   the log fail while PATH exists: under `everysec`, the periodic sync
+//!   failing must stop the acknowledgements (a later sync may succeed
+//!   without the failed bytes ever reaching the disk, "fsyncgate"), and
+//!   writes resume only once the log has been rewritten from memory;
 //! - a real pids cgroup at its limit, the issue's own conditions, shows
 //!   that no request needs a new thread any more. It needs root and a pids
 //!   controller (root ignores `RLIMIT_NPROC`, so prlimit cannot do it), and
@@ -347,6 +352,9 @@ async fn a_failed_periodic_sync_refuses_writes_until_the_log_is_rewritten() {
 
     // kill -9: the log holds every acknowledged write, and no refused one.
     server.kill();
+    let log = server.take_stderr();
+    let said = "periodic sync of the log failed; refusing writes";
+    assert!(log.contains(said), "the server never said {said:?}:\n{log}");
     let server = Server::start_in(&data, &[]);
     for (key, value) in &acked {
         assert_eq!(

@@ -4,7 +4,7 @@
 //! recovers by itself once the cause is gone; and what was acknowledged is
 //! what a restart finds.
 //!
-//! Two ways to make it fail, for two reasons:
+//! Three ways to make it fail, for three reasons:
 //!
 //! - the real binary's test-only hook `PYKV_FAULT_WAL_WRITER=
 //!   panic-after:N:PATH` (src/wal/fault.rs) makes the log panic, after N
@@ -14,6 +14,11 @@
 //!   record written inline by the request's own worker. It runs
 //!   everywhere, under `always` and `everysec`, and shows the recovery
 //!   from any failure of the log's writes;
+//! - the same hook's `sync-fails-after:N:PATH` makes every `fdatasync` of
+//!   the log fail while PATH exists: under `everysec`, the periodic sync
+//!   failing must stop the acknowledgements (a later sync may succeed
+//!   without the failed bytes ever reaching the disk, "fsyncgate"), and
+//!   writes resume only once the log has been rewritten from memory;
 //! - a real pids cgroup at its limit, the issue's own conditions, shows
 //!   that no request needs a new thread any more. It needs root and a pids
 //!   controller (root ignores `RLIMIT_NPROC`, so prlimit cannot do it), and
@@ -71,10 +76,15 @@ fn set(server: &Server, key: &str, value: Value) -> reqwest::RequestBuilder {
 
 /// Asserts a 503 that says the log cannot be written, with Retry-After.
 fn assert_refused(answer: &Answer, what: &str) {
+    assert_refused_because(answer, "log writer failed", what);
+}
+
+/// Asserts a 503 with Retry-After whose detail says `cause`.
+fn assert_refused_because(answer: &Answer, cause: &str, what: &str) {
     assert_eq!(answer.status, 503, "{what}: {}", answer.body);
     assert_eq!(answer.retry_after.as_deref(), Some("1"), "{what}");
     let detail = answer.body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains("log writer failed"), "{what}: {detail}");
+    assert!(detail.contains(cause), "{what}: {detail}");
 }
 
 /// Records written to the log by requests' own workers (inline writes,
@@ -221,6 +231,146 @@ async fn a_failed_log_writer_answers_503_and_recovers_under_fsync_always() {
 async fn a_failed_inline_log_write_answers_503_and_recovers_under_fsync_everysec() {
     a_failed_log_answers_503_and_recovers("everysec").await;
 }
+
+/// What a refused write and `/health` say after a failed sync.
+const UNSYNCED: &str = "the log could not be synced to disk";
+
+/// `/stats`' `last_compaction`: null until the log was first rewritten.
+async fn last_compaction(server: &Server) -> Value {
+    server.stats().await["last_compaction"].clone()
+}
+
+/// A failed periodic `fdatasync` under `--fsync everysec` (the hook's
+/// `sync-fails-after:N:PATH`, src/wal/fault.rs): the server stops
+/// acknowledging writes (503, Retry-After) and says unhealthy, keeps what
+/// it had acknowledged, stays so while syncs keep failing, and once the
+/// disk syncs again rewrites the log from memory before it accepts writes
+/// (the bytes of the failed sync may never reach the disk: "fsyncgate");
+/// after `kill -9` every acknowledged write is there and no refused one.
+///
+/// The writes go in bursts of concurrent requests, so that some of them
+/// may be queued for the writer when the failure is seen: whatever each
+/// was answered, the restart must agree with it.
+#[tokio::test]
+async fn a_failed_periodic_sync_refuses_writes_until_the_log_is_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let trigger = dir.path().join("sync-fault");
+    let fault = format!("sync-fails-after:0:{}", trigger.display());
+    let mut server = Server::start_in_env(
+        &data,
+        &["--fsync", "everysec"],
+        &[("PYKV_FAULT_WAL_WRITER", &fault)],
+    );
+    let mut acked = vec![("before".to_string(), json!("kept"))];
+    server.set(Some("t"), "before", json!("kept")).await;
+    assert!(last_compaction(&server).await.is_null());
+
+    // Syncs fail from now on. Writes are still acknowledged until the
+    // pacer's next sync (within about a second) fails on them; then they
+    // are refused.
+    std::fs::write(&trigger, "").unwrap();
+    let mut refused = Vec::new();
+    let started = Instant::now();
+    for round in 0.. {
+        let keys: Vec<String> = (0..8).map(|i| format!("w{round}-{i}")).collect();
+        let writes = keys
+            .iter()
+            .map(|key| bounded(set(&server, key, json!(round)), "a write"));
+        let answers = join_all(writes).await;
+        for (key, answer) in keys.into_iter().zip(answers) {
+            if answer.status == 200 {
+                acked.push((key, json!(round)));
+            } else {
+                assert_refused_because(&answer, UNSYNCED, "a write after the failed sync");
+                refused.push(key);
+            }
+        }
+        if !refused.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < RECOVERY_BOUND,
+            "writes were still acknowledged {RECOVERY_BOUND:?} after syncs began to fail"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Refused, unhealthy, and the acknowledged writes still there; so it
+    // stays while the disk does not sync (the probe syncs too), and
+    // nothing refused was applied.
+    tokio::time::sleep(PROBES_WHILE_FAILING).await;
+    let later = bounded(set(&server, "refused", json!("x")), "a later write").await;
+    assert_refused_because(&later, UNSYNCED, "a write while syncs fail");
+    refused.push("refused".into());
+    let health = bounded(server.client.get(server.url("/health")), "/health").await;
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert_eq!(health.body["status"], "unhealthy");
+    assert_eq!(health.retry_after.as_deref(), Some("1"));
+    let detail = health.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(UNSYNCED), "/health: {detail}");
+    for (key, value) in &acked {
+        assert_eq!(
+            server.value(Some("t"), key).await.as_ref(),
+            Some(value),
+            "{key}"
+        );
+    }
+    for key in &refused {
+        assert_eq!(server.value(Some("t"), key).await, None, "{key}");
+    }
+    assert!(
+        last_compaction(&server).await.is_null(),
+        "rewritten while syncs fail"
+    );
+
+    // The disk syncs again: the log is rewritten from memory, and only
+    // then are writes accepted.
+    std::fs::remove_file(&trigger).unwrap();
+    let started = Instant::now();
+    loop {
+        let answer = bounded(set(&server, "after", json!("ok")), "a write after").await;
+        if answer.status == 200 {
+            break;
+        }
+        assert_refused_because(&answer, UNSYNCED, "a write before the log was rewritten");
+        assert!(started.elapsed() < RECOVERY_BOUND, "writes never resumed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    acked.push(("after".into(), json!("ok")));
+    assert!(
+        last_compaction(&server).await.is_number(),
+        "writes were accepted before the log was rewritten"
+    );
+    let health = bounded(server.client.get(server.url("/health")), "/health").await;
+    assert_eq!(
+        (health.status, &health.body["status"]),
+        (200, &json!("healthy"))
+    );
+    server.set(Some("t"), "after2", json!(2)).await;
+    acked.push(("after2".into(), json!(2)));
+
+    // kill -9: the log holds every acknowledged write, and no refused one.
+    server.kill();
+    let log = server.take_stderr();
+    let said = "periodic sync of the log failed; refusing writes";
+    assert!(log.contains(said), "the server never said {said:?}:\n{log}");
+    let server = Server::start_in(&data, &[]);
+    for (key, value) in &acked {
+        assert_eq!(
+            server.value(Some("t"), key).await.as_ref(),
+            Some(value),
+            "{key}"
+        );
+    }
+    for key in &refused {
+        assert_eq!(server.value(Some("t"), key).await, None, "{key}");
+    }
+    assert_eq!(server.total_keys().await, acked.len() as u64);
+}
+
+/// Long enough for two probes of the failed log (four a second).
+const PROBES_WHILE_FAILING: Duration = Duration::from_millis(600);
 
 /// Awaits every future, concurrently, in order (the test crates have no
 /// `futures` dependency).

@@ -17,6 +17,10 @@
 //! A crash before the rename leaves the old log whole (the leftover
 //! `wal.log.rewrite` is removed at start); after it, the new log is whole
 //! and synced.
+//!
+//! The compaction thread also runs the rewrite that ends a failed sync's
+//! outage ("A failed sync" in [`super::writer`]): when the writer asks for
+//! it, it compacts at once, and its success lets writes in again.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -138,7 +142,8 @@ pub struct AutoCompaction {
 /// thread started per `POST /compact` fails when the OS refuses one (a
 /// pids cgroup at its limit), and that failure would leave a compaction
 /// "running" forever. The same thread checks every second whether the log
-/// has grown enough to compact by itself.
+/// has grown enough to compact by itself, and whether the writer wants the
+/// log rewritten after a failed sync.
 pub struct Compactor {
     wal: Arc<Wal>,
     store: Arc<Store>,
@@ -176,6 +181,7 @@ impl Compactor {
         let worker = std::thread::Builder::new()
             .name("pykv-compaction".into())
             .spawn(move || work(&weak, policy))?;
+        this.wal.set_rewriter(worker.thread().clone());
         let _ = this.worker.set(worker.thread().clone());
         Ok(this)
     }
@@ -199,7 +205,8 @@ impl Compactor {
         size >= policy.min_bytes && size as f64 >= policy.ratio * base as f64
     }
 
-    fn run(&self) {
+    /// Runs one compaction; whether it succeeded.
+    fn run(&self) -> bool {
         tracing::info!(log_size = self.wal.size(), "compaction started");
         match compact(&self.wal, &self.store) {
             Ok(report) => {
@@ -211,8 +218,12 @@ impl Compactor {
                     after = report.after,
                     "compaction finished"
                 );
+                true
             }
-            Err(e) => tracing::warn!(error = %e, "compaction failed; the log is unchanged"),
+            Err(e) => {
+                tracing::warn!(error = %e, "compaction failed; the log is unchanged");
+                false
+            }
         }
     }
 
@@ -229,7 +240,8 @@ impl Compactor {
     }
 }
 
-/// The compaction thread: wakes when a compaction is asked for, or every
+/// The compaction thread: wakes when a compaction is asked for (by
+/// `POST /compact`, or by the writer wanting the log rewritten), or every
 /// second to check the log's growth; ends once the compactor is dropped.
 fn work(compactor: &Weak<Compactor>, policy: AutoCompaction) {
     loop {
@@ -238,12 +250,23 @@ fn work(compactor: &Weak<Compactor>, policy: AutoCompaction) {
             return;
         };
         let asked = this.running.load(Ordering::SeqCst);
-        if asked || (this.due(policy) && !this.running.swap(true, Ordering::SeqCst)) {
+        // Read before the compaction begins: only a rewrite begun after
+        // the failure it answers may lift it.
+        let rewrite = this.wal.rewrite_wanted();
+        let wanted = rewrite.is_some() || this.due(policy);
+        if asked || (wanted && !this.running.swap(true, Ordering::SeqCst)) {
             // A panic (a bug) fails this compaction, not the next ones.
-            if catch_unwind(AssertUnwindSafe(|| this.run())).is_err() {
-                tracing::error!("compaction failed on a panic; the log is unchanged");
-                let _ = std::fs::remove_file(this.wal.shared().path.with_file_name(REWRITE_FILE));
-                lock(&this.wal.shared().file).capture = None;
+            match catch_unwind(AssertUnwindSafe(|| this.run())) {
+                Ok(true) => rewrite
+                    .into_iter()
+                    .for_each(|failure| this.wal.rewritten(failure)),
+                Ok(false) => {}
+                Err(_) => {
+                    tracing::error!("compaction failed on a panic; the log is unchanged");
+                    let _ =
+                        std::fs::remove_file(this.wal.shared().path.with_file_name(REWRITE_FILE));
+                    lock(&this.wal.shared().file).capture = None;
+                }
             }
             this.running.store(false, Ordering::SeqCst);
         }

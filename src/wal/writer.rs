@@ -59,6 +59,31 @@
 //! either). Only if that recovery panics too does the process exit with
 //! [`EXIT_WRITER_LOST`], for a supervisor to restart it; the log then holds
 //! every acknowledged write.
+//!
+//! **A failed sync.** Under `everysec`, a failed periodic `fdatasync`
+//! cannot just be logged: Linux may have marked the pages whose writeback
+//! failed clean and dropped their error (the "fsyncgate" problem), so a
+//! later sync can succeed although those bytes never reached the disk, and
+//! the promise that a machine crash loses at most about a second would be
+//! broken from then on, silently. So the pacer puts the log in the failed
+//! state above (as Redis answers `MISCONF` until its AOF syncs again):
+//! appends are refused at once, and the writer fails the records queued
+//! but not yet written as a failed write's (reverted, answered 503).
+//! Records already acknowledged stay, in memory and in the page cache:
+//! they were promised to survive `kill -9`, and they do. A compaction
+//! running then is made to give up, as it may have copied records about to
+//! be reverted. Recovery: the probe (a write and a sync) must succeed, and
+//! then, as the failed bytes may still be missing from the disk, the log
+//! is rewritten from memory before writes are accepted again: the probe
+//! asks the compaction thread for a compaction ([`Wal::rewrite_wanted`]),
+//! which writes a fresh file from the live data, syncs it, swaps it in and
+//! syncs the directory, and only its success lifts the failure
+//! ([`Wal::rewritten`]). A rewrite that fails leaves the log failed, and
+//! the next good probe asks again. Until a rewrite succeeds, a machine
+//! crash can lose what was acknowledged since the last good sync, as it
+//! could before the failure was seen; a clean shutdown in the failed state
+//! syncs the old file and no more (the page cache still holds the bytes,
+//! so a restart without a machine crash finds them).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -66,8 +91,8 @@ use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -148,6 +173,9 @@ pub(super) struct WriterState {
     records: RecordsWritten,
     /// Test-only fault injection; `None` in production.
     fault: Option<Fault>,
+    /// The thread that rewrites the log (the compaction thread), woken
+    /// when a probe asks for a rewrite; it also looks every second.
+    rewriter: OnceLock<Thread>,
 }
 
 /// Records written to the log since the start, by who wrote them.
@@ -181,6 +209,15 @@ struct Pending {
     /// Whether the writer holds a batch it has not settled: records
     /// appended meanwhile must follow that batch in the file.
     batch_in_flight: bool,
+    /// Periodic syncs that failed since the start: numbers each failure,
+    /// so that only a rewrite begun after the last one lifts it.
+    sync_failures: u64,
+    /// Set (to the failure's number) while a failed sync keeps the log
+    /// failed until it is rewritten from memory ("A failed sync" above).
+    unsynced: Option<u64>,
+    /// Whether a probe found the disk syncing again since: the rewrite
+    /// may run.
+    rewrite_wanted: bool,
 }
 
 /// The open log file, guarded by one lock shared by the writer thread and
@@ -218,6 +255,9 @@ impl Wal {
                 failed: None,
                 writer_idle: false,
                 batch_in_flight: false,
+                sync_failures: 0,
+                unsynced: None,
+                rewrite_wanted: false,
             }),
             wake: Condvar::new(),
             file: Mutex::new(LogFile {
@@ -238,6 +278,7 @@ impl Wal {
             pressure: DirtyPressure::default(),
             records: RecordsWritten::default(),
             fault,
+            rewriter: OnceLock::new(),
         });
         let wal = Arc::new(Wal {
             shared: shared.clone(),
@@ -265,6 +306,36 @@ impl Wal {
 
     pub(super) fn shared(&self) -> &Arc<WriterState> {
         &self.shared
+    }
+
+    /// After a failed sync, once the disk syncs again: the number of the
+    /// failure that a rewrite of the log from memory would lift, for the
+    /// compaction thread ("A failed sync" above).
+    pub fn rewrite_wanted(&self) -> Option<u64> {
+        let pending = lock(&self.shared.pending);
+        pending.unsynced.filter(|_| pending.rewrite_wanted)
+    }
+
+    /// A compaction begun when [`Self::rewrite_wanted`] answered `failure`
+    /// has rewritten and synced the log: every acknowledged write is on
+    /// disk again, and writes are accepted, unless a sync failed again
+    /// since.
+    pub fn rewritten(&self, failure: u64) {
+        let mut pending = lock(&self.shared.pending);
+        if pending.unsynced == Some(failure) {
+            pending.unsynced = None;
+            pending.rewrite_wanted = false;
+            pending.failed = None;
+            tracing::info!(
+                path = %self.shared.path.display(),
+                "the log was rewritten from memory and synced; accepting writes"
+            );
+        }
+    }
+
+    /// Names the thread that rewrites the log when a probe asks for it.
+    pub fn set_rewriter(&self, thread: Thread) {
+        let _ = self.shared.rewriter.set(thread);
     }
 
     /// Whether the record at `lsn` is already as durable as the policy
@@ -576,7 +647,7 @@ impl WriterState {
     /// moves them into `in_flight`; returns the last LSN taken, or `None`
     /// at shutdown once everything is written.
     fn take_batch(&self, in_flight: &mut InFlight) -> Option<Lsn> {
-        let mut pending = lock(&self.pending);
+        let mut pending = self.fail_queued_if_failed(lock(&self.pending));
         while pending.buf.is_empty() && !self.shutdown.load(Ordering::SeqCst) {
             if pending.failed.is_some() {
                 drop(pending);
@@ -587,6 +658,7 @@ impl WriterState {
                 pending.writer_idle = true;
                 pending = self.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
                 pending.writer_idle = false;
+                pending = self.fail_queued_if_failed(pending);
             }
         }
         if pending.buf.is_empty() {
@@ -666,19 +738,37 @@ impl WriterState {
         format!("{}: {cause}", self.path.display()).into()
     }
 
-    /// While failed: tries a write that needs fresh disk space, cuts it
-    /// back, and lifts the failure if it went through.
+    /// While failed: tries a write that needs fresh disk space and a sync
+    /// of it, cuts it back, and if both went through lifts the failure, or,
+    /// after a failed sync, asks for the rewrite that will ("A failed
+    /// sync" above). (Left by a crash, the probe is a blank line, which
+    /// replay skips.)
     fn probe(&self) {
         if let Some(fault) = &self.fault {
             fault.strike();
         }
         let log = lock(&self.file);
         let probe = [b" ".repeat(PROBE_BYTES - 1), b"\n".to_vec()].concat();
-        let ok = log.file.write_all_at(&probe, log.allocated).is_ok();
+        let result =
+            (log.file.write_all_at(&probe, log.allocated)).and_then(|()| self.sync(&log.file));
         let _ = log.file.set_len(log.allocated);
-        if ok {
+        let mut pending = lock(&self.pending);
+        if result.is_err() {
+            pending.rewrite_wanted = false;
+        } else if pending.unsynced.is_none() {
             tracing::info!(path = %self.path.display(), "the log is writable again; accepting writes");
-            lock(&self.pending).failed = None;
+            pending.failed = None;
+        } else if !std::mem::replace(&mut pending.rewrite_wanted, true) {
+            tracing::info!(
+                path = %self.path.display(),
+                "the log syncs again; rewriting it from memory before accepting writes"
+            );
+        }
+        let wanted = pending.rewrite_wanted;
+        drop(pending);
+        drop(log);
+        if let Some(rewriter) = self.rewriter.get().filter(|_| wanted) {
+            rewriter.unpark();
         }
     }
 
@@ -726,14 +816,62 @@ impl WriterState {
             log.file.clone()
         };
         if let Err(e) = self.sync(&file) {
-            tracing::error!(path = %self.path.display(), error = %e, "periodic sync of the log failed");
+            self.fail_sync(&e);
         }
+    }
+
+    /// A periodic sync failed: refuses appends from now on and leaves the
+    /// rest to the writer, woken to fail what is queued and to probe
+    /// ("A failed sync" above). Not failed here: the writer may hold a
+    /// batch, whose records must be settled in order.
+    fn fail_sync(&self, error: &std::io::Error) {
+        let cause: Arc<str> = format!(
+            "the log could not be synced to disk (fdatasync: {error}); writes are refused until \
+             a sync succeeds again and the log is rewritten from memory"
+        )
+        .into();
+        // A compaction running may have copied records about to be
+        // reverted: it gives up, as after a failed write.
+        lock(&self.file).capture = None;
+        let mut pending = lock(&self.pending);
+        pending.sync_failures += 1;
+        pending.unsynced = Some(pending.sync_failures);
+        pending.rewrite_wanted = false;
+        let was = pending.failed.replace(cause.clone());
+        drop(pending);
+        if was.as_deref() != Some(&*cause) {
+            tracing::error!(
+                path = %self.path.display(),
+                %cause,
+                "periodic sync of the log failed; refusing writes"
+            );
+        }
+        self.wake.notify_one();
+    }
+
+    /// The writer's part of a failure it did not see itself (a failed
+    /// sync, [`Self::fail_sync`]): while the log is failed, records still
+    /// queued, appended before the failure, are failed as a failed
+    /// batch's would be. Takes and gives back the lock of `pending`.
+    fn fail_queued_if_failed<'a>(
+        &'a self,
+        pending: MutexGuard<'a, Pending>,
+    ) -> MutexGuard<'a, Pending> {
+        let Some(cause) = pending.failed.clone().filter(|_| !pending.buf.is_empty()) else {
+            return pending;
+        };
+        drop(pending);
+        self.fail(cause.to_string(), Vec::new());
+        lock(&self.pending)
     }
 }
 
 impl WriterState {
     /// `fdatasync`, timed.
     fn sync(&self, file: &File) -> std::io::Result<()> {
+        if let Some(fault) = &self.fault {
+            fault.strike_sync()?;
+        }
         let start = Instant::now();
         let result = file.sync_data();
         self.syncs.record(start.elapsed());

@@ -8,6 +8,8 @@
 //!   go on;
 //! - `pressure`: whether the kernel may throttle a write now, for inline
 //!   writes;
+//! - `settlement`: which records are settled, and waking each waiting
+//!   request when its own record is;
 //! - [`sync_stats`]: the histogram of sync (`fdatasync`) timings;
 //! - `fault`: a test-only hook that makes the writer fail.
 
@@ -16,6 +18,7 @@ mod fault;
 mod pressure;
 pub mod record;
 pub mod recovery;
+mod settlement;
 mod sync_stats;
 mod writer;
 

@@ -87,6 +87,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
+use std::future::poll_fn;
 use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -95,11 +96,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
-
 use super::fault::Fault;
 use super::pressure::{DirtyPressure, SAMPLE_INTERVAL};
 use super::record;
+use super::settlement::Settlement;
 use super::sync_stats::{SyncSnapshot, SyncStats};
 use crate::store::{Journal, Lsn, Mutation, StoreError, Undo, now_ms};
 
@@ -145,23 +145,15 @@ pub(super) struct WriterState {
     pending: Mutex<Pending>,
     wake: Condvar,
     pub file: Mutex<LogFile>,
-    /// Highest LSN whose fate is settled: written (and synced, under
-    /// `always`) or failed. The one source of truth; [`Self::settled`]
-    /// follows it for the waiters.
-    settled_lsn: AtomicU64,
-    /// Wakes the requests waiting for their records: moved by the writer
-    /// thread and by a failure, never by an inline write. Why not: an
-    /// inline write's own request never waits (its record is settled
-    /// before `append` returns), and a `send_replace` takes a lock and
-    /// wakes eight `Notify`s, about 0.2 µs per SET in the profile
-    /// (docs/BENCHMARKS.md). Its value may lag behind [`Self::settled_lsn`]
-    /// by inline writes only, which no one waits for: a record queued for
-    /// the writer is always settled by it or by a failure, both of which
-    /// send.
-    settled: watch::Sender<Lsn>,
+    /// Which records are written (and synced, under `always`) or failed,
+    /// and who waits for them: settled by the writer thread and by a
+    /// failure, waking their waiters, and by an inline write, waking no
+    /// one (its own request never waits, and the records before it are
+    /// settled already).
+    settlement: Settlement,
     failures: Mutex<VecDeque<(Lsn, Lsn, Arc<str>)>>,
     /// Whether `failures` ever held anything: until then, a record's fate
-    /// is known from [`Self::settled_lsn`] alone, with no lock.
+    /// is known from [`Self::settlement`] alone, with no lock.
     ever_failed: AtomicBool,
     pub log_size: AtomicU64,
     shutdown: AtomicBool,
@@ -267,8 +259,7 @@ impl Wal {
                 capture: None,
                 dirty: false,
             }),
-            settled_lsn: AtomicU64::new(0),
-            settled: watch::Sender::new(0),
+            settlement: Settlement::default(),
             failures: Mutex::default(),
             ever_failed: AtomicBool::new(false),
             log_size: AtomicU64::new(len),
@@ -342,7 +333,7 @@ impl Wal {
     /// promises (written inline), so that nothing need wait for it.
     pub fn is_durable(&self, lsn: Lsn) -> bool {
         let shared = &self.shared;
-        shared.is_settled(lsn)
+        shared.settlement.is_settled(lsn)
             && (!shared.ever_failed.load(Ordering::Acquire) || shared.failure_of(lsn).is_none())
     }
 
@@ -350,10 +341,8 @@ impl Wal {
     /// promises, or has failed.
     pub fn wait(&self, lsn: Lsn) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let shared = self.shared.clone();
-        let mut settled = shared.settled.subscribe();
         async move {
-            // The sender lives as long as `shared`, which this future holds.
-            let _ = (settled.wait_for(|&done| done >= lsn || shared.is_settled(lsn))).await;
+            poll_fn(|cx| shared.settlement.poll_settled(lsn, cx)).await;
             match shared.failure_of(lsn) {
                 Some(reason) => Err(StoreError::LogUnavailable(reason.to_string())),
                 None => Ok(()),
@@ -377,9 +366,8 @@ impl Wal {
     ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send + 'static {
         let last = lsns.iter().copied().max().unwrap_or(0);
         let shared = self.shared.clone();
-        let mut settled = shared.settled.subscribe();
         async move {
-            let _ = (settled.wait_for(|&done| done >= last || shared.is_settled(last))).await;
+            poll_fn(|cx| shared.settlement.poll_settled(last, cx)).await;
             let failures = lock(&shared.failures);
             (lsns.into_iter())
                 .map(|lsn| {
@@ -573,20 +561,9 @@ impl WriterState {
         drop(log);
         pending.buf.clear();
         self.records.inline.fetch_add(1, Ordering::Relaxed);
-        // No waiter to wake (see `settled`).
-        self.settled_lsn.store(lsn, Ordering::Release);
+        // No waiter to wake (see `settlement`).
+        self.settlement.settle_unwaited(lsn);
         true
-    }
-
-    /// Whether the record at `lsn` is settled (written or failed).
-    fn is_settled(&self, lsn: Lsn) -> bool {
-        self.settled_lsn.load(Ordering::Acquire) >= lsn
-    }
-
-    /// Settles every record up to `last` and wakes their waiters.
-    fn settle(&self, last: Lsn) {
-        self.settled_lsn.store(last, Ordering::Release);
-        self.settled.send_replace(last);
     }
 
     /// Runs the writer, recovering from its panics (see the module's
@@ -629,7 +606,7 @@ impl WriterState {
             let undos = std::mem::take(&mut in_flight.undos);
             match result {
                 Ok(()) => {
-                    self.settle(last);
+                    self.settlement.settle(last);
                     lock(&self.pending).batch_in_flight = false;
                     let records = undos.len() as u64;
                     self.records.by_writer.fetch_add(records, Ordering::Relaxed);
@@ -719,7 +696,7 @@ impl WriterState {
         }
         queued_undos.into_iter().rev().for_each(Undo::revert);
         batch_undos.into_iter().rev().for_each(Undo::revert);
-        let first = self.settled_lsn.load(Ordering::Acquire) + 1;
+        let first = self.settlement.last() + 1;
         if first <= last {
             let mut failures = lock(&self.failures);
             if failures.len() == FAILURES_KEPT {
@@ -730,7 +707,7 @@ impl WriterState {
             // then sees the failure too.
             self.ever_failed.store(true, Ordering::Release);
         }
-        self.settle(last);
+        self.settlement.settle(last);
     }
 
     /// What a refused write is told: the log and why it cannot be written.

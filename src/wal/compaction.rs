@@ -46,7 +46,16 @@ pub enum CompactionError {
     },
     #[error("a write to the log failed during compaction; the old log is kept")]
     WriteFailedMeanwhile,
+    #[error(
+        "writes the compaction copied were not written to the log within {} s; the old log is kept",
+        waited.as_secs()
+    )]
+    UnsettledSnapshot { waited: Duration },
 }
+
+/// How long a compaction waits for the writes its snapshot copied to be
+/// written to the log before it gives up.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a finished compaction did.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +94,19 @@ pub fn compact(wal: &Wal, store: &Store) -> Result<CompactionReport, CompactionE
             .map_err(io)?;
         write_snapshot(&tmp, store).map_err(io)?;
         tmp.sync_data().map_err(io)?;
+        // A mutation is appended to the log under its shard's lock, which
+        // the snapshot takes too: every record the snapshot may hold has
+        // an LSN up to `in_snapshot`. Each must be settled before the
+        // swap. One still queued could fail after it, and be reverted in
+        // memory while the new log kept it: a refused write back after a
+        // restart. (A failure before the swap gives the compaction up:
+        // `capture` is then gone.)
+        let in_snapshot = wal.last_appended();
+        if !wal.wait_settled_blocking(in_snapshot, SETTLE_TIMEOUT) {
+            return Err(CompactionError::UnsettledSnapshot {
+                waited: SETTLE_TIMEOUT,
+            });
+        }
 
         let mut log = lock(&shared.file);
         let captured = log

@@ -387,6 +387,25 @@ impl Wal {
         self.shared.syncs.snapshot()
     }
 
+    /// The LSN of the last record appended so far.
+    pub fn last_appended(&self) -> Lsn {
+        lock(&self.shared.pending).next_lsn - 1
+    }
+
+    /// Blocks the calling thread (a compaction's, never an async worker)
+    /// until the record at `lsn` is settled, written or failed, or until
+    /// `timeout` has passed; whether it was settled.
+    pub fn wait_settled_blocking(&self, lsn: Lsn, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.shared.settlement.is_settled(lsn) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
     /// Bytes in the log file.
     pub fn size(&self) -> u64 {
         self.shared.log_size.load(Ordering::Relaxed)

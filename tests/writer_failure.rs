@@ -309,16 +309,7 @@ async fn a_failed_periodic_sync_refuses_writes_until_the_log_is_rewritten() {
     assert_eq!(health.retry_after.as_deref(), Some("1"));
     let detail = health.body["detail"].as_str().unwrap_or_default();
     assert!(detail.contains(UNSYNCED), "/health: {detail}");
-    for (key, value) in &acked {
-        assert_eq!(
-            server.value(Some("t"), key).await.as_ref(),
-            Some(value),
-            "{key}"
-        );
-    }
-    for key in &refused {
-        assert_eq!(server.value(Some("t"), key).await, None, "{key}");
-    }
+    assert_kept_exactly(&server, &acked, &refused).await;
     assert!(
         last_compaction(&server).await.is_null(),
         "rewritten while syncs fail"
@@ -356,17 +347,22 @@ async fn a_failed_periodic_sync_refuses_writes_until_the_log_is_rewritten() {
     let said = "periodic sync of the log failed; refusing writes";
     assert!(log.contains(said), "the server never said {said:?}:\n{log}");
     let server = Server::start_in(&data, &[]);
-    for (key, value) in &acked {
+    assert_kept_exactly(&server, &acked, &refused).await;
+    assert_eq!(server.total_keys().await, acked.len() as u64);
+}
+
+/// Every acknowledged write of namespace `t` reads back, and no refused one.
+async fn assert_kept_exactly(server: &Server, acked: &[(String, Value)], refused: &[String]) {
+    for (key, value) in acked {
         assert_eq!(
             server.value(Some("t"), key).await.as_ref(),
             Some(value),
             "{key}"
         );
     }
-    for key in &refused {
+    for key in refused {
         assert_eq!(server.value(Some("t"), key).await, None, "{key}");
     }
-    assert_eq!(server.total_keys().await, acked.len() as u64);
 }
 
 /// Long enough for two probes of the failed log (four a second).

@@ -133,15 +133,8 @@ async fn set_until_written_inline(
 /// the fault strikes on the worker first: that write must be refused too,
 /// and inline writes must resume after the recovery.
 async fn a_failed_log_answers_503_and_recovers(fsync: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let trigger = dir.path().join("writer-fault");
-    let fault = format!("panic-after:3:{}", trigger.display());
-    let mut server = Server::start_in_env(
-        &data,
-        &["--fsync", fsync],
-        &[("PYKV_FAULT_WAL_WRITER", &fault)],
-    );
+    let (dir, mut server) = start_with_fault("panic-after:3", fsync);
+    let (data, trigger) = (dir.path().join("data"), dir.path().join("fault"));
     let acked = set_until_written_inline(&server, fsync, "acked", 3).await;
 
     // The log fails at the next write: under `everysec`, one made by the
@@ -253,15 +246,8 @@ async fn last_compaction(server: &Server) -> Value {
 /// was answered, the restart must agree with it.
 #[tokio::test]
 async fn a_failed_periodic_sync_refuses_writes_until_the_log_is_rewritten() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let trigger = dir.path().join("sync-fault");
-    let fault = format!("sync-fails-after:0:{}", trigger.display());
-    let mut server = Server::start_in_env(
-        &data,
-        &["--fsync", "everysec"],
-        &[("PYKV_FAULT_WAL_WRITER", &fault)],
-    );
+    let (dir, mut server) = start_with_fault("sync-fails-after:0", "everysec");
+    let (data, trigger) = (dir.path().join("data"), dir.path().join("fault"));
     let mut acked = vec![("before".to_string(), json!("kept"))];
     server.set(Some("t"), "before", json!("kept")).await;
     assert!(last_compaction(&server).await.is_null());
@@ -363,6 +349,20 @@ async fn assert_kept_exactly(server: &Server, acked: &[(String, Value)], refused
     for key in refused {
         assert_eq!(server.value(Some("t"), key).await, None, "{key}");
     }
+}
+
+/// A server under `--fsync fsync` on `DIR/data`, with the test-only hook
+/// `PYKV_FAULT_WAL_WRITER=FORM:DIR/fault` (`src/wal/fault.rs`): the fault
+/// strikes while the file `DIR/fault` exists. The directory goes with it.
+fn start_with_fault(form: &str, fsync: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let fault = format!("{form}:{}", dir.path().join("fault").display());
+    let server = Server::start_in_env(
+        &dir.path().join("data"),
+        &["--fsync", fsync],
+        &[("PYKV_FAULT_WAL_WRITER", &fault)],
+    );
+    (dir, server)
 }
 
 /// Long enough for two probes of the failed log (four a second).

@@ -30,6 +30,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Server;
@@ -170,17 +171,10 @@ async fn a_failed_log_answers_503_and_recovers(fsync: &str) {
     }
 
     // The cause is gone: the writer resumes by itself.
-    std::fs::remove_file(&trigger).unwrap();
-    let started = Instant::now();
-    loop {
-        let answer = bounded(set(&server, "after", json!("ok")), "a write after").await;
-        if answer.status == 200 {
-            break;
-        }
-        assert_refused(&answer, "a write before the writer resumed");
-        assert!(started.elapsed() < RECOVERY_BOUND, "writes never resumed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    lift_fault_and_write(&server, &trigger, |answer| {
+        assert_refused(answer, "a write before the writer resumed")
+    })
+    .await;
     let health = bounded(server.client.get(server.url("/health")), "/health").await;
     assert_eq!(
         (health.status, &health.body["status"]),
@@ -303,17 +297,10 @@ async fn a_failed_periodic_sync_refuses_writes_until_the_log_is_rewritten() {
 
     // The disk syncs again: the log is rewritten from memory, and only
     // then are writes accepted.
-    std::fs::remove_file(&trigger).unwrap();
-    let started = Instant::now();
-    loop {
-        let answer = bounded(set(&server, "after", json!("ok")), "a write after").await;
-        if answer.status == 200 {
-            break;
-        }
-        assert_refused_because(&answer, UNSYNCED, "a write before the log was rewritten");
-        assert!(started.elapsed() < RECOVERY_BOUND, "writes never resumed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    lift_fault_and_write(&server, &trigger, |answer| {
+        assert_refused_because(answer, UNSYNCED, "a write before the log was rewritten")
+    })
+    .await;
     acked.push(("after".into(), json!("ok")));
     assert!(
         last_compaction(&server).await.is_number(),
@@ -348,6 +335,23 @@ async fn assert_kept_exactly(server: &Server, acked: &[(String, Value)], refused
     }
     for key in refused {
         assert_eq!(server.value(Some("t"), key).await, None, "{key}");
+    }
+}
+
+/// Removes the fault's file, then writes the key `after` until a write is
+/// accepted, within [`RECOVERY_BOUND`]; each refusal before must pass
+/// `refused`.
+async fn lift_fault_and_write(server: &Server, trigger: &Path, refused: impl Fn(&Answer)) {
+    std::fs::remove_file(trigger).unwrap();
+    let started = Instant::now();
+    loop {
+        let answer = bounded(set(server, "after", json!("ok")), "a write after").await;
+        if answer.status == 200 {
+            return;
+        }
+        refused(&answer);
+        assert!(started.elapsed() < RECOVERY_BOUND, "writes never resumed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

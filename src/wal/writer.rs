@@ -334,7 +334,7 @@ impl Wal {
     pub fn is_durable(&self, lsn: Lsn) -> bool {
         let shared = &self.shared;
         shared.settlement.is_settled(lsn)
-            && (!shared.ever_failed.load(Ordering::Acquire) || shared.failure_of(lsn).is_none())
+            && (!shared.ever_failed.load(Ordering::Acquire) || shared.fate(lsn).is_ok())
     }
 
     /// Resolves once the record at `lsn` is as durable as the policy
@@ -343,10 +343,7 @@ impl Wal {
         let shared = self.shared.clone();
         async move {
             poll_fn(|cx| shared.settlement.poll_settled(lsn, cx)).await;
-            match shared.failure_of(lsn) {
-                Some(reason) => Err(StoreError::LogUnavailable(reason.to_string())),
-                None => Ok(()),
-            }
+            shared.fate(lsn)
         }
     }
 
@@ -370,14 +367,7 @@ impl Wal {
             poll_fn(|cx| shared.settlement.poll_settled(last, cx)).await;
             let failures = lock(&shared.failures);
             (lsns.into_iter())
-                .map(|lsn| {
-                    let failed =
-                        (failures.iter()).find(|(first, last, _)| (*first..=*last).contains(&lsn));
-                    match failed {
-                        Some((_, _, reason)) => Err(StoreError::LogUnavailable(reason.to_string())),
-                        None => Ok(()),
-                    }
-                })
+                .map(|lsn| fate_in(&failures, lsn))
                 .collect()
         }
     }
@@ -768,11 +758,9 @@ impl WriterState {
         }
     }
 
-    fn failure_of(&self, lsn: Lsn) -> Option<Arc<str>> {
-        lock(&self.failures)
-            .iter()
-            .find(|(first, last, _)| (*first..=*last).contains(&lsn))
-            .map(|(_, _, reason)| reason.clone())
+    /// The fate of the settled record at `lsn`: written, or failed and why.
+    fn fate(&self, lsn: Lsn) -> Result<(), StoreError> {
+        fate_in(&lock(&self.failures), lsn)
     }
 
     /// Runs the pacer; a panic restarts it rather than silently ending the
@@ -872,6 +860,14 @@ impl WriterState {
         let result = file.sync_data();
         self.syncs.record(start.elapsed());
         result
+    }
+}
+
+/// The fate of the settled record at `lsn`, given the failed LSN ranges.
+fn fate_in(failures: &VecDeque<(Lsn, Lsn, Arc<str>)>, lsn: Lsn) -> Result<(), StoreError> {
+    match (failures.iter()).find(|(first, last, _)| (*first..=*last).contains(&lsn)) {
+        Some((_, _, reason)) => Err(StoreError::LogUnavailable(reason.to_string())),
+        None => Ok(()),
     }
 }
 

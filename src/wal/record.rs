@@ -227,6 +227,15 @@ impl<'a> Record<'a> {
         let Some(Cow::Borrowed(key)) = self.key else {
             return None;
         };
+        self.write_of(namespace, key)
+    }
+
+    /// The SET or DEL of this record for `key` in `namespace`; `None` for
+    /// any other action.
+    fn write_of<'k>(&self, namespace: Option<&'k str>, key: &'k str) -> Option<Mutation<'k>>
+    where
+        'a: 'k,
+    {
         match &*self.action {
             "SET" => Some(Mutation::Set {
                 namespace,
@@ -263,18 +272,10 @@ impl<'a> Record<'a> {
     pub fn mutation(&self) -> Mutation<'_> {
         let namespace = self.namespace.as_deref();
         let key = self.key.as_deref().unwrap_or_default();
-        match &*self.action {
-            "SET" => Mutation::Set {
-                namespace,
-                key,
-                value: self.value.unwrap_or("null"),
-                expires_at: self.expires_at(),
-            },
-            "DEL" | "DELETE" => Mutation::Delete { namespace, key },
-            _ => Mutation::ClearNamespace {
+        self.write_of(namespace, key)
+            .unwrap_or(Mutation::ClearNamespace {
                 namespace: namespace.unwrap_or_default(),
-            },
-        }
+            })
     }
 }
 

@@ -29,10 +29,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def one_run(binary, op, duration, keyspace, connections, fsync):
+def one_run(binary, op, duration, keyspace, connections, fsync, namespaces):
     """Microseconds of server CPU per request answered."""
     with benchlib.pykv(binary, fsync) as server:
-        load = ["-c", connections, "--keyspace", keyspace, "--value-size", 32]
+        load = [
+            "-c", connections, "--keyspace", keyspace, "--value-size", 32,
+            "--namespaces", namespaces,
+        ]
         # Unmeasured: every key set (so that every GET hits), and a second
         # of the load itself to warm the connections and tables.
         benchlib.bench(binary, server.url, "--op", op, "--preload", "--duration", 1, *load)
@@ -51,6 +54,10 @@ def main():
     p.add_argument("--keyspace", type=int, default=100_000)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--fsync", choices=["always", "everysec", "no"], default="everysec")
+    p.add_argument(
+        "--namespaces", type=int, default=1,
+        help="spread the keys over this many namespaces; 0: the default namespace",
+    )
     args = p.parse_args()
     binaries = args.binary or [benchlib.default_binary()]
     for binary in binaries:
@@ -59,7 +66,10 @@ def main():
     figures = {binary: [] for binary in binaries}
     for run in range(args.runs):
         for binary in binaries:
-            us = one_run(binary, args.op, args.duration, args.keyspace, args.connections, args.fsync)
+            us = one_run(
+                binary, args.op, args.duration, args.keyspace, args.connections,
+                args.fsync, args.namespaces,
+            )
             figures[binary].append(us)
             print(f"run {run + 1}/{args.runs}: {binary}: {us:.2f} µs per {args.op.upper()}")
     for binary, runs in figures.items():

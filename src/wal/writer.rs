@@ -659,11 +659,15 @@ impl WriterState {
     /// Writes one batch, syncing it under `always`; on error the file is
     /// cut back to where the batch began.
     fn write_batch(&self, batch: &[u8]) -> std::io::Result<()> {
+        // Test-only: held before the file is locked, then failed as its
+        // write (`batch-stalls-then-fails` in [`super::fault`]).
+        let held = self.fault.as_ref().map_or(Ok(()), Fault::stall_batch);
         let mut log = lock(&self.file);
         if self.policy == FsyncPolicy::Always {
             log.preallocate(batch.len());
         }
-        let result = log.file.write_all_at(batch, log.len).and_then(|()| {
+        let write = held.and_then(|()| log.file.write_all_at(batch, log.len));
+        let result = write.and_then(|()| {
             if let Some(fault) = &self.fault {
                 fault.strike();
             }

@@ -709,6 +709,12 @@ impl WriterState {
         }
         queued_undos.into_iter().rev().for_each(Undo::revert);
         batch_undos.into_iter().rev().for_each(Undo::revert);
+        // A compaction begun since the failed batch was cut back out of
+        // the file (`cut_back` made any one running then give up) may have
+        // copied the records just reverted: it gives up too. Before they
+        // are settled, so that a compaction waiting for them sees it; one
+        // beginning after this copies memory as reverted.
+        lock(&self.file).capture = None;
         let first = self.settlement.last() + 1;
         if first <= last {
             let mut failures = lock(&self.failures);

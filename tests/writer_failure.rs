@@ -21,8 +21,10 @@
 //!   writes resume only once the log has been rewritten from memory;
 //! - the same hook's `batch-stalls-then-fails:MS:PATH` holds each batch
 //!   of the writer thread's MS milliseconds, holding no lock, before its
-//!   write fails: a compaction run in that window copies from memory a
-//!   write that is then refused, and must not keep it in the new log;
+//!   write fails, and `batch-fails-then-stalls:MS:PATH` fails the write at
+//!   once and holds the writer before it reverts the batch in memory: a
+//!   compaction run in either window copies from memory a write that is
+//!   refused, and must not keep it in the new log;
 //! - a real pids cgroup at its limit, the issue's own conditions, shows
 //!   that no request needs a new thread any more. It needs root and a pids
 //!   controller (root ignores `RLIMIT_NPROC`, so prlimit cannot do it), and
@@ -328,9 +330,9 @@ async fn a_failed_periodic_sync_refuses_writes_until_the_log_is_rewritten() {
     assert_eq!(server.total_keys().await, acked.len() as u64);
 }
 
-/// How long the hook holds the refused write's batch: the window in which
-/// the compaction copies the write and reaches its swap. Wide enough for a
-/// loaded host, short enough for a quick test.
+/// How long the hook holds the refused write: the window in which the
+/// compaction copies it and reaches its swap. Wide enough for a loaded
+/// host, short enough for a quick test.
 const HELD: Duration = Duration::from_millis(2000);
 
 /// A compaction racing a write that then fails, under `--fsync always`
@@ -345,7 +347,26 @@ const HELD: Duration = Duration::from_millis(2000);
 /// acknowledged write, not R, and no other key.
 #[tokio::test]
 async fn a_compaction_never_keeps_a_write_that_fails_after_its_snapshot() {
-    let form = format!("batch-stalls-then-fails:{}", HELD.as_millis());
+    a_compaction_never_keeps_a_refused_write("batch-stalls-then-fails").await;
+}
+
+/// The same race, in the other window: R's write fails at once and is cut
+/// back out of the file, and the hook's `batch-fails-then-stalls:MS:PATH`
+/// holds the writer before it reverts R in memory. A compaction beginning
+/// then copies R although its write has already failed; R is settled (as
+/// failed) once reverted, so waiting for it is not enough: the failure
+/// must make that compaction give up too.
+#[tokio::test]
+async fn a_compaction_begun_after_a_failed_write_never_keeps_it() {
+    a_compaction_never_keeps_a_refused_write("batch-fails-then-stalls").await;
+}
+
+/// Under the hook's `FORM:HELD:PATH`: acknowledged writes, then R held by
+/// the writer and applied in memory, a compaction asked for meanwhile, R
+/// refused; after `kill -9` and a restart, exactly the acknowledged writes,
+/// and the compaction gave up.
+async fn a_compaction_never_keeps_a_refused_write(form: &str) {
+    let form = format!("{form}:{}", HELD.as_millis());
     let (dir, mut server) = start_with_fault(&form, "always");
     let (data, trigger) = (dir.path().join("data"), dir.path().join("fault"));
     let mut acked = Vec::new();
@@ -354,7 +375,7 @@ async fn a_compaction_never_keeps_a_write_that_fails_after_its_snapshot() {
         acked.push((format!("acked{i}"), json!(i)));
     }
 
-    // R's batch is held from now on; R is applied in memory at once.
+    // R is held from now on; R is applied in memory at once.
     std::fs::write(&trigger, "").unwrap();
     let held = tokio::spawn(bounded(set(&server, "R", json!("refused")), "R"));
     let started = Instant::now();
@@ -373,7 +394,7 @@ async fn a_compaction_never_keeps_a_write_that_fails_after_its_snapshot() {
     // R is refused and reverted; the writer, whose probe is not held,
     // accepts writes again (no failed sync: no rewrite of the log).
     let answer = held.await.unwrap();
-    assert_refused_because(&answer, "then its write failed", "R");
+    assert_refused_because(&answer, "write failed", "R");
     assert_eq!(
         server.value(Some("t"), "R").await,
         None,

@@ -3,12 +3,13 @@
 //! with 503, `/health` says unhealthy, and the writer recovers.
 //!
 //! Enabled by an environment variable, never by a flag, and never meant for
-//! production. Three forms:
+//! production. Four forms:
 //!
 //! ```text
 //! PYKV_FAULT_WAL_WRITER=panic-after:N:PATH
 //! PYKV_FAULT_WAL_WRITER=sync-fails-after:N:PATH
 //! PYKV_FAULT_WAL_WRITER=batch-stalls-then-fails:MS:PATH
+//! PYKV_FAULT_WAL_WRITER=batch-fails-then-stalls:MS:PATH
 //! ```
 //!
 //! `panic-after`: after `N` writes, the log panics at every attempt to
@@ -36,13 +37,21 @@
 //! production, in which a compaction can copy a write from memory and swap
 //! its file in before that write has failed (see the settle wait in
 //! [`super::compaction`]). Why not a stalled sync: under `always` the
-//! writer syncs under the file lock that a compaction's swap takes, so a
-//! stalled sync makes the compaction wait, and the failure then makes it
-//! give up, with or without the settle wait. Every record under `always`
-//! goes through the writer thread; under `everysec` and `no`, those not
-//! written inline do. The probe of a failed log is not held, so writes
-//! resume after each failure, and only records refused by their own
-//! failed write are lost: no failed sync, so no rewrite of the log.
+//! writer syncs under the file lock, which a compaction takes to begin and
+//! to swap, so a compaction asked for meanwhile waits for the failure and
+//! begins only after it: the window of the next form. Every record under
+//! `always` goes through the writer thread; under `everysec` and `no`,
+//! those not written inline do. The probe of a failed log is not held, so
+//! writes resume after each failure, and only records refused by their
+//! own failed write are lost: no failed sync, so no rewrite of the log.
+//!
+//! `batch-fails-then-stalls`: while `PATH` exists, each batch's write
+//! fails at once and is cut back out of the file, and then the writer
+//! thread waits `MS` milliseconds, holding no lock, before it reverts the
+//! batch's records in memory and answers their requests: the other
+//! window, as narrow in production, in which a compaction beginning after
+//! the failed write could still copy those records (see `fail` in
+//! [`super::writer`]). The same as the form above otherwise.
 //!
 //! Why a hook rather than a real thread limit or a failing disk: a pids
 //! cgroup or `RLIMIT_NPROC` cannot be set reliably in CI (root ignores the
@@ -50,7 +59,7 @@
 //! and a failing block device (dm-flakey, dm-error) needs root and device
 //! mapper, while the hook fails the real writer of the real binary in the
 //! same way, every time. Without the variable the writer holds `None` and
-//! pays one branch per batch.
+//! pays one branch per batch (and one per failed batch).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,6 +77,9 @@ enum Kind {
     FailSync,
     /// Each batch held this long, then its write failed.
     StallBatchThenFail(Duration),
+    /// Each batch's write failed, then held this long before its records
+    /// are reverted.
+    FailBatchThenStall(Duration),
 }
 
 #[derive(Debug)]
@@ -90,7 +102,8 @@ impl Fault {
                     std::io::ErrorKind::InvalidInput,
                     format!(
                         "{VARIABLE} (a test-only hook) must be panic-after:N:PATH, \
-                         sync-fails-after:N:PATH or batch-stalls-then-fails:MS:PATH"
+                         sync-fails-after:N:PATH, batch-stalls-then-fails:MS:PATH or \
+                         batch-fails-then-stalls:MS:PATH"
                     ),
                 )
             }),
@@ -108,6 +121,9 @@ impl Fault {
             "sync-fails-after" => (Kind::FailSync, number),
             "batch-stalls-then-fails" => {
                 (Kind::StallBatchThenFail(Duration::from_millis(number)), 0)
+            }
+            "batch-fails-then-stalls" => {
+                (Kind::FailBatchThenStall(Duration::from_millis(number)), 0)
             }
             _ => return None,
         };
@@ -140,18 +156,37 @@ impl Fault {
 
     /// Called by the writer thread before it locks the file to write a
     /// batch: when a `batch-stalls-then-fails` fault is due, sleeps, then
-    /// an error, for the caller to take as the batch's write's.
+    /// an error, for the caller to take as the batch's write's; when a
+    /// `batch-fails-then-stalls` one is, the error at once.
     pub fn stall_batch(&self) -> std::io::Result<()> {
-        if let Kind::StallBatchThenFail(stall) = self.kind
-            && self.due()
+        let failure = match self.kind {
+            Kind::StallBatchThenFail(stall) if self.due() => {
+                std::thread::sleep(stall);
+                format!(
+                    "the batch stalled {} ms, then its write failed",
+                    stall.as_millis()
+                )
+            }
+            Kind::FailBatchThenStall(stall) if self.due() => format!(
+                "the batch's write failed (its records are reverted {} ms later)",
+                stall.as_millis()
+            ),
+            _ => return Ok(()),
+        };
+        Err(std::io::Error::other(format!(
+            "injected fault ({VARIABLE}): {failure}"
+        )))
+    }
+
+    /// Called by the writer thread after a batch's write failed, before
+    /// it reverts the batch's records: sleeps while a
+    /// `batch-fails-then-stalls` fault is on.
+    pub fn stall_failure(&self) {
+        if let Kind::FailBatchThenStall(stall) = self.kind
+            && self.while_exists.exists()
         {
             std::thread::sleep(stall);
-            return Err(std::io::Error::other(format!(
-                "injected fault ({VARIABLE}): the batch stalled {} ms, then its write failed",
-                stall.as_millis()
-            )));
         }
-        Ok(())
     }
 
     /// Counts an attempt; whether the fault strikes at it.
@@ -192,6 +227,13 @@ mod tests {
         assert!(Fault::parse("batch-stalls-then-fails:1500").is_none());
         assert!(Fault::parse("batch-stalls-then-fails:1.5:/tmp/z").is_none());
         assert!(Fault::parse("batch-stalls:1500:/tmp/z").is_none());
+        let fault = Fault::parse("batch-fails-then-stalls:700:/tmp/w").unwrap();
+        let stall = Kind::FailBatchThenStall(Duration::from_millis(700));
+        assert_eq!(
+            (fault.kind, fault.after, fault.while_exists),
+            (stall, 0, "/tmp/w".into())
+        );
+        assert!(Fault::parse("batch-fails-then-stalls::/tmp/w").is_none());
     }
 
     #[test]
@@ -215,6 +257,9 @@ mod tests {
         let fault = Fault::parse(&format!("panic-after:0:{}", path.display())).unwrap();
         assert!(fault.strike_sync().is_ok());
         assert!(fault.stall_batch().is_ok());
+        let start = std::time::Instant::now();
+        fault.stall_failure();
+        assert!(start.elapsed() < Duration::from_millis(100), "stalled");
     }
 
     #[test]
@@ -242,8 +287,44 @@ mod tests {
         }
         fault.strike(); // never a panic
         assert!(fault.strike_sync().is_ok(), "nor a failed sync");
+        let start = std::time::Instant::now();
+        fault.stall_failure();
+        assert!(
+            start.elapsed() < Duration::from_millis(30),
+            "nor a held failure"
+        );
         std::fs::remove_file(&path).unwrap();
         assert!(fault.stall_batch().is_ok(), "lifted");
+    }
+
+    #[test]
+    fn a_failing_batch_fault_fails_at_once_then_holds_the_failure_while_the_file_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fault");
+        let spec = format!("batch-fails-then-stalls:30:{}", path.display());
+        let fault = Fault::parse(&spec).unwrap();
+        assert!(fault.stall_batch().is_ok(), "absent file: no failure");
+        std::fs::write(&path, "").unwrap();
+        let start = std::time::Instant::now();
+        let error = fault.stall_batch().unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_millis(30),
+            "the write stalled"
+        );
+        assert!(error.to_string().contains("write failed"), "{error}");
+        fault.stall_failure();
+        assert!(
+            start.elapsed() >= Duration::from_millis(30),
+            "the failure was not held"
+        );
+        std::fs::remove_file(&path).unwrap();
+        assert!(fault.stall_batch().is_ok(), "lifted");
+        let start = std::time::Instant::now();
+        fault.stall_failure();
+        assert!(
+            start.elapsed() < Duration::from_millis(30),
+            "held once lifted"
+        );
     }
 
     #[test]

@@ -622,6 +622,9 @@ impl WriterState {
                     undos.into_iter().for_each(Undo::discard);
                 }
                 Err(e) => {
+                    if let Some(fault) = &self.fault {
+                        fault.stall_failure();
+                    }
                     self.fail(e.to_string(), undos);
                     lock(&self.pending).batch_in_flight = false;
                 }
@@ -660,7 +663,7 @@ impl WriterState {
     /// cut back to where the batch began.
     fn write_batch(&self, batch: &[u8]) -> std::io::Result<()> {
         // Test-only: held before the file is locked, then failed as its
-        // write (`batch-stalls-then-fails` in [`super::fault`]).
+        // write, or failed at once (`batch-...` in [`super::fault`]).
         let held = self.fault.as_ref().map_or(Ok(()), Fault::stall_batch);
         let mut log = lock(&self.file);
         if self.policy == FsyncPolicy::Always {

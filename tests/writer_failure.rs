@@ -4,7 +4,7 @@
 //! recovers by itself once the cause is gone; and what was acknowledged is
 //! what a restart finds.
 //!
-//! Three ways to make it fail, for three reasons:
+//! Four ways to make it fail, for four reasons:
 //!
 //! - the real binary's test-only hook `PYKV_FAULT_WAL_WRITER=
 //!   panic-after:N:PATH` (src/wal/fault.rs) makes the log panic, after N
@@ -19,6 +19,12 @@
 //!   failing must stop the acknowledgements (a later sync may succeed
 //!   without the failed bytes ever reaching the disk, "fsyncgate"), and
 //!   writes resume only once the log has been rewritten from memory;
+//! - the same hook's `batch-stalls-then-fails:MS:PATH` holds each batch
+//!   of the writer thread's MS milliseconds, holding no lock, before its
+//!   write fails, and `batch-fails-then-stalls:MS:PATH` fails the write at
+//!   once and holds the writer before it reverts the batch in memory: a
+//!   compaction run in either window copies from memory a write that is
+//!   refused, and must not keep it in the new log;
 //! - a real pids cgroup at its limit, the issue's own conditions, shows
 //!   that no request needs a new thread any more. It needs root and a pids
 //!   controller (root ignores `RLIMIT_NPROC`, so prlimit cannot do it), and
@@ -322,6 +328,113 @@ async fn a_failed_periodic_sync_refuses_writes_until_the_log_is_rewritten() {
     let server = Server::start_in(&data, &[]);
     assert_kept_exactly(&server, &acked, &refused).await;
     assert_eq!(server.total_keys().await, acked.len() as u64);
+}
+
+/// How long the hook holds the refused write: the window in which the
+/// compaction copies it and reaches its swap. Wide enough for a loaded
+/// host, short enough for a quick test.
+const HELD: Duration = Duration::from_millis(2000);
+
+/// A compaction racing a write that then fails, under `--fsync always`
+/// (the write waits for the writer thread's write and sync). The hook's
+/// `batch-stalls-then-fails:MS:PATH` (src/wal/fault.rs) holds the batch of
+/// the write R, applied in memory and not yet written, then fails it: R is
+/// refused (503, Retry-After) and reverted in memory. A compaction run
+/// meanwhile copies R from memory, and must not swap its file in before R
+/// is settled, or the new log keeps R and a restart brings back a write
+/// that was refused. It waits, sees R fail, and gives up, keeping the old
+/// log. After `kill -9`, the fault still in effect, a restart finds every
+/// acknowledged write, not R, and no other key.
+#[tokio::test]
+async fn a_compaction_never_keeps_a_write_that_fails_after_its_snapshot() {
+    a_compaction_never_keeps_a_refused_write("batch-stalls-then-fails").await;
+}
+
+/// The same race, in the other window: R's write fails at once and is cut
+/// back out of the file, and the hook's `batch-fails-then-stalls:MS:PATH`
+/// holds the writer before it reverts R in memory. A compaction beginning
+/// then copies R although its write has already failed; R is settled (as
+/// failed) once reverted, so waiting for it is not enough: the failure
+/// must make that compaction give up too.
+#[tokio::test]
+async fn a_compaction_begun_after_a_failed_write_never_keeps_it() {
+    a_compaction_never_keeps_a_refused_write("batch-fails-then-stalls").await;
+}
+
+/// Under the hook's `FORM:HELD:PATH`: acknowledged writes, then R held by
+/// the writer and applied in memory, a compaction asked for meanwhile, R
+/// refused; after `kill -9` and a restart, exactly the acknowledged writes,
+/// and the compaction gave up.
+async fn a_compaction_never_keeps_a_refused_write(form: &str) {
+    let form = format!("{form}:{}", HELD.as_millis());
+    let (dir, mut server) = start_with_fault(&form, "always");
+    let (data, trigger) = (dir.path().join("data"), dir.path().join("fault"));
+    let mut acked = Vec::new();
+    for i in 0..3 {
+        server.set(Some("t"), &format!("acked{i}"), json!(i)).await;
+        acked.push((format!("acked{i}"), json!(i)));
+    }
+
+    // R is held from now on; R is applied in memory at once.
+    std::fs::write(&trigger, "").unwrap();
+    let held = tokio::spawn(bounded(set(&server, "R", json!("refused")), "R"));
+    let started = Instant::now();
+    while server.value(Some("t"), "R").await.is_none() {
+        assert!(started.elapsed() < HELD, "R was never applied in memory");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let compact = bounded(server.client.post(server.url("/compact")), "/compact").await;
+    assert_eq!(compact.status, 200, "{}", compact.body);
+    assert_eq!(compact.body["status"], "compaction_started");
+    assert!(
+        !held.is_finished(),
+        "R was answered before the compaction began: HELD is too short for this host"
+    );
+
+    // R is refused and reverted; the writer, whose probe is not held,
+    // accepts writes again (no failed sync: no rewrite of the log).
+    let answer = held.await.unwrap();
+    assert_refused_because(&answer, "write failed", "R");
+    assert_eq!(
+        server.value(Some("t"), "R").await,
+        None,
+        "R stayed in memory"
+    );
+    until_healthy(&server).await;
+    let compacted = last_compaction(&server).await;
+
+    // kill -9 while the fault is still in effect; restart without it.
+    server.kill();
+    let log = server.take_stderr();
+    let server = Server::start_in(&data, &[]);
+    assert_kept_exactly(&server, &acked, &["R".into()]).await;
+    assert_eq!(server.total_keys().await, acked.len() as u64);
+    assert!(
+        compacted.is_null(),
+        "the compaction swapped its file in, holding R: {compacted}"
+    );
+    let gave_up = "a write to the log failed during compaction; the old log is kept";
+    assert!(
+        log.contains(gave_up),
+        "the server never said {gave_up:?}:\n{log}"
+    );
+}
+
+/// Waits until `/health` answers 200, within [`RECOVERY_BOUND`].
+async fn until_healthy(server: &Server) {
+    let started = Instant::now();
+    loop {
+        let health = bounded(server.client.get(server.url("/health")), "/health").await;
+        if health.status == 200 {
+            return;
+        }
+        assert!(
+            started.elapsed() < RECOVERY_BOUND,
+            "never healthy again: {}",
+            health.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Every acknowledged write of namespace `t` reads back, and no refused one.

@@ -3,11 +3,13 @@
 //! with 503, `/health` says unhealthy, and the writer recovers.
 //!
 //! Enabled by an environment variable, never by a flag, and never meant for
-//! production. Two forms:
+//! production. Four forms:
 //!
 //! ```text
 //! PYKV_FAULT_WAL_WRITER=panic-after:N:PATH
 //! PYKV_FAULT_WAL_WRITER=sync-fails-after:N:PATH
+//! PYKV_FAULT_WAL_WRITER=batch-stalls-then-fails:MS:PATH
+//! PYKV_FAULT_WAL_WRITER=batch-fails-then-stalls:MS:PATH
 //! ```
 //!
 //! `panic-after`: after `N` writes, the log panics at every attempt to
@@ -26,16 +28,42 @@
 //! sync" in [`super::writer`]). Writes themselves still reach the page
 //! cache, as they would.
 //!
+//! `batch-stalls-then-fails`: while `PATH` exists, the writer thread holds
+//! each batch it has taken for `MS` milliseconds before it writes it, then
+//! the batch's write fails with an error (nothing reaches the file). Its
+//! records are applied in memory and not yet written, and the thread holds
+//! no lock meanwhile, as a writer thread descheduled between taking a
+//! batch and writing it would: the window, a few microseconds wide in
+//! production, in which a compaction can copy a write from memory and swap
+//! its file in before that write has failed (see the settle wait in
+//! [`super::compaction`]). Why not a stalled sync: under `always` the
+//! writer syncs under the file lock, which a compaction takes to begin and
+//! to swap, so a compaction asked for meanwhile waits for the failure and
+//! begins only after it: the window of the next form. Every record under
+//! `always` goes through the writer thread; under `everysec` and `no`,
+//! those not written inline do. The probe of a failed log is not held, so
+//! writes resume after each failure, and only records refused by their
+//! own failed write are lost: no failed sync, so no rewrite of the log.
+//!
+//! `batch-fails-then-stalls`: while `PATH` exists, each batch's write
+//! fails at once and is cut back out of the file, and then the writer
+//! thread waits `MS` milliseconds, holding no lock, before it reverts the
+//! batch's records in memory and answers their requests: the other
+//! window, as narrow in production, in which a compaction beginning after
+//! the failed write could still copy those records (see `fail` in
+//! [`super::writer`]). The same as the form above otherwise.
+//!
 //! Why a hook rather than a real thread limit or a failing disk: a pids
 //! cgroup or `RLIMIT_NPROC` cannot be set reliably in CI (root ignores the
 //! rlimit, and cgroup file systems differ between hosts and containers),
 //! and a failing block device (dm-flakey, dm-error) needs root and device
 //! mapper, while the hook fails the real writer of the real binary in the
 //! same way, every time. Without the variable the writer holds `None` and
-//! pays one branch per batch.
+//! pays one branch per batch (and one per failed batch).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// The environment variable that enables the fault.
 pub const VARIABLE: &str = "PYKV_FAULT_WAL_WRITER";
@@ -47,6 +75,11 @@ enum Kind {
     PanicOnWrite,
     /// An error from each sync.
     FailSync,
+    /// Each batch held this long, then its write failed.
+    StallBatchThenFail(Duration),
+    /// Each batch's write failed, then held this long before its records
+    /// are reverted.
+    FailBatchThenStall(Duration),
 }
 
 #[derive(Debug)]
@@ -68,8 +101,9 @@ impl Fault {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     format!(
-                        "{VARIABLE} (a test-only hook) must be panic-after:N:PATH or \
-                         sync-fails-after:N:PATH"
+                        "{VARIABLE} (a test-only hook) must be panic-after:N:PATH, \
+                         sync-fails-after:N:PATH, batch-stalls-then-fails:MS:PATH or \
+                         batch-fails-then-stalls:MS:PATH"
                     ),
                 )
             }),
@@ -77,16 +111,25 @@ impl Fault {
         }
     }
 
+    /// `FORM:NUMBER:PATH`; the path is the rest, colons and all.
     fn parse(spec: &str) -> Option<Fault> {
-        let (kind, rest) = if let Some(rest) = spec.strip_prefix("panic-after:") {
-            (Kind::PanicOnWrite, rest)
-        } else {
-            (Kind::FailSync, spec.strip_prefix("sync-fails-after:")?)
+        let (form, rest) = spec.split_once(':')?;
+        let (number, path) = rest.split_once(':')?;
+        let number: u64 = number.parse().ok()?;
+        let (kind, after) = match form {
+            "panic-after" => (Kind::PanicOnWrite, number),
+            "sync-fails-after" => (Kind::FailSync, number),
+            "batch-stalls-then-fails" => {
+                (Kind::StallBatchThenFail(Duration::from_millis(number)), 0)
+            }
+            "batch-fails-then-stalls" => {
+                (Kind::FailBatchThenStall(Duration::from_millis(number)), 0)
+            }
+            _ => return None,
         };
-        let (after, path) = rest.split_once(':')?;
         Some(Fault {
             kind,
-            after: after.parse().ok()?,
+            after,
             while_exists: path.into(),
             attempts: AtomicU64::new(0),
         })
@@ -109,6 +152,41 @@ impl Fault {
             )));
         }
         Ok(())
+    }
+
+    /// Called by the writer thread before it locks the file to write a
+    /// batch: when a `batch-stalls-then-fails` fault is due, sleeps, then
+    /// an error, for the caller to take as the batch's write's; when a
+    /// `batch-fails-then-stalls` one is, the error at once.
+    pub fn stall_batch(&self) -> std::io::Result<()> {
+        let failure = match self.kind {
+            Kind::StallBatchThenFail(stall) if self.due() => {
+                std::thread::sleep(stall);
+                format!(
+                    "the batch stalled {} ms, then its write failed",
+                    stall.as_millis()
+                )
+            }
+            Kind::FailBatchThenStall(stall) if self.due() => format!(
+                "the batch's write failed (its records are reverted {} ms later)",
+                stall.as_millis()
+            ),
+            _ => return Ok(()),
+        };
+        Err(std::io::Error::other(format!(
+            "injected fault ({VARIABLE}): {failure}"
+        )))
+    }
+
+    /// Called by the writer thread after a batch's write failed, before
+    /// it reverts the batch's records: sleeps while a
+    /// `batch-fails-then-stalls` fault is on.
+    pub fn stall_failure(&self) {
+        if let Kind::FailBatchThenStall(stall) = self.kind
+            && self.while_exists.exists()
+        {
+            std::thread::sleep(stall);
+        }
     }
 
     /// Counts an attempt; whether the fault strikes at it.
@@ -140,6 +218,22 @@ mod tests {
         assert!(Fault::parse("sync-fails-after:2").is_none());
         assert!(Fault::parse("sync-fails-after:-1:/tmp/y").is_none());
         assert!(Fault::parse("sync-fails:2:/tmp/y").is_none());
+        let fault = Fault::parse("batch-stalls-then-fails:1500:/tmp/z").unwrap();
+        let stall = Kind::StallBatchThenFail(Duration::from_millis(1500));
+        assert_eq!(
+            (fault.kind, fault.after, fault.while_exists),
+            (stall, 0, "/tmp/z".into())
+        );
+        assert!(Fault::parse("batch-stalls-then-fails:1500").is_none());
+        assert!(Fault::parse("batch-stalls-then-fails:1.5:/tmp/z").is_none());
+        assert!(Fault::parse("batch-stalls:1500:/tmp/z").is_none());
+        let fault = Fault::parse("batch-fails-then-stalls:700:/tmp/w").unwrap();
+        let stall = Kind::FailBatchThenStall(Duration::from_millis(700));
+        assert_eq!(
+            (fault.kind, fault.after, fault.while_exists),
+            (stall, 0, "/tmp/w".into())
+        );
+        assert!(Fault::parse("batch-fails-then-stalls::/tmp/w").is_none());
     }
 
     #[test]
@@ -156,12 +250,81 @@ mod tests {
     }
 
     #[test]
-    fn a_panic_fault_never_fails_a_sync() {
+    fn a_panic_fault_never_fails_a_sync_nor_stalls_a_batch() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fault");
         std::fs::write(&path, "").unwrap();
         let fault = Fault::parse(&format!("panic-after:0:{}", path.display())).unwrap();
         assert!(fault.strike_sync().is_ok());
+        assert!(fault.stall_batch().is_ok());
+        let start = std::time::Instant::now();
+        fault.stall_failure();
+        assert!(start.elapsed() < Duration::from_millis(100), "stalled");
+    }
+
+    #[test]
+    fn a_stall_fault_holds_then_fails_each_batch_while_the_file_exists_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fault");
+        let spec = format!("batch-stalls-then-fails:30:{}", path.display());
+        let fault = Fault::parse(&spec).unwrap();
+        let held = |fault: &Fault| {
+            let start = std::time::Instant::now();
+            (fault.stall_batch(), start.elapsed())
+        };
+        // Absent file: no stall, no failure.
+        let (result, took) = held(&fault);
+        assert!(
+            result.is_ok() && took < Duration::from_millis(30),
+            "{took:?}"
+        );
+        std::fs::write(&path, "").unwrap();
+        for _ in 0..2 {
+            let (result, took) = held(&fault);
+            let error = result.unwrap_err();
+            assert!(error.to_string().contains("stalled 30 ms"), "{error}");
+            assert!(took >= Duration::from_millis(30), "held only {took:?}");
+        }
+        fault.strike(); // never a panic
+        assert!(fault.strike_sync().is_ok(), "nor a failed sync");
+        let start = std::time::Instant::now();
+        fault.stall_failure();
+        assert!(
+            start.elapsed() < Duration::from_millis(30),
+            "nor a held failure"
+        );
+        std::fs::remove_file(&path).unwrap();
+        assert!(fault.stall_batch().is_ok(), "lifted");
+    }
+
+    #[test]
+    fn a_failing_batch_fault_fails_at_once_then_holds_the_failure_while_the_file_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fault");
+        let spec = format!("batch-fails-then-stalls:30:{}", path.display());
+        let fault = Fault::parse(&spec).unwrap();
+        assert!(fault.stall_batch().is_ok(), "absent file: no failure");
+        std::fs::write(&path, "").unwrap();
+        let start = std::time::Instant::now();
+        let error = fault.stall_batch().unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_millis(30),
+            "the write stalled"
+        );
+        assert!(error.to_string().contains("write failed"), "{error}");
+        fault.stall_failure();
+        assert!(
+            start.elapsed() >= Duration::from_millis(30),
+            "the failure was not held"
+        );
+        std::fs::remove_file(&path).unwrap();
+        assert!(fault.stall_batch().is_ok(), "lifted");
+        let start = std::time::Instant::now();
+        fault.stall_failure();
+        assert!(
+            start.elapsed() < Duration::from_millis(30),
+            "held once lifted"
+        );
     }
 
     #[test]

@@ -622,6 +622,9 @@ impl WriterState {
                     undos.into_iter().for_each(Undo::discard);
                 }
                 Err(e) => {
+                    if let Some(fault) = &self.fault {
+                        fault.stall_failure();
+                    }
                     self.fail(e.to_string(), undos);
                     lock(&self.pending).batch_in_flight = false;
                 }
@@ -659,11 +662,15 @@ impl WriterState {
     /// Writes one batch, syncing it under `always`; on error the file is
     /// cut back to where the batch began.
     fn write_batch(&self, batch: &[u8]) -> std::io::Result<()> {
+        // Test-only: held before the file is locked, then failed as its
+        // write, or failed at once (`batch-...` in [`super::fault`]).
+        let held = self.fault.as_ref().map_or(Ok(()), Fault::stall_batch);
         let mut log = lock(&self.file);
         if self.policy == FsyncPolicy::Always {
             log.preallocate(batch.len());
         }
-        let result = log.file.write_all_at(batch, log.len).and_then(|()| {
+        let write = held.and_then(|()| log.file.write_all_at(batch, log.len));
+        let result = write.and_then(|()| {
             if let Some(fault) = &self.fault {
                 fault.strike();
             }
@@ -705,6 +712,12 @@ impl WriterState {
         }
         queued_undos.into_iter().rev().for_each(Undo::revert);
         batch_undos.into_iter().rev().for_each(Undo::revert);
+        // A compaction begun since the failed batch was cut back out of
+        // the file (`cut_back` made any one running then give up) may have
+        // copied the records just reverted: it gives up too. Before they
+        // are settled, so that a compaction waiting for them sees it; one
+        // beginning after this copies memory as reverted.
+        lock(&self.file).capture = None;
         let first = self.settlement.last() + 1;
         if first <= last {
             let mut failures = lock(&self.failures);

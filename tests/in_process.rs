@@ -6,6 +6,8 @@
 
 use pykv::config::ServeArgs;
 use pykv::server::Server;
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 fn config(dir: &std::path::Path, extra: &[&str]) -> ServeArgs {
@@ -63,4 +65,78 @@ async fn a_bad_configuration_is_refused_before_anything_starts() {
         "{error:#}"
     );
     first.shutdown().await.unwrap();
+}
+
+/// Sends `text` on `stream` and reads until the server closes it, within
+/// `bound`: what it answered, and whether it closed it in time.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, bound: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(bound, stream.read_to_end(&mut answer)).await;
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        closed.is_ok(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_finishes_the_request_in_flight_and_closes_idle_connections() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&config(dir.path(), &[])).await.unwrap();
+    let addr = server.local_addr();
+
+    // An idle keep-alive connection, after one request.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut idle, &mut head)
+        .await
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // A SET whose body is half sent when the shutdown begins.
+    let body = br#"{"key": "late", "value": "kept", "namespace": "app1"}"#;
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /set HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    );
+    busy.write_all(head.as_bytes()).await.unwrap();
+    busy.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let shutdown = tokio::spawn(server.shutdown());
+    let (_, closed) = read_until_closed(&mut idle, Duration::from_secs(2)).await;
+    assert!(closed, "the idle connection was not closed at shutdown");
+    assert!(
+        !shutdown.is_finished(),
+        "shut down with a request in flight"
+    );
+    busy.write_all(&body[10..]).await.unwrap();
+    let (answer, closed) = read_until_closed(&mut busy, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""status":"success""#), "{answer}");
+    assert!(
+        closed,
+        "the drained connection was not closed after its answer"
+    );
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .expect("the shutdown did not finish once the request was answered")
+        .unwrap()
+        .unwrap();
+
+    let server = Server::start(&config(dir.path(), &[])).await.unwrap();
+    let url = format!("http://{}/get/late?ns=app1", server.local_addr());
+    let (status, answer) = call(reqwest::Method::GET, url, None).await;
+    assert_eq!(
+        (status, &answer["value"]),
+        (200, &json!("kept")),
+        "{answer}"
+    );
+    server.shutdown().await.unwrap();
 }

@@ -21,38 +21,28 @@
 //! Why a hand-written accept loop rather than a framework's `serve`: those
 //! have none of these knobs; hyper's connection builder has them.
 //!
-//! Why one watchdog for all connections rather than hyper's own header
-//! read timeout: hyper's arms a timer for every request (an allocation, a
-//! clock read, an insertion into and a removal from tokio's timer wheel),
-//! which measured 2 to 4% of the server's CPU per GET; the watchdog looks
-//! at every open connection four times per timeout period, whatever the
-//! traffic.
-//!
-//! Why a connection is told to close or drain through its [`Activity`]
-//! ([`Supervised`]) rather than by racing its future against a timer and
-//! notifications (`select!`, hyper-util's graceful watcher): every wake of
-//! the connection's task, that is every request, then polled all of them
-//! too (a timer entry and two mutex-guarded waiter lists), 0.3 to 0.9 µs
-//! of a GET's 9 (docs/BENCHMARKS.md, "What a connection costs"); here a
-//! wake costs one load and one waker registration.
+//! Why a watchdog per connection rather than hyper's own header read
+//! timeout: hyper's arms a timer for every request (an allocation, a clock
+//! read, an insertion into and a removal from tokio's timer wheel), which
+//! measured 2 to 4% of the server's CPU per GET; the watchdog wakes four
+//! times per timeout period per connection, whatever the traffic.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_util::task::AtomicWaker;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulConnection;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::http;
 use crate::tls::Certificates;
@@ -72,8 +62,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// At the limit with no idle connection, how often to look again for one
 /// that has become idle (a free slot is taken at once, without waiting).
 const ROOM_RETRY: Duration = Duration::from_millis(50);
-/// How often shutdown looks whether every connection has gone.
-const DRAIN_POLL: Duration = Duration::from_millis(10);
 
 /// Serves `service` on `listener` until `shutdown` resolves, then stops
 /// accepting and lets the requests in flight finish.
@@ -86,7 +74,7 @@ pub async fn serve(
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let open = Arc::new(OpenConnections::default());
-    let watchdog = tokio::spawn(watchdog(open.clone(), limits.header_read_timeout));
+    let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     // No timer is given to hyper, so it arms none per request: the
     // watchdog below bounds the reading of headers instead.
@@ -120,12 +108,13 @@ pub async fn serve(
             activity: activity.clone(),
         };
         let timeout = limits.header_read_timeout;
-        let (open, http, tls) = (open.clone(), http.clone(), tls.clone());
+        let (open, http, watcher, tls) =
+            (open.clone(), http.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
             match tls {
                 None => {
                     let connection = http.serve_connection(TokioIo::new(stream), watched);
-                    Supervised::new(connection, &activity).await;
+                    until_closed(watcher.watch(connection), &activity, timeout).await;
                 }
                 // The handshake, within the header timeout: a client that
                 // never finishes it holds no slot for long. Plain HTTP
@@ -135,7 +124,7 @@ pub async fn serve(
                     match tokio::time::timeout(timeout, handshake).await {
                         Ok(Ok(stream)) => {
                             let connection = http.serve_connection(TokioIo::new(stream), watched);
-                            Supervised::new(connection, &activity).await;
+                            until_closed(watcher.watch(connection), &activity, timeout).await;
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -150,63 +139,21 @@ pub async fn serve(
     // A streamed answer (a change feed) would never finish by itself:
     // close those connections now; their clients reconnect elsewhere.
     open.close_streaming();
-    open.drain_all();
-    if tokio::time::timeout(DRAIN_TIMEOUT, open.all_gone())
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; shutting down anyway");
     }
-    watchdog.abort();
 }
 
-/// What a connection is told from outside, at its next poll; a later
-/// signal only ever raises it.
-mod signal {
-    /// Go on serving.
-    pub const SERVE: u8 = 0;
-    /// Finish the request in flight, if any, then close (shutdown).
-    pub const DRAIN: u8 = 1;
-    /// Close now (its watchdog fired, or it makes room at the limit).
-    pub const CLOSE: u8 = 2;
-}
-
-/// A connection served until it ends or is told to close: dropping it
-/// closes it. Told to drain, it asks hyper for a graceful shutdown once and
-/// goes on until hyper is done.
-struct Supervised<'a, C> {
-    connection: Pin<Box<C>>,
-    activity: &'a Activity,
-    draining: bool,
-}
-
-impl<'a, C: GracefulConnection> Supervised<'a, C> {
-    fn new(connection: C, activity: &'a Activity) -> Self {
-        activity.serving.store(true, Relaxed);
-        Supervised {
-            connection: Box::pin(connection),
-            activity,
-            draining: false,
-        }
-    }
-}
-
-impl<C: GracefulConnection> Future for Supervised<'_, C> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // Registered before the signal is read: a signal given after the
-        // read wakes this task again.
-        self.activity.waker.register(cx.waker());
-        match self.activity.signal.load(Acquire) {
-            signal::CLOSE => return Poll::Ready(()),
-            signal::DRAIN if !self.draining => {
-                self.draining = true;
-                self.connection.as_mut().graceful_shutdown();
-            }
-            _ => {}
-        }
-        self.connection.as_mut().poll(cx).map(|_| ())
+/// Serves a connection until it ends, its watchdog fires, or it is closed
+/// to make room; dropping it closes it.
+async fn until_closed(connection: impl Future, activity: &Activity, timeout: Duration) {
+    tokio::select! {
+        _ = connection => {}
+        () = watchdog(activity, timeout) => {}
+        () = activity.close.notified() => {}
     }
 }
 
@@ -275,51 +222,8 @@ impl OpenConnections {
     fn close_streaming(&self) {
         for activity in self.lock().values() {
             if activity.streaming.load(Relaxed) {
-                activity.tell(signal::CLOSE);
-            }
-        }
-    }
-
-    /// Tells every connection to finish its request in flight and close.
-    fn drain_all(&self) {
-        for activity in self.lock().values() {
-            activity.tell(signal::DRAIN);
-        }
-    }
-
-    /// Resolves once every connection has gone.
-    async fn all_gone(&self) {
-        while !self.lock().is_empty() {
-            tokio::time::sleep(DRAIN_POLL).await;
-        }
-    }
-
-    /// One look of the watchdog, `tick` after the last: closes every
-    /// connection that has now gone `timeout` without starting a request
-    /// while none was being answered.
-    ///
-    /// Algorithm: each connection keeps the count of requests it had
-    /// started at the last look and how long it has been quiet since; a
-    /// new request, or one being answered, starts the quiet time again,
-    /// and `tick` more of it is added otherwise. A connection is closed at
-    /// the first look after its quiet time reaches `timeout`: between
-    /// `timeout` and `timeout + tick` after its last activity.
-    fn close_stalled(&self, tick: Duration, timeout: Duration) {
-        for activity in self.lock().values() {
-            let mut watch = activity
-                .watch
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let started = activity.started.load(Relaxed);
-            let answering = started != activity.finished.load(Relaxed);
-            if started != watch.seen || answering || !activity.serving.load(Relaxed) {
-                watch.seen = started;
-                watch.quiet_for = Duration::ZERO;
-                continue;
-            }
-            watch.quiet_for += tick;
-            if watch.quiet_for >= timeout {
-                activity.tell(signal::CLOSE);
+                activity.closing.store(true, Relaxed);
+                activity.close.notify_one();
             }
         }
     }
@@ -341,7 +245,8 @@ impl OpenConnections {
         let Some((_, activity)) = oldest else {
             return false;
         };
-        activity.tell(signal::CLOSE);
+        activity.closing.store(true, Relaxed);
+        activity.close.notify_one();
         tracing::debug!("at the connection limit: closing the connection idle the longest");
         true
     }
@@ -367,24 +272,11 @@ struct Activity {
     /// milliseconds since `epoch`.
     idle_since_ms: AtomicU64,
     epoch: Instant,
+    /// Chosen to be closed to make room.
+    closing: AtomicBool,
     /// Whether a streamed answer's body is being sent.
     streaming: AtomicBool,
-    /// Whether its requests are served: false during a TLS handshake,
-    /// which has its own timeout.
-    serving: AtomicBool,
-    /// What it is told to do ([`signal`]).
-    signal: AtomicU8,
-    /// Its task's, to wake it when told something.
-    waker: AtomicWaker,
-    /// The watchdog's notes, touched only by the watchdog.
-    watch: Mutex<Watch>,
-}
-
-/// What the watchdog knows of a connection ([`OpenConnections::close_stalled`]).
-struct Watch {
-    /// Requests it had started at the watchdog's last look.
-    seen: u64,
-    quiet_for: Duration,
+    close: Notify,
 }
 
 impl Activity {
@@ -397,26 +289,14 @@ impl Activity {
             write_blocked: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(elapsed_ms(epoch)),
             epoch,
+            closing: AtomicBool::new(false),
             streaming: AtomicBool::new(false),
-            serving: AtomicBool::new(false),
-            signal: AtomicU8::new(signal::SERVE),
-            waker: AtomicWaker::new(),
-            watch: Mutex::new(Watch {
-                seen: u64::MAX,
-                quiet_for: Duration::ZERO,
-            }),
+            close: Notify::new(),
         }
     }
 
-    /// Raises what the connection is told to `signal`, and wakes it.
-    fn tell(&self, signal: u8) {
-        self.signal
-            .fetch_max(signal, std::sync::atomic::Ordering::Release);
-        self.waker.wake();
-    }
-
     fn is_idle(&self) -> bool {
-        self.signal.load(Relaxed) == signal::SERVE
+        !self.closing.load(Relaxed)
             && !self.received.load(Relaxed)
             && !self.write_blocked.load(Relaxed)
             && self.started.load(Relaxed) == self.finished.load(Relaxed)
@@ -498,16 +378,25 @@ impl AsyncWrite for Observed {
     }
 }
 
-/// Looks at every open connection four times per `timeout`, closing
-/// those that have gone `timeout` without starting a request while none
-/// was being answered; runs until aborted.
-async fn watchdog(open: Arc<OpenConnections>, timeout: Duration) {
+/// Resolves once the connection has gone `timeout` without starting a
+/// request while none was being answered.
+async fn watchdog(activity: &Activity, timeout: Duration) {
     let tick = (timeout / 4).max(Duration::from_millis(1));
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = u64::MAX;
+    let mut quiet_for = Duration::ZERO;
     loop {
-        ticks.tick().await;
-        open.close_stalled(tick, timeout);
+        tokio::time::sleep(tick).await;
+        let started = activity.started.load(Relaxed);
+        let answering = started != activity.finished.load(Relaxed);
+        if started != seen || answering {
+            seen = started;
+            quiet_for = Duration::ZERO;
+        } else {
+            quiet_for += tick;
+            if quiet_for >= timeout {
+                return;
+            }
+        }
     }
 }
 

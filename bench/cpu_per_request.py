@@ -10,6 +10,12 @@ of the two binaries alternate; the medians are printed.
 
     cargo build --release
     python3 bench/cpu_per_request.py --binary A --binary B --op get --runs 3
+
+With --ceiling, each binary's ceiling (`pykv bench --ceiling`, which answers
+every request with a fixed body and does no work) is measured too, in the
+same alternation: the ceiling's CPU per request over PyKV's is the share of
+the server's work that is HTTP and the loopback, the steady counterpart of
+the throughput ratios of compare.py.
 """
 
 import argparse
@@ -29,18 +35,20 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def one_run(binary, op, duration, keyspace, connections, fsync, namespaces):
-    """Microseconds of server CPU per request answered."""
-    with benchlib.pykv(binary, fsync) as server:
+def one_run(args, binary, ceiling=False):
+    """Microseconds of server CPU per request answered, by PyKV or, with
+    `ceiling`, by the same binary's ceiling (`pykv bench --ceiling`)."""
+    start = benchlib.ceiling(binary, 32, args.namespaces) if ceiling else benchlib.pykv(binary, args.fsync)
+    with start as server:
         load = [
-            "-c", connections, "--keyspace", keyspace, "--value-size", 32,
-            "--namespaces", namespaces,
+            "--op", args.op, "-c", args.connections, "--keyspace", args.keyspace,
+            "--value-size", 32, "--namespaces", args.namespaces,
         ]
         # Unmeasured: every key set (so that every GET hits), and a second
         # of the load itself to warm the connections and tables.
-        benchlib.bench(binary, server.url, "--op", op, "--preload", "--duration", 1, *load)
+        benchlib.bench(binary, server.url, "--preload", "--duration", 1, *load)
         before = cpu_seconds(server.proc.pid)
-        report = benchlib.bench(binary, server.url, "--op", op, "--duration", duration, *load)
+        report = benchlib.bench(binary, server.url, "--duration", args.duration, *load)
         spent = cpu_seconds(server.proc.pid) - before
     return spent * 1e6 / report["answered"]
 
@@ -58,22 +66,32 @@ def main():
         "--namespaces", type=int, default=1,
         help="spread the keys over this many namespaces; 0: the default namespace",
     )
+    p.add_argument(
+        "--ceiling", action="store_true",
+        help="also measure each binary's ceiling, in the same alternation",
+    )
     args = p.parse_args()
     binaries = args.binary or [benchlib.default_binary()]
     for binary in binaries:
         benchlib.check_binary(binary)
 
-    figures = {binary: [] for binary in binaries}
+    servers = [(b, False) for b in binaries]
+    if args.ceiling:
+        servers += [(b, True) for b in binaries]
+    label = {s: f"{s[0]}{' (ceiling)' if s[1] else ''}" for s in servers}
+    figures = {server: [] for server in servers}
     for run in range(args.runs):
+        for server in servers:
+            us = one_run(args, *server)
+            figures[server].append(us)
+            print(f"run {run + 1}/{args.runs}: {label[server]}: {us:.2f} µs per {args.op.upper()}")
+    medians = {server: statistics.median(runs) for server, runs in figures.items()}
+    for server, median in medians.items():
+        print(f"{label[server]}: median {median:.2f} µs of server CPU per {args.op.upper()}")
+    if args.ceiling:
         for binary in binaries:
-            us = one_run(
-                binary, args.op, args.duration, args.keyspace, args.connections,
-                args.fsync, args.namespaces,
-            )
-            figures[binary].append(us)
-            print(f"run {run + 1}/{args.runs}: {binary}: {us:.2f} µs per {args.op.upper()}")
-    for binary, runs in figures.items():
-        print(f"{binary}: median {statistics.median(runs):.2f} µs of server CPU per {args.op.upper()}")
+            ratio = medians[(binary, True)] / medians[(binary, False)]
+            print(f"{binary}: the ceiling's CPU per request / PyKV's: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ table, and each run's figures on stderr.
     python3 bench/compare.py [--runs 5] [--duration 5] [--connections 32]
 
 On a 2-core machine the generator takes one core (--threads 1) and the
-server the rest; see `pykv bench --help`.
+server the rest; see `pykv bench --help`. On a shared machine whose share
+of the cores changes from minute to minute, `ratio_pairs.py` measures the
+same peaks with PyKV and the ceiling seconds apart instead.
 """
 
 import argparse

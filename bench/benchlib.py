@@ -1,5 +1,6 @@
-"""Shared by compare.py and plot.py: start PyKV or the ceiling on a free
-port in a temporary data directory, and run `pykv bench --json` against it.
+"""Shared by the bench scripts (compare.py, ratio_pairs.py, tail_pairs.py,
+cpu_per_request.py, plot.py...): start PyKV or the ceiling on a free port in
+a temporary data directory, and run `pykv bench --json` against it.
 
 Nothing is pinned to a core: the servers and the generator share the
 machine as a real deployment would, so run these on an otherwise idle
@@ -78,6 +79,19 @@ def ceiling(binary, value_size, namespaces=1):
         "--value-size", str(value_size), "--namespaces", str(namespaces),
     ]
     return Process(argv, "PyKV ceiling listening on ")
+
+
+def load(args, url, op, *extra, threads=None):
+    """One measurement of `op` against `url` with a script's common options
+    (`args.binary`, `connections`, `threads` unless `threads` is given,
+    `duration`, `warmup`, `keyspace`, `value_size`): the report of
+    `pykv bench`."""
+    return bench(
+        args.binary, url,
+        "--op", op, "-c", args.connections, "--threads", threads or args.threads,
+        "--duration", args.duration, "--warmup", args.warmup, "--keyspace", args.keyspace,
+        "--value-size", args.value_size, *extra,
+    )
 
 
 def bench(binary, url, *args):

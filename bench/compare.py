@@ -55,21 +55,11 @@ def parse_args():
     return p.parse_args()
 
 
-def load(args, url, op, *extra, threads=None):
-    """One measurement: returns the report of `pykv bench`."""
-    return benchlib.bench(
-        args.binary, url,
-        "--op", op, "-c", args.connections, "--threads", threads or args.threads,
-        "--duration", args.duration, "--warmup", args.warmup, "--keyspace", args.keyspace,
-        "--value-size", args.value_size, *extra,
-    )
-
-
 def tail_at(args, url, rate, op="get"):
     """(p99, p99.9) of `op` requests paced at `rate`, with --latency-threads
     generator threads: a host's stall of one core then holds half the
     connections, not all of them."""
-    report = load(args, url, op, "--rate", rate, threads=args.latency_threads)
+    report = benchlib.load(args, url, op, "--rate", rate, threads=args.latency_threads)
     return report["latency_us"]["p99"], report["latency_us"]["p99.9"]
 
 
@@ -77,22 +67,22 @@ def one_run(args):
     """The seven measurements of one run, as {name: number}."""
     out = {}
     with benchlib.pykv(args.binary, "everysec") as s:
-        get = load(args, s.url, "get", "--preload")
+        get = benchlib.load(args, s.url, "get", "--preload")
         out["get"] = get["throughput_rps"]
         # Before the SETs: 5 s of SETs at full speed leave the log's
         # writeback and an automatic compaction running behind them.
         half = out["get"] / 2
         out["p99_half"], out["p999_half"] = tail_at(args, s.url, half)
-        out["set_everysec"] = load(args, s.url, "set")["throughput_rps"]
+        out["set_everysec"] = benchlib.load(args, s.url, "set")["throughput_rps"]
         # Paced SETs after a pause: the peak's writeback settles first.
         time.sleep(2)
         set_half = out["set_everysec"] / 2
         out["set_p99_half"], out["set_p999_half"] = tail_at(args, s.url, set_half, "set")
     with benchlib.pykv(args.binary, "always") as s:
-        out["set_always"] = load(args, s.url, "set")["throughput_rps"]
+        out["set_always"] = benchlib.load(args, s.url, "set")["throughput_rps"]
     with benchlib.ceiling(args.binary, args.value_size) as c:
-        out["ceiling_get"] = load(args, c.url, "get")["throughput_rps"]
-        out["ceiling_set"] = load(args, c.url, "set")["throughput_rps"]
+        out["ceiling_get"] = benchlib.load(args, c.url, "get")["throughput_rps"]
+        out["ceiling_set"] = benchlib.load(args, c.url, "set")["throughput_rps"]
         out["ceiling_p99_half"], out["ceiling_p999_half"] = tail_at(args, c.url, half)
         out["ceiling_set_p99_half"], out["ceiling_set_p999_half"] = tail_at(
             args, c.url, set_half, "set"

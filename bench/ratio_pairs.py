@@ -43,12 +43,7 @@ def parse_args():
 
 def peak(args, url, op):
     """Requests a second at full speed."""
-    report = benchlib.bench(
-        args.binary, url, "--op", op, "--threads", args.threads,
-        "-c", args.connections, "--duration", args.duration, "--warmup", args.warmup,
-        "--keyspace", args.keyspace, "--value-size", args.value_size,
-    )
-    return report["throughput_rps"]
+    return benchlib.load(args, url, op)["throughput_rps"]
 
 
 def one_pair(args, everysec, always, ceiling, reverse):

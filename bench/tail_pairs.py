@@ -49,12 +49,7 @@ def parse_args():
 
 def tail(args, url, *extra):
     """(p99, p99.9) in µs of one paced measurement."""
-    report = benchlib.bench(
-        args.binary, url, "--op", args.op, "--rate", args.rate,
-        "--threads", args.threads, "-c", args.connections,
-        "--duration", args.duration, "--warmup", args.warmup,
-        "--keyspace", args.keyspace, "--value-size", args.value_size, *extra,
-    )
+    report = benchlib.load(args, url, args.op, "--rate", args.rate, *extra)
     latency = report["latency_us"]
     return latency["p99"], latency["p99.9"]
 

@@ -4,11 +4,13 @@
 //! (The tests where the process itself matters, kill -9, signals and exit
 //! codes, spawn the binary: see `tests/durability.rs`.)
 
-use pykv::config::ServeArgs;
-use pykv::server::Server;
 use std::time::Duration;
 
+use pykv::config::ServeArgs;
+use pykv::server::Server;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 fn config(dir: &std::path::Path, extra: &[&str]) -> ServeArgs {
     let mut flags = vec!["--port", "0", "--data-dir", dir.to_str().unwrap()];
@@ -67,10 +69,9 @@ async fn a_bad_configuration_is_refused_before_anything_starts() {
     first.shutdown().await.unwrap();
 }
 
-/// Sends `text` on `stream` and reads until the server closes it, within
-/// `bound`: what it answered, and whether it closed it in time.
-async fn read_until_closed(stream: &mut tokio::net::TcpStream, bound: Duration) -> (String, bool) {
-    use tokio::io::AsyncReadExt;
+/// Reads `stream` until the server closes it, within `bound`: what it
+/// answered, and whether it closed it in time.
+async fn read_until_closed(stream: &mut TcpStream, bound: Duration) -> (String, bool) {
     let mut answer = Vec::new();
     let closed = tokio::time::timeout(bound, stream.read_to_end(&mut answer)).await;
     (
@@ -81,8 +82,6 @@ async fn read_until_closed(stream: &mut tokio::net::TcpStream, bound: Duration) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_finishes_the_request_in_flight_and_closes_idle_connections() {
-    use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpStream;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&config(dir.path(), &[])).await.unwrap();
     let addr = server.local_addr();
@@ -93,9 +92,7 @@ async fn a_shutdown_finishes_the_request_in_flight_and_closes_idle_connections()
         .await
         .unwrap();
     let mut head = [0u8; 12];
-    tokio::io::AsyncReadExt::read_exact(&mut idle, &mut head)
-        .await
-        .unwrap();
+    idle.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
     // A SET whose body is half sent when the shutdown begins.
     let body = br#"{"key": "late", "value": "kept", "namespace": "app1"}"#;

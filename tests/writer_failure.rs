@@ -181,7 +181,7 @@ async fn a_failed_log_answers_503_and_recovers(fsync: &str) {
         assert_refused(answer, "a write before the writer resumed")
     })
     .await;
-    let health = bounded(server.client.get(server.url("/health")), "/health").await;
+    let health = health_of(&server).await;
     assert_eq!(
         (health.status, &health.body["status"]),
         (200, &json!("healthy"))
@@ -289,7 +289,7 @@ async fn a_failed_periodic_sync_refuses_writes_until_the_log_is_rewritten() {
     let later = bounded(set(&server, "refused", json!("x")), "a later write").await;
     assert_refused_because(&later, UNSYNCED, "a write while syncs fail");
     refused.push("refused".into());
-    let health = bounded(server.client.get(server.url("/health")), "/health").await;
+    let health = health_of(&server).await;
     assert_eq!(health.status, 503, "{}", health.body);
     assert_eq!(health.body["status"], "unhealthy");
     assert_eq!(health.retry_after.as_deref(), Some("1"));
@@ -312,7 +312,7 @@ async fn a_failed_periodic_sync_refuses_writes_until_the_log_is_rewritten() {
         last_compaction(&server).await.is_number(),
         "writes were accepted before the log was rewritten"
     );
-    let health = bounded(server.client.get(server.url("/health")), "/health").await;
+    let health = health_of(&server).await;
     assert_eq!(
         (health.status, &health.body["status"]),
         (200, &json!("healthy"))
@@ -420,11 +420,16 @@ async fn a_compaction_never_keeps_a_refused_write(form: &str) {
     );
 }
 
+/// `/health`'s answer.
+async fn health_of(server: &Server) -> Answer {
+    bounded(server.client.get(server.url("/health")), "/health").await
+}
+
 /// Waits until `/health` answers 200, within [`RECOVERY_BOUND`].
 async fn until_healthy(server: &Server) {
     let started = Instant::now();
     loop {
-        let health = bounded(server.client.get(server.url("/health")), "/health").await;
+        let health = health_of(server).await;
         if health.status == 200 {
             return;
         }
@@ -594,7 +599,7 @@ async fn clears_and_compactions_at_a_thread_limit_keep_the_server_writing() {
     assert_eq!(compact.status, 200, "{}", compact.body);
     let write = bounded(set(&server, "after", json!(1)), "a write after the clears").await;
     assert_eq!(write.status, 200, "{}", write.body);
-    let health = bounded(server.client.get(server.url("/health")), "/health").await;
+    let health = health_of(&server).await;
     assert_eq!(health.status, 200, "{}", health.body);
     assert!(cgroup.limit_reached(), "the limit held throughout");
 

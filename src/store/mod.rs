@@ -52,6 +52,7 @@ use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
+use crossbeam_utils::sync::ShardedLock;
 use hashbrown::{DefaultHashBuilder, HashMap};
 
 use crate::feed::{Change, ChangeKind, Feed, Feeds, Retention, Watcher};
@@ -243,9 +244,14 @@ impl Default for StoreConfig {
 pub struct Store {
     config: StoreConfig,
     default: Arc<Namespace>,
-    /// Why a `RwLock` around a plain map: lookups vastly outnumber the
+    /// Why a lock around a plain map: lookups vastly outnumber the
     /// creation of namespaces, and readers only hold it for a hash probe.
-    named: RwLock<HashMap<Box<str>, Arc<Namespace>>>,
+    /// Why a `ShardedLock` rather than a `RwLock`: every request on a named
+    /// namespace takes it, and a `RwLock`'s one counter of readers is a
+    /// cache line written by every core at every request; a `ShardedLock`
+    /// gives each thread a lock of its own to read under, and a writer
+    /// takes them all (docs/BENCHMARKS.md, "Cache lines every core wrote").
+    named: ShardedLock<HashMap<Box<str>, Arc<Namespace>>>,
     hasher: DefaultHashBuilder,
     /// Bytes and entries of the whole store, and its indexes of
     /// namespaces.
@@ -283,7 +289,7 @@ impl Store {
             config,
             registry,
             runtime_quotas: RwLock::default(),
-            named: RwLock::default(),
+            named: ShardedLock::default(),
             hasher: DefaultHashBuilder::default(),
             journal: OnceLock::new(),
             unknown_namespace_misses: AtomicU64::new(0),
@@ -340,18 +346,18 @@ impl Store {
         let access = access_of(now);
         let found = self.with_namespace(namespace, |space| {
             let index = Namespace::shard_index(&self.hasher, key);
-            let found = match space
-                .existing_shard(index)
-                .as_mut()
-                .and_then(|shard| shard.get(key, now, access))
-            {
+            let Some(mut shard) = space.existing_shard(index) else {
+                space.record_lookup(false);
+                return false;
+            };
+            let found = match shard.get(key, now, access) {
                 Some(entry) => {
                     out.extend_from_slice(entry.value().as_bytes());
                     true
                 }
                 None => false,
             };
-            space.record_lookup(found);
+            shard.count_lookup(found);
             found
         });
         if found.is_none() {
@@ -926,10 +932,11 @@ fn publish_change(feed: &Feed, mutation: &Mutation<'_>) {
 }
 
 fn stats_of(space: &Namespace, now: u64) -> NamespaceStats {
+    let (total_keys, lookups) = space.live_len_and_lookups(now);
     NamespaceStats {
-        cache_hits: space.hits.load(Ordering::Relaxed),
-        cache_misses: space.misses.load(Ordering::Relaxed),
-        total_keys: space.live_len(now),
+        cache_hits: lookups.hits,
+        cache_misses: lookups.misses,
+        total_keys,
         used_bytes: space.usage.bytes(),
         evictions: space.evictions.load(Ordering::Relaxed),
         expirations: space.expirations.load(Ordering::Relaxed),

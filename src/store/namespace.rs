@@ -21,7 +21,7 @@ use super::StoreError;
 use super::evict::{Limit, QuotaCell};
 use super::registry::{Registry, UNSCHEDULED, lock as lock_registry};
 use super::sampling::{NOWHERE, must_move};
-use super::shard::Shard;
+use super::shard::{Lookups, Shard};
 use crate::feed::{Change, ChangeKind, FeedSlot};
 
 /// Longest namespace name accepted.
@@ -97,6 +97,8 @@ pub(crate) struct Namespace {
     pub usage: Usage,
     /// The store's usage and indexes, updated alongside.
     registry: Arc<Registry>,
+    /// Lookups counted here rather than in a shard
+    /// ([`Namespace::record_lookup`]); [`Namespace::lookups`] has them all.
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub evictions: AtomicU64,
@@ -299,6 +301,32 @@ impl Namespace {
             .sum()
     }
 
+    /// Its hits and misses: those of its shards, and those counted here.
+    pub fn lookups(&self) -> Lookups {
+        self.existing_shards()
+            .fold(self.bulk_lookups(), |sum, (_, shard)| sum + shard.lookups())
+    }
+
+    /// [`Namespace::live_len`] and [`Namespace::lookups`] in one pass over
+    /// the shards.
+    pub fn live_len_and_lookups(&self, now_ms: u64) -> (usize, Lookups) {
+        self.existing_shards()
+            .fold((0, self.bulk_lookups()), |(live, sum), (_, shard)| {
+                (live + shard.live_len(now_ms), sum + shard.lookups())
+            })
+    }
+
+    /// The lookups counted in the namespace itself ([`Namespace::record_lookup`]).
+    fn bulk_lookups(&self) -> Lookups {
+        Lookups {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a lookup of a key in a shard never written (a miss), or of
+    /// keys in bulk (a batch's gets, a transaction's reads); the lookup of
+    /// one key in a shard is counted in the shard ([`Lookups`]).
     pub fn record_lookup(&self, hit: bool) {
         let counter = if hit { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);

@@ -56,8 +56,9 @@ impl RetiredCounters {
         let add = |to: &AtomicU64, from: &AtomicU64| {
             to.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
         };
-        add(&self.hits, &space.hits);
-        add(&self.misses, &space.misses);
+        let lookups = space.lookups();
+        self.hits.fetch_add(lookups.hits, Ordering::Relaxed);
+        self.misses.fetch_add(lookups.misses, Ordering::Relaxed);
         add(&self.evictions, &space.evictions);
         add(&self.expirations, &space.expirations);
     }

@@ -37,6 +37,32 @@ pub(crate) struct Shard {
     /// The keys that expired since the guard looked, when noting: the
     /// change feed's `expire` events.
     pub expired_keys: Vec<Box<str>>,
+    /// Lookups of a single key in this shard, since the start.
+    lookups: Lookups,
+}
+
+/// Lookups that found their key live, and that did not: the namespace's
+/// `cache_hits` and `cache_misses` are its shards' sums.
+///
+/// Why counted in the shard rather than in the namespace: under the shard's
+/// lock, in memory that the lock has just brought to the core, where a
+/// namespace's counter is one cache line that every core wrote at every
+/// GET of the namespace (docs/BENCHMARKS.md, "Cache lines every core
+/// wrote").
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Lookups {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl std::ops::Add for Lookups {
+    type Output = Lookups;
+    fn add(self, other: Lookups) -> Lookups {
+        Lookups {
+            hits: self.hits + other.hits,
+            misses: self.misses + other.misses,
+        }
+    }
 }
 
 /// A candidate for eviction: how long ago it was used, and its key.
@@ -211,6 +237,18 @@ impl Shard {
         self.expirations
     }
 
+    /// Counts a lookup of one key: a hit if it was found live.
+    pub fn count_lookup(&mut self, hit: bool) {
+        match hit {
+            true => self.lookups.hits += 1,
+            false => self.lookups.misses += 1,
+        }
+    }
+
+    pub fn lookups(&self) -> Lookups {
+        self.lookups
+    }
+
     pub fn has_ttl_keys(&self) -> bool {
         !self.expiry.is_empty()
     }
@@ -289,6 +327,7 @@ impl Shard {
         let empty = Shard {
             hasher: self.hasher.clone(),
             expirations: self.expirations,
+            lookups: self.lookups,
             ..Shard::default()
         };
         std::mem::replace(self, empty)

@@ -145,7 +145,7 @@ fn request_durations(out: &mut String, routes: &[(&str, &RouteStats)]) {
         "Time from the request's arrival to its answer's headers, by route template.",
     );
     for (route, route_stats) in routes {
-        route_duration(out, &escape(route), &route_stats.latency.snapshot());
+        route_duration(out, &escape(route), &route_stats.latency());
     }
 }
 

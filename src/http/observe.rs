@@ -13,11 +13,14 @@
 //!   Percentiles are read from the buckets (interpolated inside one), so
 //!   they are within a bucket's width (about 25%) of the truth, whatever the
 //!   number of requests; memory stays about 1 KiB per route.
-//! - **Not sharded per thread.** Requests for the same route on different
-//!   cores touch the same cache lines; with a handful of `fetch_add`s next
-//!   to the microseconds spent parsing HTTP, that costs less than summing
-//!   per-thread shards would complicate the readers. If it ever shows in a
-//!   profile, shard [`RouteStats`] by worker thread: readers already sum.
+//! - **One copy of the counters per thread ("stripes").** Each thread
+//!   counts into a stripe of its own, in cache lines of its own; readers
+//!   sum the stripes. Why: with one copy, requests for the same route on
+//!   different cores wrote the same cache lines, which then moved between
+//!   the cores at nearly every request, and that showed in the profile
+//!   (docs/BENCHMARKS.md, "Cache lines every core wrote"). There are as
+//!   many stripes as cores (a thread takes the next one the first time it
+//!   counts), and a route's stripes are allocated by its first request.
 //! - **Labels are route templates** (the router's), never the raw path, so
 //!   keys never become labels: the table holds at most [`MAX_ROUTES`]
 //!   templates (the router has about twenty). Requests that match no route
@@ -31,10 +34,11 @@
 //!   reason.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crossbeam_utils::CachePadded;
 use hyper::{Method, StatusCode};
 
 use super::error::{ApiError, method_label};
@@ -184,51 +188,98 @@ impl HistogramSnapshot {
     }
 }
 
-/// Counters of one route template.
-#[derive(Default)]
+/// Counters of one route template: a stripe per thread, summed by the
+/// readers.
 pub struct RouteStats {
-    pub latency: Histogram,
-    /// `(method index << 16 | status)`, 0 for a free slot.
+    /// `(method index << 16 | status)`, 0 for a free slot: what each of a
+    /// stripe's `pair_counts` counts, the same for every stripe.
     pair_keys: [AtomicU32; PAIRS],
+    stripes: Box<[CachePadded<Stripe>]>,
+}
+
+/// One thread's counts of a route.
+#[derive(Default)]
+struct Stripe {
+    latency: Histogram,
     pair_counts: [AtomicU64; PAIRS],
     /// Requests whose pair found no free slot.
     other: AtomicU64,
 }
 
+/// Stripes of every route: one per core.
+static STRIPES: LazyLock<usize> =
+    LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(64)));
+
+/// The calling thread's stripe: threads take the stripes in turn, the
+/// first time each counts.
+fn stripe_of_thread() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % *STRIPES;
+    }
+    STRIPE.with(|stripe| *stripe)
+}
+
+impl Default for RouteStats {
+    fn default() -> Self {
+        RouteStats {
+            pair_keys: Default::default(),
+            stripes: (0..*STRIPES).map(|_| CachePadded::default()).collect(),
+        }
+    }
+}
+
 impl RouteStats {
-    fn count(&self, method: usize, status: u16) {
+    /// Counts one answer, in the calling thread's stripe.
+    fn record(&self, method: usize, status: u16, latency: Duration) {
+        let stripe = &self.stripes[stripe_of_thread()];
+        stripe.latency.record(latency);
+        match self.pair_slot(method, status) {
+            Some(i) => stripe.pair_counts[i].fetch_add(1, Relaxed),
+            None => stripe.other.fetch_add(1, Relaxed),
+        };
+    }
+
+    /// The slot of `(method, status)` in `pair_keys`, claimed by its first
+    /// answer; `None` when every slot holds another pair.
+    fn pair_slot(&self, method: usize, status: u16) -> Option<usize> {
         let key = ((method as u32 + 1) << 16) | u32::from(status);
         let start = (key as usize).wrapping_mul(0x9E37_79B9) % PAIRS;
-        for probe in 0..PAIRS {
-            let i = (start + probe) % PAIRS;
+        (0..PAIRS).map(|probe| (start + probe) % PAIRS).find(|&i| {
             let current = self.pair_keys[i].load(Relaxed);
-            let claimed = current == key
+            current == key
                 || (current == 0
                     && match self.pair_keys[i].compare_exchange(0, key, Relaxed, Relaxed) {
                         Ok(_) => true,
                         Err(other) => other == key,
-                    });
-            if claimed {
-                self.pair_counts[i].fetch_add(1, Relaxed);
-                return;
-            }
+                    })
+        })
+    }
+
+    /// The latency histogram of every stripe, merged.
+    pub fn latency(&self) -> HistogramSnapshot {
+        let mut merged = HistogramSnapshot::default();
+        for stripe in &self.stripes {
+            merged.merge(&stripe.latency.snapshot());
         }
-        self.other.fetch_add(1, Relaxed);
+        merged
     }
 
     /// `(method, status, count)` for every pair seen; `status` is `None`
     /// for the overflow count.
     pub fn requests(&self) -> Vec<(&'static str, Option<u16>, u64)> {
+        let sum = |count: &dyn Fn(&Stripe) -> u64| self.stripes.iter().map(|s| count(s)).sum();
         let mut out: Vec<_> = (0..PAIRS)
             .filter_map(|i| {
                 let key = self.pair_keys[i].load(Relaxed);
                 (key != 0).then(|| {
                     let method = METHODS[(key >> 16) as usize - 1];
-                    (method, Some(key as u16), self.pair_counts[i].load(Relaxed))
+                    let count = sum(&|s| s.pair_counts[i].load(Relaxed));
+                    (method, Some(key as u16), count)
                 })
             })
             .collect();
-        let other = self.other.load(Relaxed);
+        let other = sum(&|s| s.other.load(Relaxed));
         if other > 0 {
             out.push(("OTHER", None, other));
         }
@@ -258,9 +309,12 @@ fn method_index(method: &Method) -> usize {
         .unwrap_or(METHODS.len() - 1)
 }
 
-struct Slot {
-    /// The route's template and label, set once by its first request.
-    route: OnceLock<(Box<str>, Box<str>)>,
+/// A route template's place in the table, claimed by its first request.
+type Slot = OnceLock<Route>;
+
+struct Route {
+    template: Box<str>,
+    label: Box<str>,
     stats: RouteStats,
 }
 
@@ -277,12 +331,7 @@ impl Default for Observer {
     fn default() -> Self {
         Observer {
             started: Instant::now(),
-            slots: (0..MAX_ROUTES)
-                .map(|_| Slot {
-                    route: OnceLock::new(),
-                    stats: RouteStats::default(),
-                })
-                .collect(),
+            slots: (0..MAX_ROUTES).map(|_| Slot::new()).collect(),
             unmatched: RouteStats::default(),
             errors: Mutex::new(VecDeque::with_capacity(RECENT_ERRORS)),
         }
@@ -299,7 +348,7 @@ impl Observer {
     }
 
     /// The stats and label of a route template, found by open addressing;
-    /// the first request of a template claims a slot (one allocation, once).
+    /// the first request of a template claims a slot (its allocations, once).
     fn route(&self, template: Option<&str>) -> (&RouteStats, &str) {
         let Some(template) = template else {
             return (&self.unmatched, UNMATCHED);
@@ -307,11 +356,13 @@ impl Observer {
         let start = fnv1a(template) as usize % self.slots.len();
         for probe in 0..self.slots.len() {
             let slot = &self.slots[(start + probe) % self.slots.len()];
-            let (known, label) = slot
-                .route
-                .get_or_init(|| (template.into(), label_of(template).into()));
-            if **known == *template {
-                return (&slot.stats, label);
+            let route = slot.get_or_init(|| Route {
+                template: template.into(),
+                label: label_of(template).into(),
+                stats: RouteStats::default(),
+            });
+            if *route.template == *template {
+                return (&route.stats, &route.label);
             }
         }
         (&self.unmatched, UNMATCHED)
@@ -323,10 +374,10 @@ impl Observer {
         let mut out: Vec<_> = self
             .slots
             .iter()
-            .filter_map(|slot| slot.route.get().map(|(_, label)| (&**label, &slot.stats)))
+            .filter_map(|slot| slot.get().map(|route| (&*route.label, &route.stats)))
             .collect();
         out.sort_unstable_by_key(|(route, _)| *route);
-        if self.unmatched.latency.count.load(Relaxed) > 0 {
+        if self.unmatched.latency().count > 0 {
             out.push((UNMATCHED, &self.unmatched));
         }
         out
@@ -371,8 +422,7 @@ impl Observer {
         latency: Duration,
     ) -> &str {
         let (stats, route) = self.route(template);
-        stats.latency.record(latency);
-        stats.count(method_index(method), status.as_u16());
+        stats.record(method_index(method), status.as_u16(), latency);
         tracing::debug!(
             method = method_label(method.as_str()),
             route,
@@ -477,15 +527,41 @@ mod tests {
         assert_eq!(label, "/get/{key}");
         let (b, _) = o.route(Some("/get/{*key}"));
         assert!(std::ptr::eq(a, b));
-        a.count(0, 200);
-        a.count(0, 200);
-        a.count(0, 404);
+        let latency = Duration::from_micros(100);
+        a.record(0, 200, latency);
+        a.record(0, 200, latency);
+        a.record(0, 404, latency);
         assert_eq!(
             a.requests(),
             vec![("GET", Some(200), 2), ("GET", Some(404), 1)]
         );
         assert_eq!(a.errors(), 1);
         assert_eq!(o.route(None).1, UNMATCHED);
+    }
+
+    #[test]
+    fn the_counts_of_every_thread_are_summed() {
+        let o = Observer::default();
+        std::thread::scope(|scope| {
+            for _ in 0..2 * *STRIPES + 1 {
+                scope.spawn(|| {
+                    for _ in 0..1000 {
+                        let latency = Duration::from_micros(50);
+                        o.record(Some("/set"), &Method::POST, StatusCode::OK, latency);
+                    }
+                });
+            }
+        });
+        let answers = (2 * *STRIPES as u64 + 1) * 1000;
+        let routes = o.routes();
+        let [(route, stats)] = routes.as_slice() else {
+            panic!("one route, not {}", routes.len());
+        };
+        assert_eq!(*route, "/set");
+        assert_eq!(stats.requests(), vec![("POST", Some(200), answers)]);
+        let latency = stats.latency();
+        assert_eq!(latency.count, answers);
+        assert_eq!(latency.sum_ns, answers * 50_000);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub fn performance(observer: &Observer) -> Performance {
     let mut total_errors = 0;
     let mut operation_breakdown = BTreeMap::new();
     for (route, stats) in observer.routes() {
-        let snapshot = stats.latency.snapshot();
+        let snapshot = stats.latency();
         let errors = stats.errors();
         total_errors += errors;
         all.merge(&snapshot);

@@ -30,8 +30,9 @@ use pykv::wal::{AutoCompaction, FsyncPolicy, WalOptions};
 const KEYS: u64 = 10_000;
 
 /// The server's service over an embedded backend with `KEYS` keys, its log
-/// in `dir` (`--fsync no`: the pipeline is measured, not the disk).
-fn service(dir: &std::path::Path) -> pykv::http::Service {
+/// in `dir` (`--fsync no`: the pipeline is measured, not the disk), as one
+/// connection calls it.
+fn service(dir: &std::path::Path) -> pykv::http::ConnectionService {
     let options = EmbeddedOptions {
         data_dir: dir.to_owned(),
         store: StoreConfig::default(),
@@ -62,6 +63,7 @@ fn service(dir: &std::path::Path) -> pykv::http::Service {
         metrics_namespace_limit: 100,
         observer: Observer::new(),
     })
+    .for_connection()
 }
 
 fn request(method: Method, uri: &str, body: &'static str) -> Request<Full<Bytes>> {

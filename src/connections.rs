@@ -100,7 +100,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (id, activity) = open.add();
         let watched = Watched {
-            service: service.clone(),
+            service: service.for_connection(),
             activity: activity.clone(),
         };
         let stream = Observed {
@@ -404,12 +404,13 @@ async fn watchdog(activity: &Activity, timeout: Duration) {
 /// watchdog.
 #[derive(Clone)]
 struct Watched {
-    service: http::Service,
+    service: http::ConnectionService,
     activity: Arc<Activity>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Watched {
-    type Response = <http::Service as hyper::service::Service<Request<Incoming>>>::Response;
+    type Response =
+        <http::ConnectionService as hyper::service::Service<Request<Incoming>>>::Response;
     type Error = std::convert::Infallible;
     type Future = Finishing;
 

@@ -45,7 +45,7 @@ pub use error::ApiError;
 pub use observe::Observer;
 pub use ops::MAX_TTL_SECS;
 pub(crate) use ops::SetRequest;
-pub use pipeline::{ResponseFuture, Service};
+pub use pipeline::{ConnectionService, ResponseFuture, Service};
 pub use reply::{Body, Response};
 pub use views::ServerViews;
 

@@ -76,7 +76,25 @@ impl Service {
     }
 }
 
-impl<B> hyper::service::Service<Request<B>> for Service
+/// The pipeline as one connection serves it ([`Service::for_connection`]).
+///
+/// Why each connection holds its own `Arc`: every request's future owns a
+/// reference to the pipeline, and a count of references shared by every
+/// connection is a cache line written twice per request by whichever core
+/// serves it, so it moved between the cores at nearly every request; the
+/// count of a connection's own `Arc` is written by the core serving that
+/// connection (docs/BENCHMARKS.md, "Cache lines every core wrote").
+#[derive(Clone)]
+pub struct ConnectionService(Arc<Service>);
+
+impl Service {
+    /// What one connection calls for each of its requests.
+    pub fn for_connection(&self) -> ConnectionService {
+        ConnectionService(Arc::new(self.clone()))
+    }
+}
+
+impl<B> hyper::service::Service<Request<B>> for ConnectionService
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -86,7 +104,7 @@ where
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<B>) -> ResponseFuture {
-        Box::pin(self.0.clone().handle(request))
+        Box::pin(handle(self.0.clone(), request))
     }
 }
 
@@ -97,39 +115,41 @@ enum Routed<'r, 'p> {
     Found(Found<'r, 'p>),
 }
 
-impl Pipeline {
-    /// Every stage of one request. One `async fn` for the whole (stages 1
-    /// to 3 are plain calls): each level of nested futures would copy the
-    /// levels below it once more per request.
-    async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Result<Response, Infallible>
-    where
-        B: HttpBody<Data = Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let start = Instant::now();
-        let (parts, body) = request.into_parts();
-        let (template, outcome) = match self.route(&parts) {
-            Err((template, refusal)) => (template, Err(refusal)),
-            Ok(Routed::Preflight(answer)) => (None, Ok(answer)),
-            Ok(Routed::Found(found)) => {
-                let authorization = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
-                let stages = Stages {
-                    ctx: &self.ctx,
-                    request: request::Request::new(&parts, &found.params),
-                    caller: self.ctx.auth.authenticate(authorization),
-                    deadline: start + self.ctx.request_timeout,
-                };
-                (Some(found.template), found.op.run(stages, body).await)
-            }
-        };
-        let observer = &self.ctx.observer;
-        let mut response = observer.finish(&parts.method, template, start.into_std(), outcome);
-        if let Some(cors) = &self.cors {
-            cors.decorate(&parts.headers, &mut response);
+/// Every stage of one request. One `async fn` for the whole (stages 1 to 3
+/// are plain calls): each level of nested futures would copy the levels
+/// below it once more per request.
+async fn handle<B>(service: Arc<Service>, request: Request<B>) -> Result<Response, Infallible>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let pipeline = &*service.0;
+    let start = Instant::now();
+    let (parts, body) = request.into_parts();
+    let (template, outcome) = match pipeline.route(&parts) {
+        Err((template, refusal)) => (template, Err(refusal)),
+        Ok(Routed::Preflight(answer)) => (None, Ok(answer)),
+        Ok(Routed::Found(found)) => {
+            let ctx = &pipeline.ctx;
+            let authorization = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+            let stages = Stages {
+                ctx,
+                request: request::Request::new(&parts, &found.params),
+                caller: ctx.auth.authenticate(authorization),
+                deadline: start + ctx.request_timeout,
+            };
+            (Some(found.template), found.op.run(stages, body).await)
         }
-        Ok(response)
+    };
+    let observer = &pipeline.ctx.observer;
+    let mut response = observer.finish(&parts.method, template, start.into_std(), outcome);
+    if let Some(cors) = &pipeline.cors {
+        cors.decorate(&parts.headers, &mut response);
     }
+    Ok(response)
+}
 
+impl Pipeline {
     /// Stages 1 to 3: where the request comes from, CORS's preflight, its
     /// route.
     fn route<'r, 'p>(

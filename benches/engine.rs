@@ -8,7 +8,7 @@
 //! ```
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use pykv::store::{Store, now_ms};
@@ -68,6 +68,29 @@ fn get(c: &mut Criterion) {
             i = (i + 1) % KEYS;
             out.clear();
             black_box(store.get_into(NS, &key(i), &mut out).expect("get"))
+        })
+    });
+    // Every core reading the same namespace at once, as the server's
+    // workers do: the time of one lookup on one core. Against `get_into/hit`
+    // it shows what the cores cost each other (cache lines they all write).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    c.bench_function("get_into/hit_on_every_core", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            std::thread::scope(|scope| {
+                for core in 0..cores as u64 {
+                    let store = &store;
+                    scope.spawn(move || {
+                        let mut out = Vec::with_capacity(64);
+                        for n in 0..iters {
+                            out.clear();
+                            let i = (n * 7919 + core * KEYS / 2) % KEYS;
+                            black_box(store.get_into(NS, &key(i), &mut out).expect("get"));
+                        }
+                    });
+                }
+            });
+            start.elapsed()
         })
     });
     c.bench_function("get/miss", |b| {

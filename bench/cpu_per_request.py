@@ -27,12 +27,14 @@ import benchlib
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid):
-    """User + system time of a process, in seconds."""
+def cpu_seconds(pid, user_only=False):
+    """User + system time of a process (user time alone with `user_only`),
+    in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         # The command name may hold spaces: count fields after its ')'.
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    system = 0 if user_only else int(fields[12])
+    return (int(fields[11]) + system) / CLOCK_TICKS
 
 
 def one_run(args, binary, ceiling=False):
@@ -47,9 +49,9 @@ def one_run(args, binary, ceiling=False):
         # Unmeasured: every key set (so that every GET hits), and a second
         # of the load itself to warm the connections and tables.
         benchlib.bench(binary, server.url, "--preload", "--duration", 1, *load)
-        before = cpu_seconds(server.proc.pid)
+        before = cpu_seconds(server.proc.pid, args.user)
         report = benchlib.bench(binary, server.url, "--duration", args.duration, *load)
-        spent = cpu_seconds(server.proc.pid) - before
+        spent = cpu_seconds(server.proc.pid, args.user) - before
     return spent * 1e6 / report["answered"]
 
 
@@ -65,6 +67,10 @@ def main():
     p.add_argument(
         "--namespaces", type=int, default=1,
         help="spread the keys over this many namespaces; 0: the default namespace",
+    )
+    p.add_argument(
+        "--user", action="store_true",
+        help="count user time only: the server's own code, without the kernel's network work",
     )
     p.add_argument(
         "--ceiling", action="store_true",
@@ -87,7 +93,8 @@ def main():
             print(f"run {run + 1}/{args.runs}: {label[server]}: {us:.2f} µs per {args.op.upper()}")
     medians = {server: statistics.median(runs) for server, runs in figures.items()}
     for server, median in medians.items():
-        print(f"{label[server]}: median {median:.2f} µs of server CPU per {args.op.upper()}")
+        what = "user time" if args.user else "server CPU"
+        print(f"{label[server]}: median {median:.2f} µs of {what} per {args.op.upper()}")
     if args.ceiling:
         for binary in binaries:
             ratio = medians[(binary, True)] / medians[(binary, False)]

@@ -24,7 +24,9 @@
 //!   write fails, and `batch-fails-then-stalls:MS:PATH` fails the write at
 //!   once and holds the writer before it reverts the batch in memory: a
 //!   compaction run in either window copies from memory a write that is
-//!   refused, and must not keep it in the new log;
+//!   refused, and must not keep it in the new log; `batch-stalls:MS:PATH`
+//!   holds a batch longer than a compaction waits for it, and the
+//!   compaction must give up without losing it;
 //! - a real pids cgroup at its limit, the issue's own conditions, shows
 //!   that no request needs a new thread any more. It needs root and a pids
 //!   controller (root ignores `RLIMIT_NPROC`, so prlimit cannot do it), and
@@ -57,9 +59,14 @@ struct Answer {
 /// Sends `request`, failing the test if no answer comes within
 /// [`ANSWER_BOUND`] (a write left waiting).
 async fn bounded(request: reqwest::RequestBuilder, what: &str) -> Answer {
-    let response = tokio::time::timeout(ANSWER_BOUND, request.send())
+    answered_within(ANSWER_BOUND, request, what).await
+}
+
+/// Sends `request`, failing the test if no answer comes within `bound`.
+async fn answered_within(bound: Duration, request: reqwest::RequestBuilder, what: &str) -> Answer {
+    let response = tokio::time::timeout(bound, request.send())
         .await
-        .unwrap_or_else(|_| panic!("{what}: no answer within {ANSWER_BOUND:?}: it hangs"))
+        .unwrap_or_else(|_| panic!("{what}: no answer within {bound:?}: it hangs"))
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     let status = response.status().as_u16();
     let retry_after = response
@@ -418,6 +425,88 @@ async fn a_compaction_never_keeps_a_refused_write(form: &str) {
         log.contains(gave_up),
         "the server never said {gave_up:?}:\n{log}"
     );
+}
+
+/// How long the hook's `batch-stalls` holds the write R below: longer than
+/// a compaction waits for the writes it copied (10 s, src/wal/compaction.rs).
+const OUTLASTS_THE_SETTLE_WAIT: Duration = Duration::from_millis(11_000);
+
+/// A compaction copies a write R whose batch the disk takes longer to write
+/// than the compaction may wait for it (the hook's `batch-stalls:MS:PATH`,
+/// under `--fsync always`). The compaction gives up at its bound, keeps
+/// the old log and says why; reads are answered meanwhile; R is
+/// acknowledged once written; a compaction asked for afterwards completes;
+/// after `kill -9`, a restart finds every acknowledged write, R included.
+#[tokio::test]
+async fn a_compaction_that_waits_too_long_for_a_write_gives_up_and_loses_nothing() {
+    let form = format!("batch-stalls:{}", OUTLASTS_THE_SETTLE_WAIT.as_millis());
+    let (dir, mut server) = start_with_fault(&form, "always");
+    let (data, trigger) = (dir.path().join("data"), dir.path().join("fault"));
+    let mut acked = Vec::new();
+    for i in 0..3 {
+        server.set(Some("t"), &format!("acked{i}"), json!(i)).await;
+        acked.push((format!("acked{i}"), json!(i)));
+    }
+
+    // R's batch is held; R is applied in memory at once. Only R's batch:
+    // the fault is lifted as soon as R is seen.
+    std::fs::write(&trigger, "").unwrap();
+    let bound = OUTLASTS_THE_SETTLE_WAIT + ANSWER_BOUND;
+    let held = tokio::spawn(answered_within(
+        bound,
+        set(&server, "R", json!("slow")),
+        "R",
+    ));
+    let started = Instant::now();
+    while server.value(Some("t"), "R").await.is_none() {
+        assert!(
+            started.elapsed() < ANSWER_BOUND,
+            "R was never applied in memory"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    std::fs::remove_file(&trigger).unwrap();
+    let compact = bounded(server.client.post(server.url("/compact")), "/compact").await;
+    assert_eq!(compact.status, 200, "{}", compact.body);
+
+    // A stalled log holds writes, never reads.
+    let read = bounded(server.client.get(server.url("/get/acked0?ns=t")), "a read").await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert!(
+        !held.is_finished(),
+        "R was answered before its batch was written"
+    );
+
+    let answer = held.await.unwrap();
+    assert_eq!(answer.status, 200, "R: {}", answer.body);
+    acked.push(("R".into(), json!("slow")));
+    assert!(
+        last_compaction(&server).await.is_null(),
+        "the compaction swapped its file in: it did not give up once it had waited its bound for R's batch"
+    );
+
+    // Nothing is left unsettled: a new compaction completes.
+    let compact = bounded(server.client.post(server.url("/compact")), "/compact").await;
+    assert_eq!(compact.status, 200, "{}", compact.body);
+    let started = Instant::now();
+    while last_compaction(&server).await.is_null() {
+        assert!(
+            started.elapsed() < RECOVERY_BOUND,
+            "the second compaction never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    server.kill();
+    let log = server.take_stderr();
+    let gave_up = "writes the compaction copied were not written to the log within 10 s";
+    assert!(
+        log.contains(gave_up),
+        "the server never said {gave_up:?}:\n{log}"
+    );
+    let server = Server::start_in(&data, &[]);
+    assert_kept_exactly(&server, &acked, &[]).await;
+    assert_eq!(server.total_keys().await, acked.len() as u64);
 }
 
 /// `/health`'s answer.

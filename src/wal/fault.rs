@@ -3,13 +3,14 @@
 //! with 503, `/health` says unhealthy, and the writer recovers.
 //!
 //! Enabled by an environment variable, never by a flag, and never meant for
-//! production. Four forms:
+//! production. Five forms:
 //!
 //! ```text
 //! PYKV_FAULT_WAL_WRITER=panic-after:N:PATH
 //! PYKV_FAULT_WAL_WRITER=sync-fails-after:N:PATH
 //! PYKV_FAULT_WAL_WRITER=batch-stalls-then-fails:MS:PATH
 //! PYKV_FAULT_WAL_WRITER=batch-fails-then-stalls:MS:PATH
+//! PYKV_FAULT_WAL_WRITER=batch-stalls:MS:PATH
 //! ```
 //!
 //! `panic-after`: after `N` writes, the log panics at every attempt to
@@ -53,6 +54,11 @@
 //! the failed write could still copy those records (see `fail` in
 //! [`super::writer`]). The same as the form above otherwise.
 //!
+//! `batch-stalls`: while `PATH` exists, the writer thread holds each batch
+//! it has taken for `MS` milliseconds, holding no lock, then writes it as
+//! usual: a disk so slow that a compaction's wait for the writes it copied
+//! runs out (see the settle wait in [`super::compaction`]).
+//!
 //! Why a hook rather than a real thread limit or a failing disk: a pids
 //! cgroup or `RLIMIT_NPROC` cannot be set reliably in CI (root ignores the
 //! rlimit, and cgroup file systems differ between hosts and containers),
@@ -80,6 +86,8 @@ enum Kind {
     /// Each batch's write failed, then held this long before its records
     /// are reverted.
     FailBatchThenStall(Duration),
+    /// Each batch held this long, then written.
+    StallBatch(Duration),
 }
 
 #[derive(Debug)]
@@ -102,8 +110,8 @@ impl Fault {
                     std::io::ErrorKind::InvalidInput,
                     format!(
                         "{VARIABLE} (a test-only hook) must be panic-after:N:PATH, \
-                         sync-fails-after:N:PATH, batch-stalls-then-fails:MS:PATH or \
-                         batch-fails-then-stalls:MS:PATH"
+                         sync-fails-after:N:PATH, batch-stalls-then-fails:MS:PATH, \
+                         batch-fails-then-stalls:MS:PATH or batch-stalls:MS:PATH"
                     ),
                 )
             }),
@@ -125,6 +133,7 @@ impl Fault {
             "batch-fails-then-stalls" => {
                 (Kind::FailBatchThenStall(Duration::from_millis(number)), 0)
             }
+            "batch-stalls" => (Kind::StallBatch(Duration::from_millis(number)), 0),
             _ => return None,
         };
         Some(Fault {
@@ -157,9 +166,14 @@ impl Fault {
     /// Called by the writer thread before it locks the file to write a
     /// batch: when a `batch-stalls-then-fails` fault is due, sleeps, then
     /// an error, for the caller to take as the batch's write's; when a
-    /// `batch-fails-then-stalls` one is, the error at once.
+    /// `batch-fails-then-stalls` one is, the error at once; when a
+    /// `batch-stalls` one is, sleeps.
     pub fn stall_batch(&self) -> std::io::Result<()> {
         let failure = match self.kind {
+            Kind::StallBatch(stall) if self.due() => {
+                std::thread::sleep(stall);
+                return Ok(());
+            }
             Kind::StallBatchThenFail(stall) if self.due() => {
                 std::thread::sleep(stall);
                 format!(
@@ -226,7 +240,9 @@ mod tests {
         );
         assert!(Fault::parse("batch-stalls-then-fails:1500").is_none());
         assert!(Fault::parse("batch-stalls-then-fails:1.5:/tmp/z").is_none());
-        assert!(Fault::parse("batch-stalls:1500:/tmp/z").is_none());
+        let fault = Fault::parse("batch-stalls:1500:/tmp/z").unwrap();
+        assert_eq!(fault.kind, Kind::StallBatch(Duration::from_millis(1500)));
+        assert!(Fault::parse("batch-stall:1500:/tmp/z").is_none());
         let fault = Fault::parse("batch-fails-then-stalls:700:/tmp/w").unwrap();
         let stall = Kind::FailBatchThenStall(Duration::from_millis(700));
         assert_eq!(

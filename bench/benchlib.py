@@ -66,19 +66,39 @@ class Process:
         self.stop()
 
 
-def pykv(binary, fsync="everysec"):
-    """`pykv serve` with the given --fsync policy, in a fresh data dir."""
+def workers_flag(workers):
+    """`--workers N`, or nothing for the runtime's default (one per core)."""
+    return ["--workers", str(workers)] if workers else []
+
+
+def pykv(binary, fsync="everysec", workers=None):
+    """`pykv serve` with the given --fsync policy (and --workers), in a
+    fresh data dir."""
     argv = [binary, "serve", "--port", "0", "--data-dir", "{data}", "--fsync", fsync]
-    return Process(argv, "PyKV listening on ")
+    return Process(argv + workers_flag(workers), "PyKV listening on ")
 
 
-def ceiling(binary, value_size, namespaces=1):
+def ceiling(binary, value_size, namespaces=1, workers=None):
     """`pykv bench --ceiling`: answers the size of a GET, does no work."""
     argv = [
         binary, "bench", "--ceiling", "--port", "0",
         "--value-size", str(value_size), "--namespaces", str(namespaces),
     ]
-    return Process(argv, "PyKV ceiling listening on ")
+    return Process(argv + workers_flag(workers), "PyKV ceiling listening on ")
+
+
+def workers_label(workers):
+    """How many workers the servers had, for a report."""
+    return f"{workers} server worker(s)" if workers else "one server worker per core"
+
+
+def add_workers_argument(parser):
+    """`--workers N` of a script: the server's and the ceiling's alike."""
+    parser.add_argument(
+        "--workers", type=int,
+        help="threads that answer requests, for PyKV and the ceiling alike "
+        "(pykv serve --workers); default: one per core",
+    )
 
 
 def load(args, url, op, *extra, threads=None):

@@ -45,6 +45,7 @@ def parse_args():
     p.add_argument("--duration", type=float, default=5, help="seconds per measurement")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="generator threads")
+    benchlib.add_workers_argument(p)
     p.add_argument("--warmup", type=float, default=1, help="unmeasured seconds before each measurement")
     p.add_argument(
         "--latency-threads", type=int, default=2,
@@ -66,7 +67,7 @@ def tail_at(args, url, rate, op="get"):
 def one_run(args):
     """The seven measurements of one run, as {name: number}."""
     out = {}
-    with benchlib.pykv(args.binary, "everysec") as s:
+    with benchlib.pykv(args.binary, "everysec", args.workers) as s:
         get = benchlib.load(args, s.url, "get", "--preload")
         out["get"] = get["throughput_rps"]
         # Before the SETs: 5 s of SETs at full speed leave the log's
@@ -78,9 +79,9 @@ def one_run(args):
         time.sleep(2)
         set_half = out["set_everysec"] / 2
         out["set_p99_half"], out["set_p999_half"] = tail_at(args, s.url, set_half, "set")
-    with benchlib.pykv(args.binary, "always") as s:
+    with benchlib.pykv(args.binary, "always", args.workers) as s:
         out["set_always"] = benchlib.load(args, s.url, "set")["throughput_rps"]
-    with benchlib.ceiling(args.binary, args.value_size) as c:
+    with benchlib.ceiling(args.binary, args.value_size, workers=args.workers) as c:
         out["ceiling_get"] = benchlib.load(args, c.url, "get")["throughput_rps"]
         out["ceiling_set"] = benchlib.load(args, c.url, "set")["throughput_rps"]
         out["ceiling_p99_half"], out["ceiling_p999_half"] = tail_at(args, c.url, half)
@@ -109,7 +110,7 @@ def table(runs, args):
     lines = [
         f"{len(runs)} runs of {args.duration:g} s, {args.connections} connections, "
         f"{args.threads} generator thread(s) ({args.latency_threads} for the p99), "
-        f"{os.cpu_count()} cores, "
+        f"{os.cpu_count()} cores, {benchlib.workers_label(args.workers)}, "
         f"{args.keyspace} keys, {args.value_size}-byte values; medians. "
         f"Half of the peak: {med['rate']:.0f} GETs/s, {med['set_rate']:.0f} SETs/s.",
         "",

@@ -40,7 +40,7 @@ def cpu_seconds(pid, user_only=False):
 def one_run(args, binary, ceiling=False):
     """Microseconds of server CPU per request answered, by PyKV or, with
     `ceiling`, by the same binary's ceiling (`pykv bench --ceiling`)."""
-    start = benchlib.ceiling(binary, 32, args.namespaces) if ceiling else benchlib.pykv(binary, args.fsync)
+    start = benchlib.ceiling(binary, 32, args.namespaces, args.workers) if ceiling else benchlib.pykv(binary, args.fsync, args.workers)
     with start as server:
         load = [
             "--op", args.op, "-c", args.connections, "--keyspace", args.keyspace,
@@ -58,6 +58,7 @@ def one_run(args, binary, ceiling=False):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--binary", action="append", help="give it twice to compare")
+    benchlib.add_workers_argument(p)
     p.add_argument("--op", choices=["get", "set"], default="get")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--duration", type=float, default=4)

@@ -35,6 +35,7 @@ def parse_args():
     p.add_argument("--duration", type=float, default=2)
     p.add_argument("--warmup", type=float, default=0.5)
     p.add_argument("--threads", type=int, default=1, help="generator threads")
+    benchlib.add_workers_argument(p)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--keyspace", type=int, default=100_000)
     p.add_argument("--value-size", type=int, default=32)
@@ -67,9 +68,9 @@ def main():
     benchlib.check_binary(args.binary)
     pairs = []
     with (
-        benchlib.pykv(args.binary, "everysec") as everysec,
-        benchlib.pykv(args.binary, "always") as always,
-        benchlib.ceiling(args.binary, args.value_size) as ceiling,
+        benchlib.pykv(args.binary, "everysec", args.workers) as everysec,
+        benchlib.pykv(args.binary, "always", args.workers) as always,
+        benchlib.ceiling(args.binary, args.value_size, workers=args.workers) as ceiling,
     ):
         benchlib.bench(
             args.binary, everysec.url, "--op", "set", "--preload", "-n", 1,
@@ -84,7 +85,8 @@ def main():
             ))
     print(
         f"\n{len(pairs)} pairs of {args.duration:g} s, {args.connections} connections, "
-        f"{args.threads} generator thread(s), {args.keyspace} keys, "
+        f"{args.threads} generator thread(s), {benchlib.workers_label(args.workers)}, "
+        f"{args.keyspace} keys, "
         f"{args.value_size}-byte values.\n"
     )
     print("| Measure | PyKV (median req/s) | Ceiling (median req/s) | median of the pairs' ratios | lowest, highest |")

@@ -492,6 +492,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PYKV_PORT", default_value_t = 8000)]
     pub port: u16,
 
+    /// Threads that answer requests (1 to 1024); one per core when unset.
+    /// Fewer leave cores to the other processes of the machine.
+    #[arg(long, env = "PYKV_WORKERS",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+
     /// Directory holding the write-ahead log.
     #[arg(long, env = "PYKV_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

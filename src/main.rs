@@ -64,7 +64,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let result = tokio::runtime::Runtime::new()
+    let result = pykv::server::runtime(args.workers)
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(pykv::server::run(args)));
     match result {

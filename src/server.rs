@@ -34,8 +34,16 @@ use crate::store::{Limit, StoreConfig};
 use crate::tls::{Certificates, TlsFiles};
 use crate::wal::{AutoCompaction, WalOptions};
 
-/// Runs `pykv serve`: serves until SIGINT or SIGTERM, then shuts down
-/// cleanly.
+/// The runtime that serves requests (`--workers`): `workers` threads, or
+/// one per core.
+pub fn runtime(workers: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        runtime.worker_threads(workers.into());
+    }
+    runtime.enable_all().build()
+}
+
 /// Runs `pykv serve`: serves until SIGINT or SIGTERM, then shuts down
 /// cleanly; `SIGHUP` reloads what can change live ([`crate::reload`]).
 /// Under systemd (`Type=notify`), says it is ready once it listens, its log

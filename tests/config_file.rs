@@ -43,6 +43,7 @@ max-body-bytes = 200
 max-key-bytes = 8  # PYKV_MAX_KEY_BYTES wins
 fsync = "always"
 eviction = "noeviction"
+workers = 1
 
 [quotas.namespace.acme]
 max_keys = 1
@@ -65,6 +66,17 @@ max_keys = 1
         .post_json("/set?ns=acme", &json!({"key": "b", "value": 1}))
         .await;
     assert_eq!(second.status, 507, "{second:?}");
+    // workers = 1: one thread answers requests.
+    assert_eq!(threads_named(server.pid(), "tokio-rt-worker"), 1);
+}
+
+/// How many threads of process `pid` are named `name`.
+fn threads_named(pid: u32, name: &str) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
 }
 
 #[test]
@@ -93,6 +105,7 @@ fn config_check_names_the_file_the_key_and_what_is_allowed() {
             "key `max-connections`",
             "1..=",
         ),
+        ("workers.toml", "workers = 0\n", "key `workers`", "1..=1024"),
         (
             "type.toml",
             "repair-log = 1\n",

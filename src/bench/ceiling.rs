@@ -11,7 +11,8 @@
 //! store, the log).
 //!
 //! For a fair comparison it runs like `pykv serve`: the default
-//! multi-threaded tokio runtime (one worker per core), hyper's HTTP/1.1
+//! multi-threaded tokio runtime (one worker per core, or `--workers`, as
+//! `pykv serve --workers`), hyper's HTTP/1.1
 //! server (which axum uses underneath), `TCP_NODELAY` on accepted sockets
 //! (as `src/connections.rs` sets it).
 
@@ -47,8 +48,9 @@ pub fn ceiling_body(value_size: usize, namespaces: u32) -> String {
 /// listening on http://ADDR` on stdout once it accepts connections.
 pub fn run(args: &BenchArgs) -> ExitCode {
     let body = Bytes::from(ceiling_body(args.value_size, args.namespaces));
-    // The runtime `pykv serve` uses: multi-threaded, one worker per core.
-    let result = tokio::runtime::Runtime::new()
+    // The runtime `pykv serve` uses: multi-threaded, one worker per core
+    // unless told otherwise.
+    let result = crate::server::runtime(args.workers)
         .and_then(|runtime| runtime.block_on(serve(&args.host, args.port, body)));
     match result {
         Ok(()) => ExitCode::SUCCESS,

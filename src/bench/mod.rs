@@ -156,6 +156,12 @@ pub struct BenchArgs {
     /// Port the ceiling listens on; 0 picks a free one (printed at start).
     #[arg(long, default_value_t = 8001, help_heading = "Ceiling server")]
     pub port: u16,
+
+    /// Threads that answer the ceiling's requests; one per core when
+    /// unset, as `pykv serve --workers`.
+    #[arg(long, help_heading = "Ceiling server",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -376,20 +376,12 @@ async fn a_compaction_never_keeps_a_refused_write(form: &str) {
     let form = format!("{form}:{}", HELD.as_millis());
     let (dir, mut server) = start_with_fault(&form, "always");
     let (data, trigger) = (dir.path().join("data"), dir.path().join("fault"));
-    let mut acked = Vec::new();
-    for i in 0..3 {
-        server.set(Some("t"), &format!("acked{i}"), json!(i)).await;
-        acked.push((format!("acked{i}"), json!(i)));
-    }
+    let acked = write_acknowledged(&server).await;
 
     // R is held from now on; R is applied in memory at once.
     std::fs::write(&trigger, "").unwrap();
     let held = tokio::spawn(bounded(set(&server, "R", json!("refused")), "R"));
-    let started = Instant::now();
-    while server.value(Some("t"), "R").await.is_none() {
-        assert!(started.elapsed() < HELD, "R was never applied in memory");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_applied(&server, "R", HELD).await;
     let compact = bounded(server.client.post(server.url("/compact")), "/compact").await;
     assert_eq!(compact.status, 200, "{}", compact.body);
     assert_eq!(compact.body["status"], "compaction_started");
@@ -442,11 +434,7 @@ async fn a_compaction_that_waits_too_long_for_a_write_gives_up_and_loses_nothing
     let form = format!("batch-stalls:{}", OUTLASTS_THE_SETTLE_WAIT.as_millis());
     let (dir, mut server) = start_with_fault(&form, "always");
     let (data, trigger) = (dir.path().join("data"), dir.path().join("fault"));
-    let mut acked = Vec::new();
-    for i in 0..3 {
-        server.set(Some("t"), &format!("acked{i}"), json!(i)).await;
-        acked.push((format!("acked{i}"), json!(i)));
-    }
+    let mut acked = write_acknowledged(&server).await;
 
     // R's batch is held; R is applied in memory at once. Only R's batch:
     // the fault is lifted as soon as R is seen.
@@ -457,14 +445,7 @@ async fn a_compaction_that_waits_too_long_for_a_write_gives_up_and_loses_nothing
         set(&server, "R", json!("slow")),
         "R",
     ));
-    let started = Instant::now();
-    while server.value(Some("t"), "R").await.is_none() {
-        assert!(
-            started.elapsed() < ANSWER_BOUND,
-            "R was never applied in memory"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_applied(&server, "R", ANSWER_BOUND).await;
     std::fs::remove_file(&trigger).unwrap();
     let compact = bounded(server.client.post(server.url("/compact")), "/compact").await;
     assert_eq!(compact.status, 200, "{}", compact.body);
@@ -507,6 +488,29 @@ async fn a_compaction_that_waits_too_long_for_a_write_gives_up_and_loses_nothing
     let server = Server::start_in(&data, &[]);
     assert_kept_exactly(&server, &acked, &[]).await;
     assert_eq!(server.total_keys().await, acked.len() as u64);
+}
+
+/// Three acknowledged writes, `acked0` to `acked2` in namespace `t`.
+async fn write_acknowledged(server: &Server) -> Vec<(String, Value)> {
+    let mut acked = Vec::new();
+    for i in 0..3 {
+        server.set(Some("t"), &format!("acked{i}"), json!(i)).await;
+        acked.push((format!("acked{i}"), json!(i)));
+    }
+    acked
+}
+
+/// Waits until `key` of namespace `t` is read back (applied in memory),
+/// failing the test after `bound`.
+async fn until_applied(server: &Server, key: &str, bound: Duration) {
+    let started = Instant::now();
+    while server.value(Some("t"), key).await.is_none() {
+        assert!(
+            started.elapsed() < bound,
+            "{key} was never applied in memory"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// `/health`'s answer.

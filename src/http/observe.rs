@@ -256,6 +256,12 @@ impl RouteStats {
         })
     }
 
+    /// A counter of every stripe, summed.
+    fn sum(&self, counter: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
+        let stripes = self.stripes.iter();
+        stripes.map(|stripe| counter(stripe).load(Relaxed)).sum()
+    }
+
     /// The latency histogram of every stripe, merged.
     pub fn latency(&self) -> HistogramSnapshot {
         let mut merged = HistogramSnapshot::default();
@@ -268,18 +274,17 @@ impl RouteStats {
     /// `(method, status, count)` for every pair seen; `status` is `None`
     /// for the overflow count.
     pub fn requests(&self) -> Vec<(&'static str, Option<u16>, u64)> {
-        let sum = |count: &dyn Fn(&Stripe) -> u64| self.stripes.iter().map(|s| count(s)).sum();
         let mut out: Vec<_> = (0..PAIRS)
             .filter_map(|i| {
                 let key = self.pair_keys[i].load(Relaxed);
                 (key != 0).then(|| {
                     let method = METHODS[(key >> 16) as usize - 1];
-                    let count = sum(&|s| s.pair_counts[i].load(Relaxed));
+                    let count = self.sum(|s| &s.pair_counts[i]);
                     (method, Some(key as u16), count)
                 })
             })
             .collect();
-        let other = sum(&|s| s.other.load(Relaxed));
+        let other = self.sum(|s| &s.other);
         if other > 0 {
             out.push(("OTHER", None, other));
         }

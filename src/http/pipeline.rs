@@ -74,6 +74,11 @@ impl Service {
     pub fn context(&self) -> &HandlerContext {
         &self.0.ctx
     }
+
+    /// What one connection calls for each of its requests.
+    pub fn for_connection(&self) -> ConnectionService {
+        ConnectionService(Arc::new(self.clone()))
+    }
 }
 
 /// The pipeline as one connection serves it ([`Service::for_connection`]).
@@ -86,13 +91,6 @@ impl Service {
 /// connection (docs/BENCHMARKS.md, "Cache lines every core wrote").
 #[derive(Clone)]
 pub struct ConnectionService(Arc<Service>);
-
-impl Service {
-    /// What one connection calls for each of its requests.
-    pub fn for_connection(&self) -> ConnectionService {
-        ConnectionService(Arc::new(self.clone()))
-    }
-}
 
 impl<B> hyper::service::Service<Request<B>> for ConnectionService
 where

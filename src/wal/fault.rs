@@ -54,10 +54,12 @@
 //! the failed write could still copy those records (see `fail` in
 //! [`super::writer`]). The same as the form above otherwise.
 //!
-//! `batch-stalls`: while `PATH` exists, the writer thread holds each batch
-//! it has taken for `MS` milliseconds, holding no lock, then writes it as
-//! usual: a disk so slow that a compaction's wait for the writes it copied
-//! runs out (see the settle wait in [`super::compaction`]).
+//! `batch-stalls`: the first batch the writer thread takes while `PATH`
+//! exists, it holds for `MS` milliseconds, holding no lock, then writes it
+//! as usual: a disk so slow that a compaction's wait for the writes it
+//! copied runs out (see the settle wait in [`super::compaction`]). It
+//! removes `PATH` as the stall begins, so that a test knows which batch
+//! is held (the one in flight when `PATH` disappears) and no other is.
 //!
 //! Why a hook rather than a real thread limit or a failing disk: a pids
 //! cgroup or `RLIMIT_NPROC` cannot be set reliably in CI (root ignores the
@@ -170,7 +172,7 @@ impl Fault {
     /// `batch-stalls` one is, sleeps.
     pub fn stall_batch(&self) -> std::io::Result<()> {
         let failure = match self.kind {
-            Kind::StallBatch(stall) if self.due() => {
+            Kind::StallBatch(stall) if self.due() && self.consume_trigger() => {
                 std::thread::sleep(stall);
                 return Ok(());
             }
@@ -201,6 +203,11 @@ impl Fault {
         {
             std::thread::sleep(stall);
         }
+    }
+
+    /// Removes `PATH`: whether this call did (a one-shot fault strikes once).
+    fn consume_trigger(&self) -> bool {
+        std::fs::remove_file(&self.while_exists).is_ok()
     }
 
     /// Counts an attempt; whether the fault strikes at it.

@@ -18,7 +18,8 @@ One PyKV server (`--fsync everysec` unless --fsync says otherwise, keys
 preloaded) and one ceiling run
 throughout; each measurement is --duration seconds after --warmup seconds
 of the same load, with --threads generator threads (two, as compare.py's
-paced runs, so that one stalled core holds only half the connections).
+paced runs, so that one stalled core holds only half the connections), and
+--workers server workers for both servers, as the other scripts.
 """
 
 import argparse
@@ -36,6 +37,7 @@ def parse_args():
     p.add_argument("--duration", type=float, default=3)
     p.add_argument("--warmup", type=float, default=1)
     p.add_argument("--threads", type=int, default=2)
+    benchlib.add_workers_argument(p)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--keyspace", type=int, default=100_000)
     p.add_argument("--value-size", type=int, default=32)
@@ -58,7 +60,9 @@ def main():
     args = parse_args()
     benchlib.check_binary(args.binary)
     pairs = []
-    with benchlib.pykv(args.binary, args.fsync) as server, benchlib.ceiling(args.binary, args.value_size) as ceiling:
+    with benchlib.pykv(args.binary, args.fsync, args.workers) as server, benchlib.ceiling(
+        args.binary, args.value_size, workers=args.workers
+    ) as ceiling:
         benchlib.bench(
             args.binary, server.url, "--op", "set", "--preload", "-n", 1,
             "--keyspace", args.keyspace, "--value-size", args.value_size,

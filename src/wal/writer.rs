@@ -23,14 +23,15 @@
 //! moment a sync ends makes the batches small: with 32 clients, four to six
 //! records a sync, ten thousand syncs a second, each one waking the
 //! worker, the clients and the writer for a few requests. So after a synced
-//! batch of at least [`GATHER_MIN`] records (concurrent writers, whose next
-//! records are on their way), the writer waits until as many records are
-//! queued again, or [`GATHER_WAIT`] has passed, before it takes the next
-//! batch; the append that queues the last of them wakes it (one wake per
+//! batch of at least [`GATHER_FROM`] records (concurrent writers, whose
+//! next records are on their way), the writer waits until as many records
+//! are queued again, or [`GATHER_WAIT`] has passed, before it takes the
+//! next batch, and goes on so while its batches hold [`GATHER_WHILE`] or
+//! more; the append that queues the last of them wakes it (one wake per
 //! batch, not per record). Batches grew to about twenty records and SETs a
-//! second by 30 to 50 % with 32 clients (docs/BENCHMARKS.md). A lone
-//! writer, whose batches are single records, never waits; the wait only
-//! delays the next batch, never the acknowledgement of a synced one.
+//! second by 30 to 50 % with 32 clients (docs/BENCHMARKS.md). A few
+//! writers, whose batches stay small, never wait for each other; the wait
+//! only delays the next batch, never the acknowledgement of a synced one.
 //!
 //! Failure (a full disk): the batch is cut back out of the file, new
 //! appends are refused at once (so their handlers answer 503 and memory
@@ -139,9 +140,13 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 const PROBE_BYTES: usize = 64 * 1024;
 /// Failed LSN ranges remembered for waiters that wake late.
 const FAILURES_KEPT: usize = 1024;
-/// Under `always`, the smallest synced batch after which the writer gathers
-/// the next one: four records show writers enough to wait for.
-const GATHER_MIN: usize = 4;
+/// Under `always`, the smallest synced batch after which the writer begins
+/// to gather the next ones: eight records show writers enough to wait for
+/// (with four clients, waiting for all four cost 8 % of their SETs).
+const GATHER_FROM: usize = 8;
+/// Once gathering, the smallest synced batch after which it goes on (a
+/// gather that timed out short of its target leaves a smaller batch).
+const GATHER_WHILE: usize = 4;
 /// Under `always`, the longest the writer waits to gather a batch.
 const GATHER_WAIT: Duration = Duration::from_micros(200);
 /// How far ahead of its records the log is zero-filled under `always`.
@@ -632,6 +637,7 @@ impl WriterState {
     /// Takes what is buffered and writes it, batch after batch, until
     /// shutdown. The batch stays in `in_flight` until it is settled.
     fn write_loop(&self, in_flight: &mut InFlight) {
+        let mut gathering = false;
         while let Some(last) = self.take_batch(in_flight) {
             let result = self.write_batch(&in_flight.bytes);
             in_flight.bytes.clear();
@@ -646,7 +652,7 @@ impl WriterState {
                         .fetch_add(records as u64, Ordering::Relaxed);
                     undos.into_iter().for_each(Undo::discard);
                     if self.policy == FsyncPolicy::Always {
-                        self.gather(records);
+                        gathering = self.gather(records, gathering);
                     }
                 }
                 Err(e) => {
@@ -688,12 +694,15 @@ impl WriterState {
     }
 
     /// After a synced batch of `last_batch` records under `always`: when
-    /// it was big enough to show concurrent writers, waits until as many
+    /// it was big enough to show concurrent writers ([`GATHER_FROM`], or
+    /// [`GATHER_WHILE`] when `gathering` already), waits until as many
     /// records are queued again, or [`GATHER_WAIT`] has passed, before the
-    /// next batch is taken ("Gathering a batch" above).
-    fn gather(&self, last_batch: usize) {
-        if last_batch < GATHER_MIN {
-            return;
+    /// next batch is taken ("Gathering a batch" above). Whether it
+    /// gathered.
+    fn gather(&self, last_batch: usize, gathering: bool) -> bool {
+        let enough = if gathering { GATHER_WHILE } else { GATHER_FROM };
+        if last_batch < enough {
+            return false;
         }
         let deadline = Instant::now() + GATHER_WAIT;
         let mut pending = lock(&self.pending);
@@ -711,6 +720,7 @@ impl WriterState {
             };
         }
         pending.gather_until = None;
+        true
     }
 
     /// Writes one batch, syncing it under `always`; on error the file is

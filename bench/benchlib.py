@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def default_binary():
@@ -64,6 +65,19 @@ class Process:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def cpu_times(stat_path):
+    """(command name, user seconds, system seconds) from a /proc `stat`
+    file: /proc/PID/stat for a process, /proc/PID/task/TID/stat for a
+    thread."""
+    with open(stat_path) as f:
+        stat = f.read()
+    # The command name may hold spaces and parentheses: it runs from the
+    # first '(' to the last ')', and the fields are counted after it.
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat.rsplit(")", 1)[1].split()
+    return name, int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def workers_flag(workers):

@@ -19,22 +19,15 @@ the throughput ratios of compare.py.
 """
 
 import argparse
-import os
 import statistics
 
 import benchlib
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
 def cpu_seconds(pid, user_only=False):
     """User + system time of a process (user time alone with `user_only`),
     in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        # The command name may hold spaces: count fields after its ')'.
-        fields = f.read().rsplit(")", 1)[1].split()
-    system = 0 if user_only else int(fields[12])
-    return (int(fields[11]) + system) / CLOCK_TICKS
+    _, user, system = benchlib.cpu_times(f"/proc/{pid}/stat")
+    return user if user_only else user + system
 
 
 def one_run(args, binary, ceiling=False):

@@ -28,21 +28,16 @@ import urllib.request
 
 import benchlib
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
 
 def thread_cpu(pid):
     """{thread name: user + system seconds}, summed over threads of a name."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                stat = f.read()
+            name, user, system = benchlib.cpu_times(f"/proc/{pid}/task/{tid}/stat")
         except OSError:
             continue  # the thread ended
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat.rsplit(")", 1)[1].split()
-        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        out[name] = out.get(name, 0) + user + system
     return out
 
 

@@ -446,14 +446,8 @@ async fn a_compaction_that_waits_too_long_for_a_write_gives_up_and_loses_nothing
         "R",
     ));
     until_applied(&server, "R", ANSWER_BOUND).await;
-    let started = Instant::now();
-    while trigger.exists() {
-        assert!(
-            started.elapsed() < ANSWER_BOUND,
-            "the writer never took R's batch"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let taken = async || !trigger.exists();
+    until(ANSWER_BOUND, "the writer never took R's batch", taken).await;
     let compact = bounded(server.client.post(server.url("/compact")), "/compact").await;
     assert_eq!(compact.status, 200, "{}", compact.body);
 
@@ -476,14 +470,13 @@ async fn a_compaction_that_waits_too_long_for_a_write_gives_up_and_loses_nothing
     // Nothing is left unsettled: a new compaction completes.
     let compact = bounded(server.client.post(server.url("/compact")), "/compact").await;
     assert_eq!(compact.status, 200, "{}", compact.body);
-    let started = Instant::now();
-    while last_compaction(&server).await.is_null() {
-        assert!(
-            started.elapsed() < RECOVERY_BOUND,
-            "the second compaction never completed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let completed = async || !last_compaction(&server).await.is_null();
+    until(
+        RECOVERY_BOUND,
+        "the second compaction never completed",
+        completed,
+    )
+    .await;
 
     server.kill();
     let log = server.take_stderr();
@@ -510,12 +503,20 @@ async fn write_acknowledged(server: &Server) -> Vec<(String, Value)> {
 /// Waits until `key` of namespace `t` is read back (applied in memory),
 /// failing the test after `bound`.
 async fn until_applied(server: &Server, key: &str, bound: Duration) {
+    let applied = async || server.value(Some("t"), key).await.is_some();
+    until(
+        bound,
+        &format!("{key} was never applied in memory"),
+        applied,
+    )
+    .await;
+}
+
+/// Polls `done` until it holds, failing the test with `what` after `bound`.
+async fn until(bound: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
-    while server.value(Some("t"), key).await.is_none() {
-        assert!(
-            started.elapsed() < bound,
-            "{key} was never applied in memory"
-        );
+    while !done().await {
+        assert!(started.elapsed() < bound, "{what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
